@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine (as root) for lblab/lbreport: Debian packages
+# (tshark, the lab's servers), a virtualenv in .venv with lbreport installed.
+# Idempotent: safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for cmd_pkg in tshark:tshark dumpcap:tshark nginx:nginx haproxy:haproxy apache2:apache2 \
+               ab:apache2-utils ip:iproute2 curl:curl pkill:procps; do
+    cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg##*:}
+    if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then
+        need_apt+=("$pkg")
+    fi
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${need_apt[*]}" >&2
+    apt-get update -q >/dev/null
+    # tshark asks a debconf question (non-root capture) unless non-interactive.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
+fi
+# Debian starts the servers it installs where an init system runs; the lab starts
+# its own copies inside network namespaces, so stop any host-wide ones.
+for svc in nginx apache2 haproxy; do
+    service "$svc" stop >/dev/null 2>&1 || true
+done
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv 2>/dev/null || {
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+        python3 -m venv .venv
+    }
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "setup: ready ($(tshark --version | head -1))" >&2
