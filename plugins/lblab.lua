@@ -1,0 +1,1140 @@
+-- lblab.lua: a Wireshark postdissector that explains a load-balanced web farm.
+--
+-- For every packet it adds the roles of both ends (client, M3, M1, M2, ... any
+-- number of backends), the index of the HTTP request the packet belongs to, its
+-- lifecycle step, its leg and the backend that served the request, with the
+-- evidence for that backend. Works on Wireshark 4.0 (Lua 5.2) and 4.4+ (Lua 5.4).
+--
+-- Field contract (docs/fields.md in the repository; add, never rename):
+--   lblab.src_role lblab.dst_role lblab.req lblab.step lblab.leg lblab.flags
+--   lblab.backend lblab.backend_evidence lblab.conn lblab.client lblab.method
+--   lblab.uri lblab.status lblab.marker lblab.arp_target lblab.role_def
+--
+-- Steps:
+--   front: SYN SYN/ACK ACK request data response ACK-resp FIN-client FIN-M3 last-ACK RST
+--   back:  up-SYN up-SYN/ACK up-ACK up-request up-data up-response up-ACK-resp
+--          up-FIN-M3 up-FIN-backend up-last-ACK up-RST
+--   arp:   ARP-who-has ARP-reply ND-solicit ND-advert
+-- Backend evidence: back-leg, marker, arp, none.
+--
+-- How labels are made (design.md, "Labels that need the future"):
+--   * On a frame's first visit the plugin records compact facts (integers in
+--     arrays, one small record per connection, HTTP request and ARP) and labels
+--     the frame from what it knows so far (single-pass tshark sees these).
+--   * When a frame is shown again (tshark -2, the GUI), the plugin first
+--     "resolves" once: infers roles, numbers the requests, links back-leg
+--     requests, ARPs and failed upstream connections to front requests, and
+--     caches each frame's request index. Labels then come from those tables,
+--     so they never depend on the order in which frames are re-visited.
+
+local VERSION = "0.1.0"
+
+if set_plugin_info then
+    set_plugin_info({
+        version = VERSION,
+        description = "Labels client/M3/backend roles, request index and lifecycle step of a load-balanced HTTP farm",
+        repository = "lblab (plugins/lblab.lua)",
+    })
+end
+
+local lblab = Proto("lblab", "Load-balancer lab (lblab)")
+
+------------------------------------------------------------------------------
+-- Fields
+------------------------------------------------------------------------------
+local pf = {
+    src_role = ProtoField.string("lblab.src_role", "Source role"),
+    dst_role = ProtoField.string("lblab.dst_role", "Destination role"),
+    req = ProtoField.uint32("lblab.req", "Request index"),
+    step = ProtoField.string("lblab.step", "Lifecycle step"),
+    leg = ProtoField.string("lblab.leg", "Leg"),
+    flags = ProtoField.string("lblab.flags", "TCP findings"),
+    backend = ProtoField.string("lblab.backend", "Backend that served the request"),
+    backend_evidence = ProtoField.string("lblab.backend_evidence", "Backend evidence"),
+    conn = ProtoField.uint32("lblab.conn", "Connection index (tcp.stream)"),
+    client = ProtoField.string("lblab.client", "Client of the request"),
+    method = ProtoField.string("lblab.method", "HTTP method"),
+    uri = ProtoField.string("lblab.uri", "HTTP URI"),
+    status = ProtoField.uint16("lblab.status", "HTTP status"),
+    marker = ProtoField.string("lblab.marker", "Backend named by a response marker"),
+    arp_target = ProtoField.string("lblab.arp_target", "Role whose address is asked for"),
+    role_def = ProtoField.string("lblab.role_def", "Role address (first seen here)"),
+}
+lblab.fields = {
+    pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
+    pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
+    pf.marker, pf.arp_target, pf.role_def,
+}
+
+local ex = {
+    orphan = ProtoExpert.new("lblab.expert.orphan_backleg", "Back-leg connection serving no client request",
+        expert.group.SEQUENCE, expert.severity.WARN),
+    no_response = ProtoExpert.new("lblab.expert.no_response", "Request without a response",
+        expert.group.SEQUENCE, expert.severity.WARN),
+    rst = ProtoExpert.new("lblab.expert.rst", "Connection reset (RST)",
+        expert.group.SEQUENCE, expert.severity.WARN),
+    balancer_5xx = ProtoExpert.new("lblab.expert.balancer_5xx", "5xx answered by the balancer",
+        expert.group.RESPONSE_CODE, expert.severity.ERROR),
+    failover = ProtoExpert.new("lblab.expert.failover", "Failover: the balancer tried another backend",
+        expert.group.SEQUENCE, expert.severity.NOTE),
+}
+lblab.experts = { ex.orphan, ex.no_response, ex.rst, ex.balancer_5xx, ex.failover }
+
+------------------------------------------------------------------------------
+-- Preferences (real values arrive through prefs_changed)
+------------------------------------------------------------------------------
+lblab.prefs.balancer = Pref.string("Balancer (M3) address(es)", "",
+    "Comma-separated addresses of the load balancer. Empty: inferred from the traffic.")
+lblab.prefs.backends = Pref.string("Backends", "",
+    "Comma-separated ROLE=address pairs, e.g. M1=192.168.56.101,M2=192.168.56.102. Empty: inferred.")
+lblab.prefs.clients = Pref.string("Clients", "",
+    "Comma-separated client addresses (hosts talking HTTP to M3 are clients anyway).")
+lblab.prefs.ports = Pref.string("HTTP port(s)", "80",
+    "Comma-separated TCP ports the balancer and backends serve HTTP on.")
+lblab.prefs.markers = Pref.string("Response markers", "",
+    "Semicolon-separated ROLE=text pairs: a response containing text was served by ROLE, "
+    .. "e.g. M1=Soy la máquina 1;M2=Soy la máquina 2. 'Soy la máquina N' is always recognised.")
+
+------------------------------------------------------------------------------
+-- Extractors (file scope: Field.new is only allowed at load time)
+------------------------------------------------------------------------------
+local f_tcp_stream = Field.new("tcp.stream")
+local f_tcp_flags = Field.new("tcp.flags")
+local f_tcp_len = Field.new("tcp.len")
+local f_tcp_analysis = Field.new("tcp.analysis.flags")
+local f_retrans = Field.new("tcp.analysis.retransmission")
+local f_fast_retrans = Field.new("tcp.analysis.fast_retransmission")
+local f_dup_ack = Field.new("tcp.analysis.duplicate_ack")
+local f_out_of_order = Field.new("tcp.analysis.out_of_order")
+local f_zero_window = Field.new("tcp.analysis.zero_window")
+local f_keep_alive = Field.new("tcp.analysis.keep_alive")
+local f_http_method = Field.new("http.request.method")
+local f_http_uri = Field.new("http.request.uri")
+local f_http_code = Field.new("http.response.code")
+local f_http_xff = Field.new("http.x_forwarded_for")
+local f_http_req_line = Field.new("http.request.line")
+local f_http_resp_line = Field.new("http.response.line")
+local f_http_file_data = Field.new("http.file_data")
+local f_arp_opcode = Field.new("arp.opcode")
+local f_arp_src = Field.new("arp.src.proto_ipv4")
+local f_arp_dst = Field.new("arp.dst.proto_ipv4")
+local f_icmpv6_type = Field.new("icmpv6.type")
+local f_nd_ns_target = Field.new("icmpv6.nd.ns.target_address")
+local f_nd_na_target = Field.new("icmpv6.nd.na.target_address")
+local f_eth_src = Field.new("eth.src")
+local f_eth_dst_group = Field.new("eth.dst.ig")
+local f_ip_src = Field.new("ip.src")
+local f_ip_dst = Field.new("ip.dst")
+local f_ipv6_src = Field.new("ipv6.src")
+local f_ipv6_dst = Field.new("ipv6.dst")
+
+------------------------------------------------------------------------------
+-- Small helpers (no bit operators: they differ between Lua 5.2 and 5.4)
+------------------------------------------------------------------------------
+local floor = math.floor
+local tostring, tonumber, pairs, ipairs = tostring, tonumber, pairs, ipairs
+local sfind, sformat, smatch, sgsub, slower = string.find, string.format, string.match, string.gsub, string.lower
+local tinsert, tsort, tconcat = table.insert, table.sort, table.concat
+
+local function has_bit(value, bit)
+    return floor(value / bit) % 2 == 1
+end
+
+local TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 1, 2, 4, 16
+
+-- TCP analysis findings, stored per frame as a sum of these bits.
+local FL_RETRANS, FL_DUP_ACK, FL_OOO, FL_ZERO_WIN, FL_KEEPALIVE = 1, 2, 4, 8, 16
+local FLAG_NAMES = {
+    { FL_RETRANS, "retrans" }, { FL_DUP_ACK, "dup-ack" }, { FL_OOO, "out-of-order" },
+    { FL_ZERO_WIN, "zero-window" }, { FL_KEEPALIVE, "keep-alive" },
+}
+
+-- Generic TCP steps, relative to the connection's initiator (A) and responder (B).
+local S_SYN, S_SYNACK, S_ACK, S_REQUEST, S_DATA, S_RESPONSE = 1, 2, 3, 4, 5, 6
+local S_ACK_RESP, S_FIN_A, S_FIN_B, S_LAST_ACK, S_RST = 7, 8, 9, 10, 11
+-- ARP / neighbour discovery steps.
+local S_ARP_REQ, S_ARP_REPLY, S_ND_SOL, S_ND_ADV = 21, 22, 23, 24
+
+local FRONT_STEP = {
+    [S_SYN] = "SYN", [S_SYNACK] = "SYN/ACK", [S_ACK] = "ACK", [S_REQUEST] = "request",
+    [S_DATA] = "data", [S_RESPONSE] = "response", [S_ACK_RESP] = "ACK-resp",
+    [S_FIN_A] = "FIN-client", [S_FIN_B] = "FIN-M3", [S_LAST_ACK] = "last-ACK", [S_RST] = "RST",
+}
+local BACK_STEP = {
+    [S_SYN] = "up-SYN", [S_SYNACK] = "up-SYN/ACK", [S_ACK] = "up-ACK", [S_REQUEST] = "up-request",
+    [S_DATA] = "up-data", [S_RESPONSE] = "up-response", [S_ACK_RESP] = "up-ACK-resp",
+    [S_FIN_A] = "up-FIN-M3", [S_FIN_B] = "up-FIN-backend", [S_LAST_ACK] = "up-last-ACK",
+    [S_RST] = "up-RST",
+}
+local ARP_STEP = {
+    [S_ARP_REQ] = "ARP-who-has", [S_ARP_REPLY] = "ARP-reply",
+    [S_ND_SOL] = "ND-solicit", [S_ND_ADV] = "ND-advert",
+}
+
+local LEG_NONE, LEG_FRONT, LEG_BACK = 0, 1, 2
+
+local EV_NONE, EV_ARP, EV_MARKER, EV_BACKLEG = 0, 1, 2, 3
+local EVIDENCE_NAME = { [EV_NONE] = "none", [EV_ARP] = "arp", [EV_MARKER] = "marker", [EV_BACKLEG] = "back-leg" }
+
+local function trim(s)
+    return (sgsub(s, "^%s*(.-)%s*$", "%1"))
+end
+
+local function split(s, sep_class)
+    local out = {}
+    for item in string.gmatch(s or "", "[^" .. sep_class .. "]+") do
+        item = trim(item)
+        if item ~= "" then tinsert(out, item) end
+    end
+    return out
+end
+
+-- A sort key that orders addresses numerically: IPv4 octets and IPv6 groups
+-- zero-padded, so "M1, M2, ..." follow address order like a person expects.
+local function address_key(addr)
+    if sfind(addr, ":", 1, true) then
+        local head, tail = smatch(addr, "^(.-)::(.*)$")
+        local groups = {}
+        if head then
+            local left, right = split(head, ":"), split(tail, ":")
+            for _, g in ipairs(left) do tinsert(groups, g) end
+            for _ = 1, 8 - #left - #right do tinsert(groups, "0") end
+            for _, g in ipairs(right) do tinsert(groups, g) end
+        else
+            groups = split(addr, ":")
+        end
+        for i, g in ipairs(groups) do groups[i] = sformat("%4s", slower(g)):gsub(" ", "0") end
+        return "6" .. tconcat(groups, ":")
+    end
+    local a, b, c, d = smatch(addr, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    if a then return sformat("4%03d.%03d.%03d.%03d", a, b, c, d) end
+    return "9" .. addr
+end
+
+local function endpoint(addr, port)
+    if sfind(addr, ":", 1, true) then return "[" .. addr .. "]:" .. port end
+    return addr .. ":" .. port
+end
+
+------------------------------------------------------------------------------
+-- Configuration, parsed from the preferences
+------------------------------------------------------------------------------
+local cfg = {}
+
+local function parse_prefs()
+    local p = lblab.prefs
+    cfg = { balancer = {}, backends = {}, clients = {}, ports = {}, markers = {}, configured = false }
+    for _, addr in ipairs(split(p.balancer, ",; ")) do
+        cfg.balancer[slower(addr)] = true
+        cfg.configured = true
+    end
+    for _, pair in ipairs(split(p.backends, ",; ")) do
+        local role, addr = smatch(pair, "^([^=]+)=(.+)$")
+        if role then
+            cfg.backends[slower(trim(addr))] = trim(role)
+            cfg.configured = true
+        end
+    end
+    for _, addr in ipairs(split(p.clients, ",; ")) do cfg.clients[slower(addr)] = true end
+    for _, port in ipairs(split(p.ports, ",; ")) do
+        local n = tonumber(port)
+        if n then cfg.ports[n] = true end
+    end
+    for _, pair in ipairs(split(p.markers, ";")) do
+        local role, text = smatch(pair, "^([^=]+)=(.+)$")
+        if role then tinsert(cfg.markers, { trim(role), text }) end
+    end
+end
+
+------------------------------------------------------------------------------
+-- Per-capture state. Reset in init and prefs_changed.
+------------------------------------------------------------------------------
+-- Frames: parallel integer arrays indexed by frame number.
+local fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req, fr_pred
+-- Connections: parallel arrays indexed by tcp.stream + 1.
+local c_a, c_b, c_aport, c_bport, c_t0, c_first_frame
+local c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp
+local c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred
+local nconn_max
+-- HTTP requests (front and back leg), in frame order.
+local h_conn, h_frame, h_time, h_method, h_uri, h_xff, h_resp_frame, h_resp_time
+local h_status, h_marker, h_next, h_fidx, h_link, h_backlink, h_arp_backend, h_fail
+local nh
+-- ARP and neighbour-discovery records.
+local a_frame, a_time, a_asker, a_subject, a_kind, a_front
+local na
+-- Hosts and host pairs (small).
+local host_first_frame, host_mac, pairs_seen, marker_tally
+-- Derived state.
+local role_of, mac_role, role_addr_defs, roles_dirty, resolved_gen, record_gen
+local front_count, pending_front_conns, last_open_front, has_front
+local frame_defs
+
+local function reset_state()
+    fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req, fr_pred = {}, {}, {}, {}, {}, {}, {}
+    c_a, c_b, c_aport, c_bport, c_t0, c_first_frame = {}, {}, {}, {}, {}, {}
+    c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp = {}, {}, {}, {}, {}, {}, {}
+    c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred = {}, {}, {}, {}, {}, {}
+    nconn_max = 0
+    h_conn, h_frame, h_time, h_method, h_uri, h_xff = {}, {}, {}, {}, {}, {}
+    h_resp_frame, h_resp_time, h_status, h_marker, h_next = {}, {}, {}, {}, {}
+    h_fidx, h_link, h_backlink, h_arp_backend, h_fail = {}, {}, {}, {}, {}
+    nh = 0
+    a_frame, a_time, a_asker, a_subject, a_kind, a_front = {}, {}, {}, {}, {}, {}
+    na = 0
+    host_first_frame, host_mac, pairs_seen, marker_tally = {}, {}, {}, {}
+    role_of, mac_role, role_addr_defs = {}, {}, {}
+    roles_dirty, resolved_gen, record_gen = true, -1, 0
+    front_count, pending_front_conns, last_open_front, has_front = 0, 0, 0, false
+    frame_defs = {}
+end
+
+reset_state()
+parse_prefs()
+
+------------------------------------------------------------------------------
+-- Role inference
+------------------------------------------------------------------------------
+local function note_host(addr, frame, mac)
+    if not host_first_frame[addr] then
+        host_first_frame[addr] = frame
+        roles_dirty = true
+    end
+    if mac and not host_mac[addr] then host_mac[addr] = mac end
+end
+
+local function note_pair(a, b, is_http, xff)
+    local key = a .. "|" .. b
+    local p = pairs_seen[key]
+    if not p then
+        p = { a = a, b = b, http = false, xff = false, conns = 0 }
+        pairs_seen[key] = p
+        roles_dirty = true
+    end
+    if is_http and not p.http then p.http = true; roles_dirty = true end
+    if xff and not p.xff then p.xff = true; roles_dirty = true end
+    return p
+end
+
+local function is_balancer_role(role) return role == "M3" end
+
+-- Which backend role the responses from an address name most often.
+local function marker_role_for(addr)
+    local tally = marker_tally[addr]
+    if not tally then return nil end
+    local best, best_n = nil, 0
+    for role, n in pairs(tally) do
+        if n > best_n or (n == best_n and best and role < best) then best, best_n = role, n end
+    end
+    return best
+end
+
+local function infer_roles()
+    local roles = {}
+    local inbound, outbound, xff_into = {}, {}, {}
+    for _, p in pairs(pairs_seen) do
+        if p.http then
+            inbound[p.b] = inbound[p.b] or {}
+            inbound[p.b][p.a] = true
+            outbound[p.a] = outbound[p.a] or {}
+            outbound[p.a][p.b] = true
+            if p.xff then xff_into[p.b] = true end
+        end
+    end
+    local function count(t) local n = 0; for _ in pairs(t or {}) do n = n + 1 end; return n end
+    local function better(x, best, score, best_score)
+        return best == nil or score > best_score or (score == best_score and address_key(x) < address_key(best))
+    end
+
+    -- 1. The balancer: configured, or the host that receives HTTP from others and
+    --    itself sends HTTP to third hosts.
+    local m3 = {}
+    for addr in pairs(cfg.balancer) do m3[addr] = true end
+    if next(m3) == nil then
+        local best, best_score = nil, -1
+        for x, sources in pairs(inbound) do
+            for y in pairs(outbound[x] or {}) do
+                if not sources[y] then
+                    local score = count(sources)
+                    if better(x, best, score, best_score) then best, best_score = x, score end
+                    break
+                end
+            end
+        end
+        if best then
+            m3[best] = true
+        else
+            -- 2. One visible server. If its requests carry X-Forwarded-For it is a
+            --    backend seen from its own wire, and whoever talks to it is M3;
+            --    otherwise it is the balancer seen from a client.
+            local server, server_score = nil, -1
+            for x, sources in pairs(inbound) do
+                local score = count(sources)
+                if better(x, server, score, server_score) then server, server_score = x, score end
+            end
+            if server and xff_into[server] and not cfg.clients[server] then
+                for a in pairs(inbound[server]) do m3[a] = true end
+            elseif server then
+                m3[server] = true
+            end
+        end
+    end
+    for addr in pairs(m3) do roles[addr] = "M3" end
+
+    -- 3. Backends: configured, HTTP targets of M3, and what M3 asks ARP/ND for.
+    local backend_addrs = {}
+    for addr, role in pairs(cfg.backends) do roles[addr] = role end
+    for addr in pairs(m3) do
+        for y in pairs(outbound[addr] or {}) do
+            if not roles[y] and not cfg.clients[y] and not (inbound[addr] or {})[y] then
+                backend_addrs[y] = true
+            end
+        end
+    end
+    for i = 1, na do
+        local asker, subject = a_asker[i], a_subject[i]
+        if m3[asker] and subject and not roles[subject] and not cfg.clients[subject]
+            and not (inbound[asker] or {})[subject] and a_kind[i] ~= S_ARP_REPLY and a_kind[i] ~= S_ND_ADV then
+            backend_addrs[subject] = true
+        end
+    end
+    -- Name them: by the marker their responses carry, then in address order.
+    local taken, unnamed = {}, {}
+    for _, role in pairs(cfg.backends) do taken[role] = true end
+    for addr in pairs(backend_addrs) do
+        local role = marker_role_for(addr)
+        if role and not taken[role] and role ~= "M3" then
+            roles[addr] = role
+            taken[role] = true
+        else
+            tinsert(unnamed, addr)
+        end
+    end
+    tsort(unnamed, function(x, y) return address_key(x) < address_key(y) end)
+    local n = 0
+    for _, addr in ipairs(unnamed) do
+        repeat n = n + 1 until not taken["M" .. n] and n ~= 3
+        roles[addr] = "M" .. n
+        taken["M" .. n] = true
+    end
+
+    -- 4. Clients: configured ones and every other host that talks HTTP to M3.
+    for addr in pairs(cfg.clients) do roles[addr] = roles[addr] or "client" end
+    for addr in pairs(m3) do
+        for a in pairs(inbound[addr] or {}) do
+            if not roles[a] then roles[a] = "client" end
+        end
+    end
+    -- In a backend's view the clients are only known from X-Forwarded-For.
+    for h = 1, nh do
+        local xff = h_xff[h]
+        if xff and not roles[xff] then roles[xff] = "client" end
+    end
+
+    role_of = roles
+    mac_role = {}
+    for addr, role in pairs(roles) do
+        local mac = host_mac[addr]
+        if mac then mac_role[mac] = role end
+    end
+    roles_dirty = false
+end
+
+local function role(addr)
+    if addr == nil then return nil end
+    local r = role_of[addr]
+    if r == nil and host_mac[addr] then r = mac_role[host_mac[addr]] end
+    return r
+end
+
+-- The leg of a connection under the current roles.
+local function conn_leg(c)
+    local ra, rb = role(c_a[c]), role(c_b[c])
+    if rb == "M3" and ra ~= "M3" then return LEG_FRONT end
+    if ra == "M3" and rb ~= nil and rb ~= "client" and rb ~= "M3" then return LEG_BACK end
+    return LEG_NONE
+end
+
+local function ensure_roles()
+    if roles_dirty then infer_roles() end
+end
+
+------------------------------------------------------------------------------
+-- Recording (first visit of a frame)
+------------------------------------------------------------------------------
+local function first_value(field)
+    local fi = field()
+    if fi == nil then return nil end
+    return fi.value
+end
+
+-- Addresses as text. tostring() of a FieldInfo gives the numeric form even
+-- when the GUI resolves names (tostring of its .value would not).
+local function field_text(field)
+    local fi = field()
+    if fi == nil then return nil end
+    return slower(tostring(fi))
+end
+
+local function net_src()
+    return field_text(f_ip_src) or field_text(f_ipv6_src)
+end
+
+local function net_dst()
+    return field_text(f_ip_dst) or field_text(f_ipv6_dst)
+end
+
+local function tcp_findings()
+    if f_tcp_analysis() == nil then return 0 end
+    local bits = 0
+    if f_retrans() or f_fast_retrans() then bits = bits + FL_RETRANS end
+    if f_dup_ack() then bits = bits + FL_DUP_ACK end
+    if f_out_of_order() then bits = bits + FL_OOO end
+    if f_zero_window() then bits = bits + FL_ZERO_WIN end
+    if f_keep_alive() then bits = bits + FL_KEEPALIVE end
+    return bits
+end
+
+-- The address a client's request came from, as the balancer wrote it in
+-- X-Forwarded-For (last hop) or X-Real-IP.
+local function forwarded_client()
+    local xff = first_value(f_http_xff)
+    if xff then
+        local last = nil
+        for item in string.gmatch(tostring(xff), "[^,%s]+") do last = item end
+        if last then return slower(last) end
+    end
+    for _, fi in ipairs({ f_http_req_line() }) do
+        local v = smatch(tostring(fi.value), "^[Xx]%-[Rr]eal%-[Ii][Pp]:%s*([^%s]+)")
+        if v then return slower(v) end
+    end
+    return nil
+end
+
+local function match_marker()
+    local texts = {}
+    for _, fi in ipairs({ f_http_resp_line() }) do tinsert(texts, tostring(fi.value)) end
+    for _, fi in ipairs({ f_http_file_data() }) do tinsert(texts, tostring(fi.value)) end
+    local blob = tconcat(texts, "\n")
+    for _, m in ipairs(cfg.markers) do
+        if sfind(blob, m[2], 1, true) then return m[1] end
+    end
+    -- The classic lab's page ("Soy la máquina N") names its backend out of the box.
+    local n = smatch(blob, "Soy la m.-quina (%d+)")
+    if n then return "M" .. n end
+    return nil
+end
+
+local function is_http_port(port) return cfg.ports[port] == true end
+
+local function new_conn(c, pinfo, src, dst, flags, frame)
+    local sport, dport = pinfo.src_port, pinfo.dst_port
+    -- The initiator is whoever sent the SYN; mid-stream, whoever talks to the HTTP port.
+    local src_is_a = true
+    if has_bit(flags, TCP_SYN) then
+        src_is_a = not has_bit(flags, TCP_ACK)
+    elseif is_http_port(sport) and not is_http_port(dport) then
+        src_is_a = false
+    end
+    if src_is_a then
+        c_a[c], c_b[c], c_aport[c], c_bport[c] = src, dst, sport, dport
+    else
+        c_a[c], c_b[c], c_aport[c], c_bport[c] = dst, src, dport, sport
+    end
+    c_t0[c], c_first_frame[c] = pinfo.abs_ts, frame
+    c_nreq[c], c_first_h[c], c_last_h[c], c_resp_h[c] = 0, 0, 0, 0
+    c_syn[c], c_synack[c], c_hs_done[c], c_fin_a[c], c_fin_b[c], c_last_ack[c] = 0, 0, 0, 0, 0, 0
+    c_last_dir_resp[c], c_fail_front[c], c_pred[c] = false, 0, 0
+    if c > nconn_max then nconn_max = c end
+    local pair = note_pair(c_a[c], c_b[c], is_http_port(c_bport[c]), false)
+    pair.conns = pair.conns + 1
+    ensure_roles()
+    -- Predict the request index of a new front connection so that a single-pass
+    -- run (no future) can still number its handshake; a resolve corrects it.
+    if conn_leg(c) == LEG_FRONT then
+        pending_front_conns = pending_front_conns + 1
+        c_pred[c] = front_count + pending_front_conns
+    end
+end
+
+local function new_request(c, frame, pinfo, method, uri, xff)
+    nh = nh + 1
+    local h = nh
+    h_conn[h], h_frame[h], h_time[h], h_method[h], h_uri[h], h_xff[h] = c, frame, pinfo.abs_ts, method, uri, xff
+    h_resp_frame[h], h_resp_time[h], h_status[h], h_marker[h], h_next[h] = 0, 0, 0, false, 0
+    h_fidx[h], h_link[h], h_backlink[h], h_arp_backend[h], h_fail[h] = 0, 0, 0, false, false
+    if c_last_h[c] ~= 0 then h_next[c_last_h[c]] = h else c_first_h[c] = h end
+    c_last_h[c] = h
+    if c_resp_h[c] == 0 then c_resp_h[c] = h end
+    c_nreq[c] = c_nreq[c] + 1
+    if xff then
+        note_pair(c_a[c], c_b[c], true, true)
+        note_host(xff, frame, nil)
+    else
+        note_pair(c_a[c], c_b[c], true, false)
+    end
+    return h
+end
+
+-- Provisional numbering and linking on first visit (single pass); resolve()
+-- redoes both with the whole capture.
+local function provisional_request(h)
+    ensure_roles()
+    local c = h_conn[h]
+    local leg = conn_leg(c)
+    if leg == LEG_FRONT then
+        front_count = front_count + 1
+        h_fidx[h] = front_count
+        has_front = true
+        if c_nreq[c] == 1 and c_pred[c] ~= 0 then
+            pending_front_conns = math.max(0, pending_front_conns - 1)
+        end
+        last_open_front = h
+    elseif leg == LEG_BACK then
+        -- Earliest front request with the same method and URI still unlinked.
+        local f = last_open_front
+        local best = 0
+        local scanned = 0
+        while f > 0 and scanned < 64 do
+            if h_fidx[f] > 0 and h_link[f] == 0 and h_method[f] == h_method[h] and h_uri[f] == h_uri[h] then best = f end
+            f = f - 1
+            scanned = scanned + 1
+        end
+        h_fidx[h] = -1
+        if best > 0 then
+            h_link[best], h_backlink[h] = h, best
+        elseif not has_front then
+            front_count = front_count + 1
+            h_fidx[h] = front_count
+        end
+    end
+end
+
+local function record_tcp(frame, pinfo, stream)
+    local c = stream + 1
+    local flags = first_value(f_tcp_flags) or 0
+    local from_a
+    if c_a[c] == nil then
+        local src, dst = net_src(), net_dst()
+        if src == nil or dst == nil then return end
+        new_conn(c, pinfo, src, dst, flags, frame)
+        note_host(src, frame, field_text(f_eth_src))
+        note_host(dst, frame, nil)
+        from_a = src == c_a[c]
+    else
+        from_a = pinfo.src_port == c_aport[c]
+        if c_aport[c] == c_bport[c] then from_a = net_src() == c_a[c] end
+    end
+    -- Learn each end's MAC (for roles of link-local ND frames) once.
+    local me = from_a and c_a[c] or c_b[c]
+    if host_mac[me] == nil then
+        local mac = field_text(f_eth_src)
+        if mac then host_mac[me] = mac; roles_dirty = true end
+    end
+    local len = first_value(f_tcp_len) or 0
+    local findings = tcp_findings()
+    local step, h = S_ACK, c_last_h[c]
+
+    local method, code = nil, nil
+    if len > 0 then
+        method = first_value(f_http_method)
+        if method == nil then code = first_value(f_http_code) end
+    end
+
+    if has_bit(flags, TCP_RST) then
+        step = S_RST
+    elseif has_bit(flags, TCP_SYN) then
+        if has_bit(flags, TCP_ACK) then
+            step = S_SYNACK; c_synack[c] = frame
+        else
+            step = S_SYN; c_syn[c] = frame
+        end
+    end
+
+    if method ~= nil and from_a and findings % 2 == 0 then
+        h = new_request(c, frame, pinfo, tostring(method), tostring(first_value(f_http_uri) or ""), forwarded_client())
+        provisional_request(h)
+        if step == S_ACK then step = S_REQUEST end
+        c_last_dir_resp[c] = false
+    elseif code ~= nil and not from_a and findings % 2 == 0 then
+        h = c_resp_h[c]
+        if h ~= 0 then
+            h_resp_frame[h], h_resp_time[h], h_status[h] = frame, pinfo.abs_ts, tonumber(code) or 0
+            local m = match_marker()
+            if m then
+                h_marker[h] = m
+                local t = marker_tally[c_b[c]] or {}
+                marker_tally[c_b[c]] = t
+                if t[m] == nil then roles_dirty = true end
+                t[m] = (t[m] or 0) + 1
+                if c_b[c] ~= nil then ensure_roles() end
+            end
+            c_resp_h[c] = h_next[h]
+        else
+            h = c_last_h[c]
+        end
+        if step == S_ACK then step = S_RESPONSE end
+        c_last_dir_resp[c] = true
+    elseif len > 0 and step == S_ACK then
+        if not from_a then
+            step = S_DATA
+            if c_resp_h[c] ~= 0 then h = c_resp_h[c] end
+            c_last_dir_resp[c] = true
+        else
+            step = S_DATA
+            c_last_dir_resp[c] = false
+        end
+    end
+
+    if has_bit(flags, TCP_FIN) then
+        if from_a then
+            if c_fin_a[c] == 0 then c_fin_a[c] = frame end
+        elseif c_fin_b[c] == 0 then
+            c_fin_b[c] = frame
+        end
+        if step == S_ACK or step == S_DATA then step = from_a and S_FIN_A or S_FIN_B end
+    elseif step == S_ACK and len == 0 then
+        if c_fin_a[c] ~= 0 and c_fin_b[c] ~= 0 and c_last_ack[c] == 0 then
+            step = S_LAST_ACK; c_last_ack[c] = frame
+        elseif c_synack[c] ~= 0 and c_hs_done[c] == 0 and from_a then
+            c_hs_done[c] = frame
+        elseif from_a and c_last_dir_resp[c] then
+            step = S_ACK_RESP
+        end
+    end
+
+    fr_conn[frame], fr_step[frame], fr_h[frame], fr_flags[frame] = c, step, h, findings
+end
+
+local function record_arp(frame, pinfo)
+    local op = first_value(f_arp_opcode)
+    local sender, target = field_text(f_arp_src), field_text(f_arp_dst)
+    if op == nil or sender == nil or target == nil then return end
+    if sender == target then return end -- gratuitous ARP: announces, asks nobody
+    na = na + 1
+    a_frame[na], a_time[na], a_front[na] = frame, pinfo.abs_ts, 0
+    if op == 1 then
+        a_kind[na], a_asker[na], a_subject[na] = S_ARP_REQ, sender, target
+    else
+        a_kind[na], a_asker[na], a_subject[na] = S_ARP_REPLY, target, sender
+    end
+    note_host(sender, frame, field_text(f_eth_src))
+    roles_dirty = true
+    fr_arp[frame], fr_step[frame] = na, a_kind[na]
+end
+
+local function record_nd(frame, pinfo, icmp_type)
+    local mac = field_text(f_eth_src)
+    local src = net_src()
+    if src == nil then return end
+    na = na + 1
+    a_frame[na], a_time[na], a_front[na] = frame, pinfo.abs_ts, 0
+    if icmp_type == 135 then
+        a_kind[na], a_asker[na], a_subject[na] = S_ND_SOL, src, field_text(f_nd_ns_target)
+    else
+        a_kind[na], a_asker[na], a_subject[na] = S_ND_ADV, net_dst(), field_text(f_nd_na_target) or src
+    end
+    note_host(src, frame, mac)
+    roles_dirty = true
+    fr_arp[frame], fr_step[frame] = na, a_kind[na]
+end
+
+local function record(frame, pinfo)
+    record_gen = record_gen + 1
+    fr_conn[frame], fr_step[frame], fr_h[frame], fr_flags[frame], fr_arp[frame] = 0, 0, 0, 0, 0
+    local stream = first_value(f_tcp_stream)
+    if stream ~= nil then
+        record_tcp(frame, pinfo, stream)
+        return
+    end
+    if first_value(f_arp_opcode) ~= nil then
+        record_arp(frame, pinfo)
+        return
+    end
+    local icmp_type = first_value(f_icmpv6_type)
+    if icmp_type == 135 or icmp_type == 136 then record_nd(frame, pinfo, icmp_type) end
+end
+
+------------------------------------------------------------------------------
+-- Resolving (once, before frames are shown again): links that need the future
+------------------------------------------------------------------------------
+-- The front request a back-leg request h serves: the earliest unlinked front
+-- request with the same method and URI from the forwarded client that arrived
+-- before it and was answered after the backend answered.
+local function link_back_requests(fronts)
+    local head = 1
+    for h = 1, nh do
+        if h_fidx[h] == -1 then -- back-leg request
+            local bt, brt = h_time[h], h_resp_time[h]
+            while head <= #fronts and (h_link[fronts[head]] ~= 0
+                or (h_resp_time[fronts[head]] ~= 0 and h_resp_time[fronts[head]] < bt)) do
+                head = head + 1
+            end
+            local i = head
+            while i <= #fronts do
+                local f = fronts[i]
+                if h_time[f] > bt then break end
+                local frt = h_resp_time[f]
+                if h_link[f] == 0 and h_method[f] == h_method[h] and h_uri[f] == h_uri[h]
+                    and (h_xff[h] == nil or h_xff[h] == c_a[h_conn[f]])
+                    and (frt == 0 or brt == 0 or brt <= frt) then
+                    h_link[f], h_backlink[h] = h, f
+                    break
+                end
+                i = i + 1
+            end
+        end
+    end
+end
+
+-- Index of the last front request that arrived at or before time t.
+local function front_at(fronts, t)
+    local lo, hi = 1, #fronts
+    local ans = 0
+    while lo <= hi do
+        local mid = floor((lo + hi) / 2)
+        if h_time[fronts[mid]] <= t then ans = mid; lo = mid + 1 else hi = mid - 1 end
+    end
+    return ans
+end
+
+local function in_progress(f, t)
+    local c = h_conn[f]
+    return h_time[f] <= t and (h_resp_time[f] == 0 or h_resp_time[f] >= t) and c_t0[c] <= t
+end
+
+-- The first back-leg connection a front request used (linked request's conn).
+local function back_conn_of(f)
+    local b = h_link[f]
+    if b == 0 then return 0 end
+    return h_conn[b]
+end
+
+-- A back-leg connection that carried no HTTP request (refused, reset): it
+-- belongs to the front request that was waiting then and either went on to
+-- another backend (failover) or got no backend at all (502).
+local function link_failed_conns(fronts)
+    for c = 1, nconn_max do
+        if c_a[c] ~= nil and c_nreq[c] == 0 and conn_leg(c) == LEG_BACK then
+            local t = c_t0[c]
+            local best, best_gap, fallback = 0, math.huge, 0
+            local i = front_at(fronts, t)
+            local scanned = 0
+            while i >= 1 and scanned < 256 do
+                local f = fronts[i]
+                if in_progress(f, t) then
+                    local bc = back_conn_of(f)
+                    if bc ~= 0 and c_t0[bc] >= t and c_t0[bc] - t < best_gap then
+                        best, best_gap = f, c_t0[bc] - t
+                    elseif bc == 0 then
+                        fallback = f
+                    end
+                end
+                i = i - 1
+                scanned = scanned + 1
+            end
+            if best == 0 then best = fallback end
+            c_fail_front[c] = best
+            if best ~= 0 then h_fail[best] = true end
+        end
+    end
+end
+
+-- ARP who-has / ND solicitations (and their answers) join the request that
+-- was waiting for that address.
+local function link_arps(fronts)
+    local last_ask = {}
+    for i = 1, na do
+        local asker, subject, t = a_asker[i], a_subject[i], a_time[i]
+        local ra, rs = role(asker), role(subject)
+        local front = 0
+        local is_answer = a_kind[i] == S_ARP_REPLY or a_kind[i] == S_ND_ADV
+        local key = (asker or "") .. "|" .. (subject or "")
+        if is_answer then
+            front = last_ask[key] or 0
+        elseif ra == "M3" and rs ~= nil and rs ~= "client" and rs ~= "M3" then
+            -- M3 looks for a backend: the request whose upstream attempt to it comes next.
+            local best, best_gap, fallback = 0, math.huge, 0
+            local j = front_at(fronts, t)
+            local scanned = 0
+            while j >= 1 and scanned < 256 do
+                local f = fronts[j]
+                if in_progress(f, t) then
+                    local bc = back_conn_of(f)
+                    if bc ~= 0 and c_b[bc] == subject and c_t0[bc] >= t and c_t0[bc] - t < best_gap then
+                        best, best_gap = f, c_t0[bc] - t
+                    end
+                    if bc == 0 and h_arp_backend[f] == false then fallback = f end
+                end
+                j = j - 1
+                scanned = scanned + 1
+            end
+            -- Failed attempts (refused) towards the subject count too.
+            if best == 0 then best = fallback end
+            front = best
+            if front ~= 0 and h_arp_backend[front] == false then h_arp_backend[front] = rs end
+        elseif ra == "client" and rs == "M3" then
+            -- A client looks for M3: the request it is about to send.
+            local j = front_at(fronts, t) + 1
+            while j <= #fronts and h_time[fronts[j]] - t < 5 do
+                local f = fronts[j]
+                if c_a[h_conn[f]] == asker then front = f; break end
+                j = j + 1
+            end
+        end
+        a_front[i] = front
+        if not is_answer then last_ask[key] = front end
+    end
+end
+
+local function resolve()
+    ensure_roles()
+    -- Number the front requests in the order they reach M3; mark back-leg ones.
+    local fronts = {}
+    for h = 1, nh do
+        h_link[h], h_backlink[h], h_fail[h], h_arp_backend[h] = 0, 0, false, false
+        local leg = conn_leg(h_conn[h])
+        if leg == LEG_FRONT then
+            tinsert(fronts, h)
+            h_fidx[h] = #fronts
+        elseif leg == LEG_BACK then
+            h_fidx[h] = -1
+        else
+            h_fidx[h] = 0
+        end
+    end
+    has_front = #fronts > 0
+    if has_front then
+        link_back_requests(fronts)
+    else
+        -- Seen from a backend: the back-leg requests are the requests.
+        local n = 0
+        for h = 1, nh do
+            if h_fidx[h] == -1 then n = n + 1; h_fidx[h] = n end
+        end
+    end
+    for c = 1, nconn_max do c_fail_front[c] = 0 end
+    if has_front then link_failed_conns(fronts) end
+    link_arps(fronts)
+
+    -- Role addresses, each defined on the first frame where it appears.
+    frame_defs = {}
+    for addr, r in pairs(role_of) do
+        local f = host_first_frame[addr]
+        if f then
+            frame_defs[f] = frame_defs[f] or {}
+            tinsert(frame_defs[f], r .. "=" .. addr)
+        end
+    end
+    for _, defs in pairs(frame_defs) do tsort(defs) end
+
+    fr_req = {}
+    resolved_gen = record_gen
+end
+
+------------------------------------------------------------------------------
+-- Labelling
+------------------------------------------------------------------------------
+-- The front request (hreq id) a TCP frame belongs to, or 0.
+local function front_of_tcp_frame(frame)
+    local c = fr_conn[frame]
+    local h = fr_h[frame]
+    if h == 0 then
+        h = c_first_h[c]
+        if h == 0 then return c_fail_front[c], true end
+    end
+    local idx = h_fidx[h]
+    if idx == -1 then return h_backlink[h], false end
+    return h, false
+end
+
+local function request_of_frame(frame, visited)
+    if fr_conn[frame] ~= 0 then
+        local front = front_of_tcp_frame(frame)
+        if front ~= 0 and h_fidx[front] > 0 then return front end
+        return 0
+    end
+    local a = fr_arp[frame]
+    if a ~= 0 then
+        local front = a_front[a]
+        if front ~= 0 and h_fidx[front] > 0 then return front end
+        if not visited and (a_kind[a] == S_ARP_REQ or a_kind[a] == S_ND_SOL) and role(a_asker[a]) == "M3"
+            and last_open_front ~= 0 and h_resp_frame[last_open_front] == 0 then
+            a_front[a] = last_open_front
+            return last_open_front
+        end
+    end
+    return 0
+end
+
+local function backend_of(front)
+    local b = h_link[front]
+    if b ~= 0 then return role(c_b[h_conn[b]]), EV_BACKLEG end
+    local c = h_conn[front]
+    if conn_leg(c) == LEG_BACK then return role(c_b[c]), EV_BACKLEG end
+    if h_marker[front] then return h_marker[front], EV_MARKER end
+    if h_arp_backend[front] then return h_arp_backend[front], EV_ARP end
+    return nil, EV_NONE
+end
+
+local function client_of(front)
+    local c = h_conn[front]
+    if conn_leg(c) == LEG_BACK then return h_xff[front] end
+    return endpoint(c_a[c], c_aport[c])
+end
+
+local function flags_text(bits)
+    if bits == 0 then return nil end
+    local names = {}
+    for _, fl in ipairs(FLAG_NAMES) do
+        if has_bit(bits, fl[1]) then tinsert(names, fl[2]) end
+    end
+    return tconcat(names, ",")
+end
+
+local function add_tcp_labels(t, frame, pinfo)
+    local c = fr_conn[frame]
+    local step = fr_step[frame]
+    local leg = conn_leg(c)
+    local from_a = pinfo.src_port == c_aport[c]
+    local src_addr, dst_addr = c_a[c], c_b[c]
+    if not from_a then src_addr, dst_addr = dst_addr, src_addr end
+    local rs, rd = role(src_addr), role(dst_addr)
+    if rs then t:add(pf.src_role, rs) end
+    if rd then t:add(pf.dst_role, rd) end
+    if leg == LEG_FRONT then
+        t:add(pf.step, FRONT_STEP[step]); t:add(pf.leg, "front")
+    elseif leg == LEG_BACK then
+        t:add(pf.step, BACK_STEP[step]); t:add(pf.leg, "back")
+    else
+        t:add(pf.step, FRONT_STEP[step])
+    end
+    t:add(pf.conn, c - 1)
+    local ftxt = flags_text(fr_flags[frame])
+    if ftxt then t:add(pf.flags, ftxt) end
+    local h = fr_h[frame]
+    if h ~= 0 and step == S_REQUEST and h_frame[h] == frame then
+        t:add(pf.method, h_method[h]); t:add(pf.uri, h_uri[h])
+    elseif h ~= 0 and step == S_RESPONSE and h_resp_frame[h] == frame then
+        t:add(pf.status, h_status[h])
+        if h_marker[h] then t:add(pf.marker, h_marker[h]) end
+    end
+    if step == S_RST then t:add_proto_expert_info(ex.rst) end
+    return leg, step, h
+end
+
+local function add_arp_labels(t, frame)
+    local a = fr_arp[frame]
+    local kind = a_kind[a]
+    local asker, subject = a_asker[a], a_subject[a]
+    local is_answer = kind == S_ARP_REPLY or kind == S_ND_ADV
+    local rs = role(is_answer and subject or asker)
+    if rs == nil then
+        -- ND from a link-local address: the sender's MAC tells its role.
+        local mac = field_text(f_eth_src)
+        if mac then rs = mac_role[mac] end
+    end
+    if rs then t:add(pf.src_role, rs) end
+    if is_answer then
+        local rd = role(asker)
+        if rd then t:add(pf.dst_role, rd) end
+    else
+        if first_value(f_eth_dst_group) then
+            t:add(pf.dst_role, "broadcast")
+        elseif role(subject) then
+            t:add(pf.dst_role, role(subject))
+        end
+        if subject and role(subject) then t:add(pf.arp_target, role(subject)) end
+    end
+    t:add(pf.step, ARP_STEP[kind])
+    t:add(pf.leg, "arp")
+end
+
+local function add_request_labels(t, front, frame, leg, step, h)
+    t:add(pf.req, h_fidx[front])
+    local client = client_of(front)
+    if client then t:add(pf.client, client) end
+    local backend, evidence = backend_of(front)
+    if backend then t:add(pf.backend, backend) end
+    t:add(pf.backend_evidence, EVIDENCE_NAME[evidence])
+    if leg == LEG_FRONT and h == front then
+        if step == S_REQUEST and h_frame[front] == frame then
+            if h_resp_frame[front] == 0 then t:add_proto_expert_info(ex.no_response) end
+            if h_fail[front] and h_link[front] ~= 0 then t:add_proto_expert_info(ex.failover) end
+        elseif step == S_RESPONSE and h_resp_frame[front] == frame and h_status[front] >= 500
+            and h_link[front] == 0 then
+            t:add_proto_expert_info(ex.balancer_5xx)
+        end
+    end
+end
+
+function lblab.dissector(tvb, pinfo, tree)
+    local frame = pinfo.number
+    local visited = pinfo.visited
+    if not visited then
+        record(frame, pinfo)
+    elseif fr_step[frame] == nil then
+        -- A frame never recorded (should not happen): record it now.
+        record(frame, pinfo)
+    end
+    if visited and resolved_gen ~= record_gen then resolve() end
+    ensure_roles()
+
+    local t = nil
+    local function subtree()
+        if t == nil then t = tree:add(lblab) end
+        return t
+    end
+
+    local leg, step, h = LEG_NONE, 0, 0
+    if fr_conn[frame] ~= 0 then
+        leg, step, h = add_tcp_labels(subtree(), frame, pinfo)
+    elseif fr_arp[frame] ~= 0 then
+        add_arp_labels(subtree(), frame)
+    else
+        local src, dst = net_src(), net_dst()
+        local rs, rd = src and role(src), dst and role(dst)
+        if rs then subtree():add(pf.src_role, rs) end
+        if rd then subtree():add(pf.dst_role, rd) end
+    end
+
+    -- The request index, cached per frame once resolved.
+    local front
+    if visited then
+        front = fr_req[frame]
+        if front == nil then
+            front = request_of_frame(frame, true)
+            fr_req[frame] = front
+        end
+    else
+        front = request_of_frame(frame, false)
+        if front == 0 and fr_conn[frame] ~= 0 and c_pred[fr_conn[frame]] ~= 0 and c_first_h[fr_conn[frame]] == 0 then
+            -- Single pass, handshake of a front connection whose request is still
+            -- to come: the predicted index.
+            subtree():add(pf.req, c_pred[fr_conn[frame]])
+        end
+    end
+    if front ~= 0 then add_request_labels(subtree(), front, frame, leg, step, h) end
+
+    if visited then
+        local c = fr_conn[frame]
+        if c ~= 0 and leg == LEG_BACK and front == 0 and has_front and c_first_frame[c] == frame then
+            subtree():add_proto_expert_info(ex.orphan)
+        end
+        local defs = frame_defs[frame]
+        if defs then
+            for _, d in ipairs(defs) do subtree():add(pf.role_def, d) end
+        end
+    end
+end
+
+function lblab.init()
+    reset_state()
+end
+
+function lblab.prefs_changed()
+    parse_prefs()
+    reset_state()
+end
+
+register_postdissector(lblab)
