@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 for cmd_pkg in tshark:tshark dumpcap:tshark nginx:nginx haproxy:haproxy apache2:apache2 \
-               ab:apache2-utils ip:iproute2 curl:curl pkill:procps; do
+               ab:apache2-utils ip:iproute2 curl:curl pkill:procps \
+               ethtool:ethtool ping:iputils-ping; do
     cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg##*:}
     if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then
         need_apt+=("$pkg")

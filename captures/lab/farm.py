@@ -1,0 +1,748 @@
+#!/usr/bin/env python3
+"""A real load-balanced web farm in network namespaces, recorded with dumpcap.
+
+The farm reproduces the course's VirtualBox lab: a host-only switch (a Linux bridge living in
+its own "switch" namespace, never in the root namespace), a client, the balancer M3 (nginx or
+haproxy) and N backends (Apache or nginx) serving /ejemplo.html ("Soy la máquina N"). The
+balancer's access log is the ground truth of every request; `Farm.truth()` turns it into the
+truth JSON that sits beside each reference capture.
+
+Usage (as root):
+    with Farm(FarmSpec(), workdir) as farm:
+        farm.start_capture("classic-client", "client1")
+        farm.curl(farm.url())
+        farm.stop_captures()
+        truth = farm.truth("classic-client", "classic")
+
+Everything the farm starts (processes, namespaces and with them veths and the bridge) is
+removed on exit, also when a step fails or on KeyboardInterrupt/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PAGE = (
+    "<html>\n"
+    "\t<head>\n"
+    '\t\t<meta charset="utf-8">\n'
+    "\t</head>\n"
+    "\t<body>\n"
+    "\t\t<h1>Web de ejemplo de adizqpoz para SWAP</h1>\n"
+    "\t\t<p>Soy la máquina {n}</p>\n"
+    "\t</body>\n"
+    "</html>\n"
+)
+MARKER = "Soy la máquina {n}"
+UPSTREAM_NAME = "servidoresSWAP"
+APACHE_MODULES = Path("/usr/lib/apache2/modules")
+# Gateway errors that the balancer produces itself (refused/timed-out upstream): a request
+# whose last upstream status is one of these was not answered by that backend.
+GATEWAY_ERRORS = {"502", "503", "504"}
+
+_farm_counter = itertools.count()
+
+
+class LabError(RuntimeError):
+    """A farm step failed; the message says which and why."""
+
+
+# --------------------------------------------------------------------------- spec & hosts
+
+
+@dataclass(frozen=True)
+class FarmSpec:
+    """What to build. Host numbers are the last octet (IPv4) or last group (IPv6)."""
+
+    balancer: str = "nginx"  # "nginx" | "haproxy"
+    backend_server: str = "apache2"  # "apache2" | "nginx"
+    backends: int = 2
+    clients: int = 1
+    ipv4_prefix: str | None = "192.168.56."
+    ipv6_prefix: str | None = None  # e.g. "fd00:56::"
+    client_hosts: tuple[int, ...] = (1, 2, 3, 4)
+    balancer_host: int = 103
+    backend_hosts: tuple[int, ...] = (101, 102, 104, 105, 106)
+    http_port: int = 80
+    keepalive: int = 0  # nginx: `keepalive N` in the upstream block
+    weights: tuple[int, ...] = ()
+    health_checks: bool = False  # haproxy: `check` on each server
+
+
+def backend_number(i: int) -> int:
+    """Backend i (0-based) is M1, M2, M4, M5...: M3 is the balancer's name in the course."""
+    return i + 1 if i < 2 else i + 2
+
+
+@dataclass
+class Host:
+    name: str  # unique in the farm: client1, m3, m1...
+    role: str  # client, M3, M1, M2, M4...
+    index: int  # distinguishes MACs
+    ipv4: str | None
+    ipv6: str | None
+    ns: str = ""
+    ifname: str = "eth0"
+
+    @property
+    def addrs(self) -> list[str]:
+        return [a for a in (self.ipv4, self.ipv6) if a]
+
+    @property
+    def addr(self) -> str:
+        """The address traffic goes to: IPv4 when the farm has it."""
+        return self.ipv4 or self.ipv6 or ""
+
+    @property
+    def url_host(self) -> str:
+        return self.addr if ":" not in self.addr else f"[{self.addr}]"
+
+    @property
+    def mac(self) -> str:
+        # VirtualBox NICs start 08:00:27 (Wireshark: PcsCompu_...).
+        return f"08:00:27:5a:{self.index // 256:02x}:{self.index % 256:02x}"
+
+
+def make_hosts(spec: FarmSpec) -> list[Host]:
+    def addrs(n: int) -> tuple[str | None, str | None]:
+        v4 = f"{spec.ipv4_prefix}{n}" if spec.ipv4_prefix else None
+        v6 = f"{spec.ipv6_prefix}{n}" if spec.ipv6_prefix else None
+        return v4, v6
+
+    hosts = []
+    for i in range(spec.clients):
+        hosts.append(Host(f"client{i + 1}", "client", 1 + i, *addrs(spec.client_hosts[i])))
+    hosts.append(Host("m3", "M3", 103, *addrs(spec.balancer_host)))
+    for i in range(spec.backends):
+        n = backend_number(i)
+        hosts.append(Host(f"m{n}", f"M{n}", 100 + n, *addrs(spec.backend_hosts[i])))
+    return hosts
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def run(cmd: list[str], check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run a command, raising LabError with its stderr when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise LabError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+@dataclass
+class Proc:
+    """A process the farm started; stopped by its pid only."""
+
+    name: str
+    popen: subprocess.Popen
+    stop_signal: int = signal.SIGTERM
+    files: list[Any] = field(default_factory=list)
+
+    def stop(self, timeout: float = 5) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.popen.pid, self.stop_signal)
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout)
+            except ProcessLookupError:
+                pass
+        for f in self.files:
+            f.close()
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def nginx_common(d: Path) -> str:
+    """Top of an nginx config whose files all live in d (no host-wide paths)."""
+    tmp = d / "tmp"
+    temps = "\n".join(
+        f"    {kind}_temp_path {tmp / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        "worker_processes 1;\ndaemon off;\nmaster_process on;\nuser root;\n"
+        f"pid {d / 'nginx.pid'};\nerror_log {d / 'error.log'} notice;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{\n{temps}\n"
+    )
+
+
+def listen_lines(host: Host, port: int, directive: str = "        listen", end: str = ";") -> str:
+    return "".join(
+        f"{directive} {a if ':' not in a else f'[{a}]'}:{port}{end}\n" for a in host.addrs
+    )
+
+
+def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host]) -> str:
+    servers = ""
+    for i, b in enumerate(backends):
+        weight = f" weight={spec.weights[i]}" if spec.weights else ""
+        port = "" if spec.http_port == 80 else f":{spec.http_port}"
+        servers += f"        server {b.url_host}{port}{weight};\n"
+    if spec.keepalive:
+        servers += f"        keepalive {spec.keepalive};\n"
+    # One JSON object per request: the ground truth (escape=json keeps it parseable).
+    fmt = (
+        '{"ip":"$remote_addr","port":"$remote_port","method":"$request_method",'
+        '"uri":"$request_uri","status":"$status","upstream_addr":"$upstream_addr",'
+        '"upstream_status":"$upstream_status","msec":"$msec","request_time":"$request_time",'
+        '"upstream_response_time":"$upstream_response_time","connection":"$connection",'
+        '"connection_requests":"$connection_requests"}'
+    )
+    return (
+        nginx_common(d)
+        + f"    log_format truth escape=json '{fmt}';\n"
+        + f"    access_log {d / 'access.log'} truth;\n"
+        + f"    upstream {UPSTREAM_NAME} {{\n{servers}    }}\n"
+        + "    server {\n"
+        + listen_lines(m3, spec.http_port)
+        + "        server_name balanceador;\n"
+        + "        location / {\n"
+        + f"            proxy_pass http://{UPSTREAM_NAME};\n"
+        + "            proxy_set_header Host $host;\n"
+        + "            proxy_set_header X-Real-IP $remote_addr;\n"
+        + "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+        + "            proxy_http_version 1.1;\n"
+        # As in the course's config: without it nginx sends "Connection: close" upstream.
+        + '            proxy_set_header Connection "";\n'
+        + "        }\n    }\n}\n"
+    )
+
+
+HAPROXY_LOG_FORMAT = (
+    "%ci %cp %HM %HU %ST %b %s %si %sp %Ts %ms %Th %Ti %TR %Tw %Tc %Tr %Ta %Tt"
+)
+
+
+def haproxy_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host]) -> str:
+    binds = "".join(
+        f"    bind {a if ':' not in a else f'[{a}]'}:{spec.http_port}\n" for a in m3.addrs
+    )
+    servers = ""
+    for i, b in enumerate(backends):
+        weight = f" weight {spec.weights[i]}" if spec.weights else ""
+        check = " check" if spec.health_checks else ""
+        servers += f"    server {b.role} {b.url_host}:{spec.http_port}{weight}{check}\n"
+    return (
+        "global\n    log stdout format raw local0\n"
+        f"    pidfile {d / 'haproxy.pid'}\n    nbthread 1\n"
+        "defaults\n    mode http\n    log global\n    option forwardfor\n"
+        "    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n"
+        "    timeout http-keep-alive 10s\n"
+        f"frontend balanceador\n{binds}"
+        f'    log-format "{HAPROXY_LOG_FORMAT}"\n'
+        f"    default_backend {UPSTREAM_NAME}\n"
+        f"backend {UPSTREAM_NAME}\n    balance roundrobin\n{servers}"
+    )
+
+
+def apache_conf(d: Path, host: Host, port: int) -> str:
+    mods = "".join(
+        f"LoadModule {m}_module {APACHE_MODULES / f'mod_{m}.so'}\n"
+        for m in ("mpm_event", "authz_core", "mime", "dir")
+    )
+    return (
+        f'ServerRoot "{d}"\nServerName {host.role}\n'
+        + listen_lines(host, port, "Listen", end="")
+        + f"PidFile {d / 'apache2.pid'}\nDefaultRuntimeDir {d}\n"
+        + f"ErrorLog {d / 'error.log'}\nLogLevel warn\n{mods}"
+        + "User www-data\nGroup www-data\n"
+        + "StartServers 1\nServerLimit 2\nThreadsPerChild 25\nMaxRequestWorkers 50\n"
+        + "MinSpareThreads 5\nMaxSpareThreads 50\n"
+        + "TypesConfig /etc/mime.types\nDirectoryIndex ejemplo.html\n"
+        + f'DocumentRoot "{d / "www"}"\n<Directory "{d / "www"}">\n'
+        + "    Require all granted\n</Directory>\n"
+        + 'LogFormat "%a %{X-Forwarded-For}i \\"%r\\" %>s %b" lab\n'
+        + f"CustomLog {d / 'access.log'} lab\n"
+    )
+
+
+def nginx_backend_conf(d: Path, host: Host, port: int) -> str:
+    return (
+        nginx_common(d)
+        + f"    include /etc/nginx/mime.types;\n    access_log {d / 'access.log'};\n"
+        + "    server {\n"
+        + listen_lines(host, port)
+        + f"        root {d / 'www'};\n        index ejemplo.html;\n    }}\n}}\n"
+    )
+
+
+# --------------------------------------------------------------------------- the farm
+
+
+class Farm:
+    """Builds the farm on __enter__, tears everything down on __exit__."""
+
+    def __init__(self, spec: FarmSpec, workdir: Path | str, prefix: str | None = None) -> None:
+        self.spec = spec
+        self.workdir = Path(workdir)
+        self.prefix = prefix or f"lbl{os.getpid()}{next(_farm_counter)}"
+        self.hosts = make_hosts(spec)
+        self.switch_ns = f"{self.prefix}-sw"
+        self.rundir: Path | None = None
+        self._namespaces: list[str] = []
+        self._procs: dict[str, Proc] = {}
+        self._captures: dict[str, tuple[Proc, Path, Host]] = {}
+        self.finished_captures: dict[str, tuple[Path, Host]] = {}
+
+    # ---- lookup
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name or h.role == name:
+                return h
+        raise KeyError(name)
+
+    @property
+    def clients(self) -> list[Host]:
+        return [h for h in self.hosts if h.role == "client"]
+
+    @property
+    def backends(self) -> list[Host]:
+        return [h for h in self.hosts if h.role not in ("client", "M3")]
+
+    @property
+    def m3(self) -> Host:
+        return self.host("m3")
+
+    def url(self, path: str = "/ejemplo.html") -> str:
+        port = "" if self.spec.http_port == 80 else f":{self.spec.http_port}"
+        return f"http://{self.m3.url_host}{port}{path}"
+
+    # ---- lifecycle
+    def __enter__(self) -> Farm:
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            # Apache's children run as www-data: their files must be in a world-readable dir,
+            # which a pytest tmp_path (0700) is not.
+            self.rundir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+            self.rundir.chmod(0o755)
+            self._build_network()
+            self._start_servers()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop captures and servers by pid, delete namespaces (and so veths and the bridge)."""
+        for name in list(self._captures):
+            self._safe(lambda n=name: self.stop_capture(n, settle=0))
+        for proc in list(self._procs.values()):
+            self._safe(proc.stop)
+        self._procs.clear()
+        for ns in reversed(self._namespaces):
+            self._safe(lambda ns=ns: self._kill_ns_pids(ns))
+            self._safe(lambda ns=ns: run(["ip", "netns", "del", ns], check=False))
+        self._namespaces.clear()
+        if self.rundir and self.rundir.exists():
+            self._safe(self._keep_logs)
+            shutil.rmtree(self.rundir, ignore_errors=True)
+        self.rundir = None
+
+    @staticmethod
+    def _safe(step: Any) -> None:
+        # Teardown goes on whatever one step does: a leak is worse than a lost message.
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001
+            print(f"lab: cleanup step failed: {e}", file=sys.stderr)
+
+    @staticmethod
+    def _kill_ns_pids(ns: str) -> None:
+        # Only processes inside our own namespace: the servers we started and their children.
+        out = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+        for pid in out:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _keep_logs(self) -> None:
+        assert self.rundir is not None
+        dest = self.workdir / "logs"
+        for log in self.rundir.glob("*/*.log"):
+            (dest / log.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, dest / log.parent.name / log.name)
+
+    # ---- network
+    def ns_exec(self, host: Host, cmd: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", host.ns, *cmd]
+
+    def _add_ns(self, name: str) -> str:
+        run(["ip", "netns", "add", name])
+        self._namespaces.append(name)
+        return name
+
+    def _build_network(self) -> None:
+        sw = self._add_ns(self.switch_ns)
+        # The switch only forwards frames: no IPv6 of its own, so it adds no chatter.
+        run(["ip", "netns", "exec", sw, "sysctl", "-qw",
+             "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+        # mcast_snooping 0: neighbour solicitations reach every port, as on a VirtualBox
+        # host-only network; stp off so ports forward at once.
+        run(["ip", "-n", sw, "link", "add", "br0", "type", "bridge",
+             "mcast_snooping", "0", "stp_state", "0"])
+        run(["ip", "-n", sw, "link", "set", "br0", "up"])
+        for host in self.hosts:
+            host.ns = self._add_ns(f"{self.prefix}-{host.name}")
+            self._configure_ipv6(host)
+            port = f"p-{host.name}"
+            run(["ip", "-n", sw, "link", "add", port, "type", "veth",
+                 "peer", "name", host.ifname, "netns", host.ns])
+            run(["ip", "-n", sw, "link", "set", port, "master", "br0", "up"])
+            self._configure_host_link(host)
+
+    def _configure_ipv6(self, host: Host) -> None:
+        if not self.spec.ipv6_prefix:
+            # An IPv4 farm stays free of IPv6 chatter (MLD, router solicitations).
+            keys = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
+        else:
+            # No DAD (addresses usable at once), no router solicitations: no router here.
+            keys = ["net.ipv6.conf.default.accept_dad=0",
+                    "net.ipv6.conf.default.router_solicitations=0"]
+        run(self.ns_exec(host, ["sysctl", "-qw", *keys]))
+
+    def _configure_host_link(self, host: Host) -> None:
+        ns, dev = host.ns, host.ifname
+        run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run(["ip", "-n", ns, "link", "set", dev, "address", host.mac])
+        if host.ipv4:
+            run(["ip", "-n", ns, "addr", "add", f"{host.ipv4}/24", "dev", dev])
+        if host.ipv6:
+            run(["ip", "-n", ns, "addr", "add", f"{host.ipv6}/64", "dev", dev, "nodad"])
+        # Checksums computed in software, so captured packets carry real checksums like
+        # frames from VirtualBox NICs (veth otherwise leaves them partial).
+        if shutil.which("ethtool"):
+            run(self.ns_exec(host, ["ethtool", "-K", dev, "tx", "off"]), check=False)
+        run(["ip", "-n", ns, "link", "set", dev, "up"])
+
+    # ---- servers
+    def _start(self, name: str, host: Host, cmd: list[str], stdout: Path, stderr: Path,
+               stop_signal: int = signal.SIGTERM) -> Proc:
+        out, err = stdout.open("wb"), stderr.open("wb")
+        # `ip netns exec` execs the command: the pid is the server's own.
+        popen = subprocess.Popen(self.ns_exec(host, cmd), stdout=out, stderr=err,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = Proc(name, popen, stop_signal, [out, err])
+        self._procs[name] = proc
+        return proc
+
+    def _host_dir(self, host: Host) -> Path:
+        assert self.rundir is not None
+        d = self.rundir / host.name
+        for sub in ("www", "tmp"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        d.chmod(0o755)
+        return d
+
+    def _start_servers(self) -> None:
+        for i, b in enumerate(self.backends):
+            self._start_backend(b, backend_number(i))
+        self._start_balancer()
+        for h in [*self.backends, self.m3]:
+            self.wait_listening(h)
+
+    def _start_backend(self, host: Host, n: int) -> None:
+        d = self._host_dir(host)
+        page = d / "www" / "ejemplo.html"
+        page.write_text(PAGE.format(n=n), encoding="utf-8")
+        page.chmod(0o644)
+        (d / "www").chmod(0o755)
+        conf = d / "server.conf"
+        if self.spec.backend_server == "apache2":
+            conf.write_text(apache_conf(d, host, self.spec.http_port))
+            cmd = ["apache2", "-f", str(conf), "-DFOREGROUND"]
+        elif self.spec.backend_server == "nginx":
+            conf.write_text(nginx_backend_conf(d, host, self.spec.http_port))
+            cmd = ["nginx", "-c", str(conf)]
+        else:
+            raise LabError(f"unknown backend server {self.spec.backend_server!r}")
+        self._start(host.name, host, cmd, d / "stdout.log", d / "stderr.log")
+
+    def _start_balancer(self) -> None:
+        m3 = self.m3
+        d = self._host_dir(m3)
+        conf = d / "balancer.conf"
+        if self.spec.balancer == "nginx":
+            conf.write_text(nginx_balancer_conf(d, self.spec, m3, self.backends))
+            cmd = ["nginx", "-c", str(conf)]
+            stdout = d / "stdout.log"
+        elif self.spec.balancer == "haproxy":
+            conf.write_text(haproxy_conf(d, self.spec, m3, self.backends))
+            cmd = ["haproxy", "-f", str(conf), "-db"]
+            stdout = d / "access.log"  # `log stdout format raw`: one line per request
+        else:
+            raise LabError(f"unknown balancer {self.spec.balancer!r}")
+        self._start(m3.name, m3, cmd, stdout, d / "stderr.log")
+
+    def wait_listening(self, host: Host, timeout: float = 15) -> None:
+        """Wait until the host's server listens on the HTTP port (no packet is sent)."""
+        deadline = time.monotonic() + timeout
+        port = f":{self.spec.http_port}"
+        while time.monotonic() < deadline:
+            proc = self._procs.get(host.name)
+            if proc and proc.popen.poll() is not None:
+                raise LabError(f"{host.name}'s server exited: {self._stderr_tail(host)}")
+            out = run(self.ns_exec(host, ["ss", "-Hltn"]), check=False).stdout
+            if all(any(f"{a}]{port}" in ln or f"{a}{port}" in ln for ln in out.splitlines())
+                   for a in host.addrs):
+                return
+            time.sleep(0.05)
+        raise LabError(f"{host.name} not listening on {port}: {self._stderr_tail(host)}")
+
+    def _stderr_tail(self, host: Host) -> str:
+        if not self.rundir:
+            return ""
+        d = self.rundir / host.name
+        text = ""
+        for f in ("stderr.log", "error.log"):
+            if (d / f).exists():
+                text += (d / f).read_text(errors="replace")[-500:]
+        return text.strip()
+
+    def stop_server(self, name: str) -> None:
+        """Stop a backend's server: its port then answers SYN with RST (connection refused)."""
+        proc = self._procs.pop(self.host(name).name)
+        proc.stop()
+
+    # ---- captures
+    def start_capture(self, capture: str, host_name: str, timeout: float = 10) -> Path:
+        """dumpcap on the host's interface; returns once it is really capturing."""
+        host = self.host(host_name)
+        path = self.workdir / f"{capture}.pcapng"
+        path.unlink(missing_ok=True)
+        assert self.rundir is not None
+        errfile = self.rundir / f"dumpcap-{capture}.log"
+        proc = self._start(f"dumpcap:{capture}", host,
+                           ["dumpcap", "-q", "-i", host.ifname, "-w", str(path)],
+                           self.rundir / f"dumpcap-{capture}.out", errfile,
+                           stop_signal=signal.SIGINT)
+        self._captures[capture] = (proc, path, host)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise LabError(f"dumpcap {capture} exited: {errfile.read_text()}")
+            # dumpcap writes the pcapng header and says "Capturing on" once the socket is open.
+            if "Capturing on" in errfile.read_text() and path.exists() and path.stat().st_size:
+                time.sleep(0.3)
+                return path
+            time.sleep(0.05)
+        raise LabError(f"dumpcap {capture} did not start: {errfile.read_text()}")
+
+    def stop_capture(self, capture: str, settle: float = 1.0) -> Path:
+        proc, path, host = self._captures.pop(capture)
+        # Let the last FIN/ACKs (and delayed ACKs) reach the wire before stopping.
+        time.sleep(settle)
+        self._procs.pop(proc.name, None)
+        proc.stop()
+        self.finished_captures[capture] = (path, host)
+        return path
+
+    def stop_captures(self, settle: float = 1.0) -> list[Path]:
+        time.sleep(settle)
+        return [self.stop_capture(c, settle=0) for c in list(self._captures)]
+
+    # ---- traffic (always from inside a client namespace)
+    def run_in(self, host_name: str, cmd: list[str], timeout: float = 120) -> str:
+        return run(self.ns_exec(self.host(host_name), cmd), timeout=timeout).stdout
+
+    def spawn_in(self, host_name: str, cmd: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(self.ns_exec(self.host(host_name), cmd),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def curl(self, *urls: str, client: str = "client1") -> str:
+        """One curl process: several URLs share one keep-alive connection."""
+        return self.run_in(client, ["curl", "-sS", "--max-time", "10", *(urls or [self.url()])])
+
+    def ab(self, n: int, c: int, client: str = "client1") -> str:
+        return self.run_in(client, ["ab", "-q", "-n", str(n), "-c", str(c), self.url()])
+
+    def warm_neighbours(self) -> None:
+        """Client(s) and M3 learn each other's MAC, as on a host that has talked to M3 before."""
+        for c in self.clients:
+            self.run_in(c.name, ["ping", "-c", "1", "-W", "2", self.m3.addr])
+
+    def flush_neighbours(self, host_name: str = "m3", only_backends: bool = True) -> None:
+        """Forget M3's neighbours so its next request to a backend starts with ARP/ND."""
+        host = self.host(host_name)
+        if not only_backends:
+            run(["ip", "-n", host.ns, "neigh", "flush", "all"])
+            return
+        for b in self.backends:
+            for a in b.addrs:
+                run(["ip", "-n", host.ns, "neigh", "flush", "to", a], check=False)
+
+    # ---- truth
+    def roles(self) -> dict[str, list[str]]:
+        roles: dict[str, list[str]] = {}
+        for h in self.hosts:
+            roles.setdefault(h.role, []).extend(h.addrs)
+        return roles
+
+    def role_of(self, addr: str) -> str | None:
+        for h in self.hosts:
+            if addr in h.addrs:
+                return h.role
+        return None
+
+    def balancer_log(self) -> list[dict[str, Any]]:
+        """The balancer's requests, parsed, sorted by arrival time at the balancer."""
+        assert self.rundir is not None
+        text = (self.rundir / "m3" / "access.log").read_text(encoding="utf-8")
+        parse = parse_nginx_line if self.spec.balancer == "nginx" else parse_haproxy_line
+        reqs = [parse(ln, self.role_of) for ln in text.splitlines() if ln.strip()]
+        # Python's sort is stable: requests in the same millisecond keep log order.
+        return sorted(reqs, key=lambda r: r["start"])
+
+    def truth(self, capture: str, scenario: str) -> dict[str, Any]:
+        path, host = self.finished_captures[capture]
+        return {
+            "capture": path.name,
+            "scenario": scenario,
+            "balancer": self.spec.balancer,
+            "backend_server": self.spec.backend_server,
+            "capture_point": host.role,
+            "roles": self.roles(),
+            "http_port": self.spec.http_port,
+            "frames": count_frames(path),
+            "markers": {b.role: MARKER.format(n=b.role[1:]) for b in self.backends},
+            "requests": self.balancer_log(),
+        }
+
+
+# --------------------------------------------------------------------------- log parsing
+
+
+def fmt_client(ip: str, port: str | int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def split_hostport(addr: str) -> str:
+    """'[fd00:56::101]:80' or '192.168.56.101:80' -> the address alone."""
+    host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 or addr.startswith("[") else addr
+    return host.strip("[]")
+
+
+def parse_nginx_line(line: str, role_of: Any) -> dict[str, Any]:
+    rec = json.loads(line)
+    addrs = [a.strip() for a in rec["upstream_addr"].split(",") if a.strip()]
+    statuses = [s.strip() for s in rec["upstream_status"].split(",") if s.strip()]
+    upstreams, ups_statuses = [], []
+    for addr, st in zip(addrs, statuses, strict=False):
+        role = role_of(split_hostport(addr))
+        # "no live upstreams": nginx logs the upstream's name, no server was tried.
+        if role is not None:
+            upstreams.append(role)
+            ups_statuses.append(st)
+    backend = upstreams[-1] if upstreams and ups_statuses[-1] not in GATEWAY_ERRORS else None
+    request_time = float(rec["request_time"])
+    return {
+        "client": fmt_client(rec["ip"], rec["port"]),
+        "method": rec["method"],
+        "uri": rec["uri"],
+        "status": int(rec["status"]),
+        "backend": backend,
+        "upstreams": upstreams,
+        "upstream_statuses": ups_statuses,
+        "start": round(float(rec["msec"]) - request_time, 3),
+        "request_time": request_time,
+    }
+
+
+def parse_haproxy_line(line: str, role_of: Any) -> dict[str, Any]:
+    keys = [k.lstrip("%") for k in HAPROXY_LOG_FORMAT.split()]
+    rec = dict(zip(keys, line.split(), strict=True))
+    role = role_of(rec["si"]) if rec["s"] != "<NOSRV>" else None
+    # Tr is -1 when no response came from the server: then haproxy answered itself.
+    answered = role is not None and int(rec["Tr"]) >= 0
+    accept = int(rec["Ts"]) + int(rec["ms"]) / 1000
+    # In keep-alive, the accept date is when the previous response ended: the request itself
+    # starts after the handshake and idle times.
+    start = accept + (max(int(rec["Th"]), 0) + max(int(rec["Ti"]), 0)) / 1000
+    return {
+        "client": fmt_client(rec["ci"], rec["cp"]),
+        "method": rec["HM"],
+        "uri": rec["HU"],
+        "status": int(rec["ST"]),
+        "backend": role if answered else None,
+        "upstreams": [role] if role else [],
+        "upstream_statuses": [rec["ST"] if answered else "503"] if role else [],
+        "start": round(start, 3),
+        "request_time": max(int(rec["Ta"]), 0) / 1000,
+    }
+
+
+def count_frames(path: Path) -> int:
+    out = run(["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.number"]).stdout
+    return len(out.split())
+
+
+def write_truth(truth: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so the Farm's __exit__ removes what it started.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", type=Path, default=Path("lab-out"))
+    ap.add_argument("--balancer", choices=["nginx", "haproxy"], default="nginx")
+    ap.add_argument("--backend-server", choices=["apache2", "nginx"], default="apache2")
+    ap.add_argument("--backends", type=int, default=2)
+    ap.add_argument("--ipv6", action="store_true", help="IPv6 only (fd00:56::/64)")
+    ap.add_argument("--keepalive", type=int, default=0)
+    ap.add_argument("--requests", type=int, default=3)
+    ap.add_argument("--capture", action="append", default=[],
+                    help="host to record (client1, m3, m1...), repeatable; default m3")
+    ap.add_argument("--flush", action="store_true", help="flush M3's neighbour cache first")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("farm.py: must run as root (network namespaces)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    spec = FarmSpec(balancer=args.balancer, backend_server=args.backend_server,
+                    backends=args.backends, keepalive=args.keepalive,
+                    ipv4_prefix=None if args.ipv6 else "192.168.56.",
+                    ipv6_prefix="fd00:56::" if args.ipv6 else None)
+    with Farm(spec, args.workdir) as farm:
+        farm.warm_neighbours()
+        if args.flush:
+            farm.flush_neighbours()
+        for host in args.capture or ["m3"]:
+            farm.start_capture(f"lab-{host}", host)
+        for _ in range(args.requests):
+            farm.curl(farm.url())
+        farm.stop_captures()
+        for capture in farm.finished_captures:
+            write_truth(farm.truth(capture, "cli"), args.workdir / f"{capture}.truth.json")
+    print(f"farm.py: wrote {args.workdir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
