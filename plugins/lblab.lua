@@ -11,9 +11,10 @@
 --   lblab.uri lblab.status lblab.marker lblab.arp_target lblab.role_def
 --
 -- Steps:
---   front: SYN SYN/ACK ACK request data response ACK-resp FIN-client FIN-M3 last-ACK RST
---   back:  up-SYN up-SYN/ACK up-ACK up-request up-data up-response up-ACK-resp
---          up-FIN-M3 up-FIN-backend up-last-ACK up-RST
+--   front: SYN SYN/ACK ACK request ACK-req data response ACK-resp FIN-client FIN-M3
+--          last-ACK RST
+--   back:  up-SYN up-SYN/ACK up-ACK up-request up-ACK-req up-data up-response
+--          up-ACK-resp up-FIN-M3 up-FIN-backend up-last-ACK up-RST
 --   arp:   ARP-who-has ARP-reply ND-solicit ND-advert
 -- Backend evidence: back-leg, marker, arp, none.
 --
@@ -151,7 +152,7 @@ local FLAG_NAMES = {
 
 -- Generic TCP steps, relative to the connection's initiator (A) and responder (B).
 local S_SYN, S_SYNACK, S_ACK, S_REQUEST, S_DATA, S_RESPONSE = 1, 2, 3, 4, 5, 6
-local S_ACK_RESP, S_FIN_A, S_FIN_B, S_LAST_ACK, S_RST = 7, 8, 9, 10, 11
+local S_ACK_RESP, S_FIN_A, S_FIN_B, S_LAST_ACK, S_RST, S_ACK_REQ = 7, 8, 9, 10, 11, 12
 -- ARP / neighbour discovery steps.
 local S_ARP_REQ, S_ARP_REPLY, S_ND_SOL, S_ND_ADV = 21, 22, 23, 24
 
@@ -159,12 +160,13 @@ local FRONT_STEP = {
     [S_SYN] = "SYN", [S_SYNACK] = "SYN/ACK", [S_ACK] = "ACK", [S_REQUEST] = "request",
     [S_DATA] = "data", [S_RESPONSE] = "response", [S_ACK_RESP] = "ACK-resp",
     [S_FIN_A] = "FIN-client", [S_FIN_B] = "FIN-M3", [S_LAST_ACK] = "last-ACK", [S_RST] = "RST",
+    [S_ACK_REQ] = "ACK-req",
 }
 local BACK_STEP = {
     [S_SYN] = "up-SYN", [S_SYNACK] = "up-SYN/ACK", [S_ACK] = "up-ACK", [S_REQUEST] = "up-request",
     [S_DATA] = "up-data", [S_RESPONSE] = "up-response", [S_ACK_RESP] = "up-ACK-resp",
     [S_FIN_A] = "up-FIN-M3", [S_FIN_B] = "up-FIN-backend", [S_LAST_ACK] = "up-last-ACK",
-    [S_RST] = "up-RST",
+    [S_RST] = "up-RST", [S_ACK_REQ] = "up-ACK-req",
 }
 local ARP_STEP = {
     [S_ARP_REQ] = "ARP-who-has", [S_ARP_REPLY] = "ARP-reply",
@@ -700,6 +702,8 @@ local function record_tcp(frame, pinfo, stream)
             c_hs_done[c] = frame
         elseif from_a and c_last_dir_resp[c] then
             step = S_ACK_RESP
+        elseif not from_a and c_nreq[c] > 0 and not c_last_dir_resp[c] then
+            step = S_ACK_REQ
         end
     end
 
