@@ -1,0 +1,3 @@
+from lbreport.cli import app
+
+app(prog_name="lbreport")

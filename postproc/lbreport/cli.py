@@ -1,0 +1,111 @@
+"""Typer commands only: parse options, call the pipeline, print, map errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+
+from lbreport import doctor as doctor_mod
+from lbreport import pipeline, roles_cmd
+from lbreport.errors import LbreportError
+from lbreport.progress import TsharkProgress
+from lbreport.render import renderer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Explain every HTTP request's journey through a load-balanced web farm.",
+)
+
+EXIT_TRUNCATED = 3  # the report came out, but the capture was cut short
+
+
+class Format(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+    csv = "csv"
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _errors_to_exit():
+    try:
+        yield
+    except LbreportError as exc:
+        _err(f"lbreport: {exc.message}")
+        raise typer.Exit(exc.exit_code) from None
+
+
+@contextmanager
+def _output(path: Path | None):
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        f = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        from lbreport.messages import t
+
+        raise LbreportError(t("err.output", path=path, reason=exc.strerror)) from None
+    with f:
+        yield f
+
+
+@app.command()
+def report(
+    capture: Annotated[Path, typer.Argument(help="A pcap or pcapng file.")],
+    lab: Annotated[
+        Path | None, typer.Option("--lab", help="Lab file (TOML). Default: the classic lab.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
+    keep_pdml: Annotated[
+        Path | None, typer.Option("--keep-pdml", help="Also save tshark's PDML to FILE.")
+    ] = None,
+) -> None:
+    """Report each request's lifecycle: roles, steps, backend and evidence, timings."""
+    with _errors_to_exit():
+        result = pipeline.build_report(
+            capture, lab, keep_pdml, progress=TsharkProgress, warn=_err
+        )
+        with _output(output) as out:
+            _write(renderer(fmt.value), result, out)
+    if result.truncated:
+        raise typer.Exit(EXIT_TRUNCATED)
+
+
+def _write(render, result, out: TextIO) -> None:  # noqa: ANN001
+    try:
+        render(result, out)
+    except BrokenPipeError:  # `lbreport report … | head`
+        sys.stderr.close()
+
+
+@app.command()
+def roles(capture: Annotated[Path, typer.Argument(help="A pcap or pcapng file.")]) -> None:
+    """Print the roles inferred from a capture as a ready-to-use lab file."""
+    with _errors_to_exit():
+        typer.echo(roles_cmd.inferred_lab_file(capture))
+
+
+@app.command()
+def doctor() -> None:
+    """Check tshark, its Lua support and the plugin; say how to fix what fails."""
+    checks = doctor_mod.run_checks()
+    typer.echo(doctor_mod.format_checks(checks))
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,201 @@
+"""The lab file (TOML) → a validated `Lab` → the plugin's `-o lblab.*` preferences.
+
+Configuration has one home: the same values reach the GUI through the same preferences.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lbreport.errors import LbreportError
+from lbreport.messages import t
+
+BACKEND_ROLE = re.compile(r"^M[0-9]+$")
+POLICIES = ("round-robin", "weights")
+_SECTIONS: dict[str, tuple[str, ...] | None] = {
+    "farm": ("clients", "balancer", "ports"),
+    "backends": None,  # any backend role name
+    "markers": None,
+    "policy": ("kind", "weights"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Lab:
+    """A farm's description. Empty `balancer` and `backends` mean: let the plugin infer roles."""
+
+    clients: tuple[str, ...] = ()
+    balancer: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    backends: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    markers: dict[str, str] = field(default_factory=dict)
+    policy: str = "round-robin"
+    weights: dict[str, int] = field(default_factory=dict)
+    source: str = ""  # where it came from, for the report's header
+
+    @property
+    def has_addresses(self) -> bool:
+        return bool(self.balancer or self.backends)
+
+
+def classic_lab() -> Lab:
+    """The embedded default: the original exercise's farm."""
+    text = resources.files("lbreport").joinpath("data/classic.toml").read_text("utf-8")
+    return parse_lab(tomllib.loads(text), source=t("lab.default_name"), path="classic.toml")
+
+
+def inferred_lab(base: Lab) -> Lab:
+    """No addresses (the plugin infers the roles) but the same policy expectations."""
+    return Lab(policy=base.policy, weights=base.weights, source="")
+
+
+def load_lab(path: Path) -> Lab:
+    if not path.is_file():
+        raise LbreportError(t("err.lab_missing", path=path))
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise LbreportError(t("err.lab_toml", path=path, detail=exc)) from None
+    except OSError as exc:
+        raise LbreportError(t("err.unreadable", path=path, reason=exc.strerror)) from None
+    return parse_lab(data, source=str(path), path=str(path))
+
+
+def parse_lab(data: dict[str, Any], *, source: str, path: str) -> Lab:
+    """Validate the TOML document; every problem names its key."""
+
+    def bad(key: str, problem: str) -> LbreportError:
+        return LbreportError(t("err.lab_key", path=path, key=key, problem=problem))
+
+    def table(name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            raise bad(name, t("lab.not_table"))
+        allowed = _SECTIONS[name]
+        for key in value:
+            if allowed is not None and key not in allowed:
+                raise bad(f"{name}.{key}", t("lab.unknown_key", expected=", ".join(allowed)))
+        return value
+
+    def addresses(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad(key, t("lab.not_list_str"))
+        for v in value:
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                raise bad(key, t("lab.bad_address", value=v)) from None
+        return tuple(value)
+
+    def backend_role(key: str, role: str) -> str:
+        if not BACKEND_ROLE.match(role) or role == "M3":
+            raise bad(key, t("lab.bad_role", value=role))
+        return role
+
+    for name in data:
+        if name not in _SECTIONS:
+            raise bad(name, t("lab.unknown_key", expected=", ".join(_SECTIONS)))
+
+    farm = table("farm")
+    clients = addresses("farm.clients", farm.get("clients", []))
+    balancer = addresses("farm.balancer", farm.get("balancer", []))
+    ports_raw = farm.get("ports", [])
+    if not isinstance(ports_raw, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports_raw
+    ):
+        raise bad("farm.ports", t("lab.not_list_port"))
+
+    backends: dict[str, tuple[str, ...]] = {}
+    for role, addrs in table("backends").items():
+        key = f"backends.{role}"
+        backends[backend_role(key, role)] = addresses(key, addrs)
+    if backends and not balancer:
+        raise bad("farm.balancer", t("lab.need_balancer"))
+
+    markers: dict[str, str] = {}
+    for role, text in table("markers").items():
+        key = f"markers.{role}"
+        if not isinstance(text, str):
+            raise bad(key, t("lab.not_str"))
+        if not text or ";" in text:
+            raise bad(key, t("lab.bad_marker"))
+        markers[backend_role(key, role)] = text
+
+    policy = table("policy")
+    kind = policy.get("kind", "round-robin")
+    if kind not in POLICIES:
+        raise bad("policy.kind", t("lab.bad_policy"))
+    weights_raw = policy.get("weights", {})
+    if not isinstance(weights_raw, dict):
+        raise bad("policy.weights", t("lab.not_table"))
+    weights: dict[str, int] = {}
+    for role, weight in weights_raw.items():
+        key = f"policy.weights.{role}"
+        backend_role(key, role)
+        if backends and role not in backends:
+            raise bad(key, t("lab.weight_unknown", value=role))
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+            raise bad(key, t("lab.bad_weight"))
+        weights[role] = weight
+    if kind == "weights" and not weights:
+        raise bad("policy.weights", t("lab.weights_needed"))
+
+    return Lab(
+        clients=clients,
+        balancer=balancer,
+        ports=tuple(ports_raw),
+        backends=backends,
+        markers=markers,
+        policy=kind,
+        weights=weights if kind == "weights" else {},
+        source=source,
+    )
+
+
+def preferences(lab: Lab) -> list[str]:
+    """`-o` values for tshark, one argv item each (never a shell string)."""
+    prefs: list[str] = []
+    if lab.balancer:
+        prefs.append("lblab.balancer:" + ",".join(lab.balancer))
+    if lab.backends:
+        pairs = (f"{role}={addr}" for role, addrs in lab.backends.items() for addr in addrs)
+        prefs.append("lblab.backends:" + ",".join(pairs))
+    if lab.clients:
+        prefs.append("lblab.clients:" + ",".join(lab.clients))
+    if lab.ports:
+        prefs.append("lblab.ports:" + ",".join(str(p) for p in lab.ports))
+    if lab.markers:
+        prefs.append("lblab.markers:" + ";".join(f"{r}={m}" for r, m in lab.markers.items()))
+    return prefs
+
+
+def lab_addresses(lab: Lab) -> set[str]:
+    """The balancer's addresses, normalised, for the "is this the classic lab?" check."""
+    return {str(ipaddress.ip_address(a)) for a in lab.balancer}
+
+
+def to_toml(
+    clients: list[str],
+    balancer: list[str],
+    ports: list[int],
+    backends: dict[str, list[str]],
+    header: str,
+    markers_hint: str,
+) -> str:
+    """A lab file (what `lbreport roles` prints)."""
+
+    def strings(values: list[str]) -> str:
+        return "[" + ", ".join(f'"{v}"' for v in values) + "]"
+
+    lines = [header, "", "[farm]", f"clients = {strings(clients)}"]
+    lines += [f"balancer = {strings(balancer)}", f"ports = [{', '.join(map(str, ports))}]", ""]
+    lines.append("[backends]")
+    lines += [f"{role} = {strings(addrs)}" for role, addrs in backends.items()]
+    lines += ["", "[markers]", markers_hint, "", "[policy]", 'kind = "round-robin"', ""]
+    return "\n".join(lines)

@@ -1,0 +1,188 @@
+"""Every user-facing string, in one catalogue.
+
+`--lang es` (issue 6) adds a second dictionary with the same keys; code only ever calls
+`t(key, **params)`. JSON keys and the contract's step names are never translated: they are
+data, not messages.
+"""
+
+from __future__ import annotations
+
+EN: dict[str, str] = {
+    # --- errors: input -------------------------------------------------------------------
+    "err.missing": "No such file: {path}",
+    "err.directory": "{path} is a directory, not a capture file.",
+    "err.unreadable": "Cannot read {path}: {reason}",
+    "err.not_capture": (
+        "{path} is not a capture file that tshark understands (pcap or pcapng expected).\n"
+        "tshark said: {detail}"
+    ),
+    "err.empty": "{path} holds no packets: nothing to report.",
+    "err.no_http": (
+        "{path}: none of its {frames} frames belongs to an HTTP request to the balancer.\n"
+        "Check the balancer's address and HTTP port(s) (--lab LAB.toml; `lbreport roles {path}` "
+        "suggests one)."
+    ),
+    "err.tshark_failed": "tshark failed (exit code {code}): {detail}",
+    "err.pdml": "Could not read tshark's output ({detail}). tshark said: {stderr}",
+    "err.output": "Cannot write {path}: {reason}",
+    # --- errors: tshark and the plugin ----------------------------------------------------
+    "err.tshark_missing": (
+        "tshark was not found on PATH. Install it (Debian/Ubuntu: `apt-get install tshark`; "
+        "or run `bash scripts/setup.sh` as root)."
+    ),
+    "err.tshark_old": (
+        "tshark {version} is too old: lbreport needs Wireshark {minimum} or newer. "
+        "Upgrade it (Debian 12 ships 4.0)."
+    ),
+    "err.tshark_no_lua": (
+        "tshark {version} was built without Lua, so it cannot run the lblab plugin. "
+        "Install a build with Lua (Debian's `tshark` package has it)."
+    ),
+    "err.tshark_version": "Could not tell which tshark this is (`tshark -v` said: {detail}).",
+    "err.plugin_missing": (
+        "The lblab plugin was not found: neither {path} nor an installed copy in Wireshark's "
+        "plugin folders."
+    ),
+    "err.plugin_lua": (
+        "The lblab plugin failed in tshark (a Lua error):\n{detail}\n"
+        "This is a bug in plugins/lblab.lua; please report it with the capture."
+    ),
+    "err.plugin_frames": (
+        "The lblab plugin raised a Lua error on {count} frame(s) (first: frame {frame}). "
+        "The report would be wrong; please report it with the capture."
+    ),
+    # --- errors: lab file -----------------------------------------------------------------
+    "err.lab_missing": "Lab file not found: {path}",
+    "err.lab_toml": "Lab file {path} is not valid TOML: {detail}",
+    "err.lab_key": "Lab file {path}: {key}: {problem}",
+    "lab.unknown_key": "unknown key (expected one of: {expected})",
+    "lab.not_table": "must be a table",
+    "lab.not_list_str": "must be a list of strings",
+    "lab.not_list_port": "must be a list of TCP ports (integers 1..65535)",
+    "lab.bad_address": "{value!r} is not an IPv4 or IPv6 address",
+    "lab.bad_role": "{value!r} is not a backend name (use M1, M2, M4…; M3 is the balancer)",
+    "lab.not_str": "must be a string",
+    "lab.bad_marker": "must be a non-empty string without ';' (it separates markers)",
+    "lab.bad_policy": "must be \"round-robin\" or \"weights\"",
+    "lab.bad_weight": "must be a positive integer",
+    "lab.weights_needed": "policy \"weights\" needs a weights table naming each backend",
+    "lab.weight_unknown": "names {value!r}, which is not a backend in [backends]",
+    "lab.need_balancer": "must name the balancer's address(es) when [backends] is given",
+    # --- warnings (stderr, the report still comes out) -------------------------------------
+    "warn.truncated": (
+        "Warning: {path} was cut short in the middle of a packet; this report covers the "
+        "{frames} frames before the cut."
+    ),
+    "warn.stderr": "tshark: {line}",
+    # --- progress ---------------------------------------------------------------------------
+    "progress.pass1": "Labelling packets (pass 1/2)",
+    "progress.pass2": "Reading requests (pass 2/2)",
+    "progress.reading": "Reading packets",
+    # --- report header ----------------------------------------------------------------------
+    "hdr.title": "lbreport: {capture}",
+    "hdr.capture_point": "Capture point",
+    "hdr.roles": "Roles",
+    "hdr.roles_configured": "configured: {source}",
+    "hdr.roles_inferred": "inferred from the traffic (no lab addresses matched the capture)",
+    "hdr.truncated": "CUT SHORT: the capture ends in the middle of a packet; frames up to {frame}.",
+    "cp.client": "client view (front leg only: client ↔ M3)",
+    "cp.M3": "M3 view (both legs: client ↔ M3 ↔ backends)",
+    "cp.backend": "backend view at {role} (back leg only: M3 ↔ {role})",
+    "cp.unknown": "unknown (no leg seen)",
+    "lab.default_name": "the classic lab (embedded default)",
+    # --- per request ------------------------------------------------------------------------
+    "req.title": "Request {index}",
+    "req.client": "Client",
+    "req.request": "Request",
+    "req.status": "Status",
+    "req.backend": "Backend",
+    "req.backend_unknown": "unknown",
+    "req.evidence": "evidence: {evidence}",
+    "req.timings": "Timings",
+    "req.anomalies": "Anomalies",
+    "req.none": "none",
+    "req.no_status": "no response",
+    "evidence.back-leg": "back-leg (the upstream request is in the capture: certain)",
+    "evidence.marker": "marker (the response names the backend)",
+    "evidence.arp": "arp (M3 asked for this backend's address meanwhile: weak)",
+    "evidence.none": "none (no evidence in this capture)",
+    "timing.handshake_rtt": "handshake RTT (SYN → SYN/ACK)",
+    "timing.request_to_upstream": "request → upstream request",
+    "timing.backend_time": "backend time (up-request → up-response)",
+    "timing.time_to_first_byte": "time to first byte (request → response)",
+    "timing.total": "total (first → last frame)",
+    "timing.na": "n/a",
+    "ladder.frame": "frame",
+    "ladder.time": "+ms",
+    # --- anomalies (code → sentence; detail is the JSON string after "code: ") ----------------
+    "anom.no-response": "no response",
+    "anom.missing-step": "missing step: {detail}",
+    "anom.repeated-step": "repeated step: {detail}",
+    "anom.rst": "connection reset (RST) by {detail}",
+    "anom.retransmission": "retransmission: {detail}",
+    "anom.http-5xx": "server error: HTTP {detail}",
+    "anom.upstream-5xx": "a backend answered HTTP {detail}",
+    "anom.failover": "failover between backends: {detail}",
+    "anom.no-upstream": "no upstream request from M3 in the capture",
+    # --- summary ----------------------------------------------------------------------------
+    "sum.title": "Summary",
+    "sum.requests": "Requests",
+    "sum.frames": "Frames",
+    "sum.frames_detail": "{total} total = {inreq} in requests + {other} other",
+    "sum.status_counts": "Status codes",
+    "sum.backends": "Requests per backend",
+    "sum.balance": "Balance",
+    "sum.latency": "Latency ({basis})",
+    "sum.latency_basis.time_to_first_byte": "time to first byte",
+    "sum.latency_basis.backend_time": "backend time",
+    "sum.latency_none": "no request has a measurable latency",
+    "sum.no_status": "no response",
+    "bal.matches": "matches {policy}: expected {expected}, observed {observed}.",
+    "bal.differs": "does NOT match {policy}: expected {expected}, observed {observed}.",
+    "bal.sequence": "The order of backends also follows the policy's rotation.",
+    "bal.sequence_broken": "The order of backends breaks the rotation at request {index}.",
+    "bal.unknown_some": "{count} request(s) with an unknown backend were left out.",
+    "bal.not_judged_backend": (
+        "not judged: a capture at a backend only sees the requests that backend served."
+    ),
+    "bal.not_judged_unknown": "not judged: no request's backend is known in this capture.",
+    "bal.not_judged_single": "not judged: only one backend is known.",
+    "policy.round-robin": "round robin",
+    "policy.weights": "weights {weights}",
+    # --- roles command ------------------------------------------------------------------------
+    "roles.header": (
+        "# Lab file inferred by `lbreport roles` from {capture}.\n"
+        "# Check it, then use it with: lbreport report CAPTURE --lab THIS_FILE.toml"
+    ),
+    "roles.markers_hint": (
+        "# Optional: a text only that backend's responses contain, e.g.\n"
+        "# M1 = \"Soy la máquina 1\""
+    ),
+    "roles.none": "No roles could be inferred from {path}: no HTTP traffic to a balancer was seen.",
+    # --- doctor --------------------------------------------------------------------------------
+    "doc.ok": "ok",
+    "doc.fail": "FAIL",
+    "doc.tshark": "tshark on PATH",
+    "doc.version": "tshark version ≥ {minimum}",
+    "doc.lua": "tshark built with Lua",
+    "doc.plugin": "lblab plugin",
+    "doc.plugin_loads": "plugin loads without Lua errors",
+    "doc.plugin_repo": "{path} (passed with -X)",
+    "doc.plugin_installed": "installed in Wireshark's plugin folder ({path})",
+    "doc.all_ok": "Everything lbreport needs is in place.",
+    "doc.some_failed": (
+        "Some checks failed; fix them in order (each one depends on the ones above)."
+    ),
+}
+
+_catalogue: dict[str, str] = EN
+
+
+def t(key: str, **params: object) -> str:
+    """The message `key` in the current language, formatted with `params`."""
+    template = _catalogue.get(key) or EN[key]
+    return template.format(**params) if params else template
+
+
+def has(key: str) -> bool:
+    return key in _catalogue or key in EN

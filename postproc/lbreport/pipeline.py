@@ -1,0 +1,126 @@
+"""Capture → Report: the one place that wires tshark, PDML, the lab and the lifecycle together.
+
+The CLI calls `build_report`; a batch or live mode can call the same pieces.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import IO
+
+from lxml import etree
+
+from lbreport import tshark
+from lbreport.config import Lab, classic_lab, inferred_lab, lab_addresses, load_lab, preferences
+from lbreport.errors import LbreportError
+from lbreport.lifecycle import LifecycleBuilder, Report
+from lbreport.messages import t
+from lbreport.pdml import PdmlReader
+
+# A hook the CLI passes to show progress: called with the running tshark.
+ProgressFactory = Callable[[tshark.TsharkRun], object]
+
+
+def choose_lab(lab_path: Path | None, capture_addresses: set[str]) -> tuple[Lab, str]:
+    """The lab file if given; else the classic lab when its balancer is in the capture; else
+    no addresses at all (the plugin infers roles). Returns (lab, roles_source)."""
+    if lab_path is not None:
+        lab = load_lab(lab_path)
+        return lab, "configured" if lab.has_addresses else "inferred"
+    classic = classic_lab()
+    seen = {_normalise(a) for a in capture_addresses}
+    if lab_addresses(classic) & seen:
+        return classic, "configured"
+    return inferred_lab(classic), "inferred"
+
+
+def _normalise(addr: str) -> str:
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return addr
+
+
+def build_report(
+    capture: Path,
+    lab_path: Path | None = None,
+    keep_pdml: Path | None = None,
+    progress: ProgressFactory | None = None,
+    warn: Callable[[str], None] = lambda _msg: None,
+) -> Report:
+    tshark.check_capture(capture)
+    pre = tshark.preflight(capture)
+    lab, roles_source = choose_lab(lab_path, pre.addresses)
+    argv = tshark.pdml_command(pre.info, capture, pre.plugin, preferences(lab))
+
+    run = tshark.TsharkRun(argv, capture)
+    builder = LifecycleBuilder()
+    try:
+        keep = _open_keep(keep_pdml)
+        with keep as sink, (progress(run) if progress else nullcontext()):  # type: ignore[attr-defined]
+            stream: IO[bytes] = _Tee(run.stdout, sink) if sink else run.stdout
+            reader = PdmlReader(stream)
+            try:
+                for record in reader:
+                    builder.add(record)
+            except etree.XMLSyntaxError as exc:
+                # No PDML at all usually means tshark refused the file: its stderr says why.
+                run.proc.wait()
+                outcome = tshark.judge_stderr(
+                    capture, run.stderr_text(), run.proc.returncode or 0, allow_cut_short=True
+                )
+                if not outcome.truncated:
+                    raise LbreportError(
+                        t("err.pdml", detail=exc, stderr=run.stderr_text().strip() or "nothing")
+                    ) from None
+        outcome = run.finish()
+    finally:
+        run.kill()
+
+    for line in outcome.warnings:
+        warn(t("warn.stderr", line=line))
+    if reader.lua_errors:
+        raise LbreportError(
+            t("err.plugin_frames", count=reader.lua_errors, frame=reader.first_lua_error_frame)
+        )
+    if builder.frames_total == 0 and not outcome.truncated:
+        raise LbreportError(t("err.empty", path=capture))
+    if outcome.truncated:
+        warn(t("warn.truncated", path=capture, frames=builder.frames_total))
+
+    report = builder.finish(
+        policy=lab.policy, weights=lab.weights, configured_backends=list(lab.backends)
+    )
+    if report.summary.requests == 0:
+        raise LbreportError(t("err.no_http", path=capture, frames=builder.frames_total))
+    report.capture = str(capture)
+    report.roles_source = roles_source
+    report.lab_source = lab.source
+    report.truncated = outcome.truncated
+    report.last_frame = builder.last_frame
+    return report
+
+
+def _open_keep(path: Path | None):  # noqa: ANN202 - a context manager yielding a file or None
+    if path is None:
+        return nullcontext(None)
+    try:
+        return path.open("wb")
+    except OSError as exc:
+        raise LbreportError(t("err.output", path=path, reason=exc.strerror)) from None
+
+
+class _Tee:
+    """A file-like reader that copies what lxml reads into `sink` (--keep-pdml)."""
+
+    def __init__(self, source: IO[bytes], sink: IO[bytes]) -> None:
+        self._source = source
+        self._sink = sink
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._sink.write(data)
+        return data

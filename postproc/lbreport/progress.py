@@ -1,0 +1,59 @@
+"""A progress bar on stderr while tshark reads a long capture (none when stderr is not a
+terminal). tshark's read position comes from /proc, so the PDML loop pays nothing for it."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from lbreport import tshark
+from lbreport.messages import t
+
+MIN_BYTES = 4 << 20  # below this a capture is read before a bar would be noticed
+
+
+class TsharkProgress:
+    def __init__(self, run: tshark.TsharkRun) -> None:
+        self._run = run
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        try:
+            self._size = run.capture.stat().st_size
+        except OSError:
+            self._size = 0
+
+    @staticmethod
+    def wanted() -> bool:
+        return sys.stderr.isatty()
+
+    def __enter__(self) -> TsharkProgress:
+        if self._size >= MIN_BYTES and self.wanted():
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _poll(self) -> None:
+        columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(t("progress.pass1"), total=self._size)
+            last, second_pass = 0, False
+            while not self._stop.wait(0.2):
+                pos = tshark.read_position(self._run.proc.pid, self._run.capture)
+                if pos is None:
+                    continue
+                if pos < last and not second_pass:  # tshark -2 rewinds for its second pass
+                    second_pass = True
+                    bar.update(task, description=t("progress.pass2"))
+                last = pos
+                bar.update(task, completed=pos)

@@ -1,0 +1,33 @@
+"""One row per request, for a spreadsheet. Cells from packets are defused (formula injection)."""
+
+from __future__ import annotations
+
+import csv
+from typing import TextIO
+
+from lbreport.lifecycle import TIMING_KEYS, Report
+from lbreport.render.safe import csv_cell
+
+COLUMNS = [
+    "index", "client", "method", "uri", "status", "backend", "backend_evidence", "frames",
+    *TIMING_KEYS, "anomalies",
+]  # fmt: skip
+
+
+def render(report: Report, out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for req in report.requests():
+        timings = ["" if req.timings[k] is None else f"{req.timings[k]:.6f}" for k in TIMING_KEYS]
+        writer.writerow([
+            req.index,
+            csv_cell(req.client),
+            csv_cell(req.method),
+            csv_cell(req.uri),
+            req.status or "",
+            req.backend or "",
+            req.evidence,
+            len(req.steps),
+            *timings,
+            csv_cell("; ".join(str(a) for a in req.anomalies)),
+        ])  # fmt: skip

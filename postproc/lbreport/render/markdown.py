@@ -1,0 +1,52 @@
+"""What a student pastes into a lab write-up: a table per request, the ladder in a code block."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from lbreport.lifecycle import TIMING_KEYS, Report, Request
+from lbreport.messages import t
+from lbreport.render import common
+from lbreport.render.ladder import ladder
+from lbreport.render.safe import markdown_cell, printable
+
+
+def _row(key: str, value: str) -> str:
+    return f"| {markdown_cell(key)} | {value} |\n"
+
+
+def _request(req: Request, out: TextIO) -> None:
+    out.write(f"\n## {t('req.title', index=req.index)}: "
+              f"`{printable(req.method + ' ' + req.uri).replace('`', chr(39))}`\n\n")
+    out.write("| | |\n|---|---|\n")
+    out.write(_row(t("req.client"), markdown_cell(req.client)))
+    out.write(_row(t("req.status"), str(req.status) if req.status else t("req.no_status")))
+    backend = req.backend or t("req.backend_unknown")
+    out.write(_row(t("req.backend"), markdown_cell(f"{backend} ({common.evidence(req.evidence)})")))
+    for k in TIMING_KEYS:
+        out.write(_row(t("timing." + k), common.ms(req.timings[k])))
+    anomalies = "<br>".join(markdown_cell(common.anomaly(a)) for a in req.anomalies)
+    out.write(_row(t("req.anomalies"), anomalies or t("req.none")))
+    out.write("\n```text\n" + "\n".join(ladder(req)) + "\n```\n")
+
+
+def render(report: Report, out: TextIO) -> None:
+    out.write(f"# {markdown_cell(t('hdr.title', capture=report.capture))}\n\n")
+    out.write(f"- **{t('hdr.capture_point')}:** {common.capture_point(report)}\n")
+    roles = "; ".join(f"{r}: {', '.join(a)}" for r, a in report.roles.items())
+    out.write(f"- **{t('hdr.roles')}:** {markdown_cell(roles)} "
+              f"({markdown_cell(common.roles_source(report))})\n")
+    if report.truncated:
+        out.write(f"- **{t('hdr.truncated', frame=report.last_frame)}**\n")
+    for req in report.requests():
+        _request(req, out)
+    s = report.summary
+    out.write(f"\n## {t('sum.title')}\n\n| | |\n|---|---|\n")
+    out.write(_row(t("sum.requests"), str(s.requests)))
+    out.write(_row(t("sum.frames"), common.frames(report)))
+    out.write(_row(t("sum.status_counts"), markdown_cell(common.status_counts(s.status_counts))))
+    out.write(_row(t("sum.backends"), ", ".join(f"{b}: {n}" for b, n in
+                                                s.backend_distribution.items())))
+    out.write(_row(t("sum.balance"), markdown_cell(common.balance(s.balance))))
+    title, value = common.latency(s.latency)
+    out.write(_row(title, markdown_cell(value)))

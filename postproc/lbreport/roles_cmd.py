@@ -1,0 +1,49 @@
+"""`lbreport roles`: the roles the plugin infers from a capture, as a lab file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lbreport import tshark
+from lbreport.config import to_toml
+from lbreport.errors import LbreportError
+from lbreport.lifecycle import _role_sort
+from lbreport.messages import t
+
+_FIELDS = ["lblab.role_def", "lblab.step", "lblab.leg", "tcp.dstport"]
+
+
+def inferred_lab_file(capture: Path) -> str:
+    tshark.check_capture(capture)
+    pre = tshark.preflight(None)
+    # No preferences: the plugin infers every role from the traffic.
+    argv = tshark.fields_command(pre.info, capture, pre.plugin, [], _FIELDS)
+    run = tshark.TsharkRun(argv, capture)
+    roles: dict[str, list[str]] = {}
+    ports: list[int] = []
+    try:
+        for raw in run.stdout:
+            defs, step, leg, dstport = (raw.decode("utf-8", "replace").rstrip("\n").split("\t")
+                                        + ["", "", "", ""])[:4]
+            for definition in filter(None, defs.split("|")):
+                role, _, addr = definition.partition("=")
+                if addr and addr not in roles.setdefault(role, []):
+                    roles[role].append(addr)
+            if step == "request" and leg == "front" and dstport.isdigit():
+                port = int(dstport)
+                if port not in ports:
+                    ports.append(port)
+        run.finish()
+    finally:
+        run.kill()
+    if "M3" not in roles:
+        raise LbreportError(t("roles.none", path=capture))
+    backends = {r: roles[r] for r in _role_sort(roles) if r not in ("client", "M3", "broadcast")}
+    return to_toml(
+        clients=roles.get("client", []),
+        balancer=roles["M3"],
+        ports=sorted(ports) or [80],
+        backends=backends,
+        header=t("roles.header", capture=capture),
+        markers_hint=t("roles.markers_hint"),
+    )
