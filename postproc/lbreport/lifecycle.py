@@ -38,6 +38,7 @@ class Step:
     leg: str
     step: str
     flags: tuple[str, ...]
+    arp_target: str  # ARP who-has / ND solicitation: the role whose address is asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,19 +102,20 @@ class Summary:
 
 
 class _Labels:
-    """Intern (src, dst, leg, step, flags) tuples: a few dozen distinct ones per capture."""
+    """Intern a frame's labels (roles, leg, step, flags, ARP target): a few dozen distinct
+    combinations per capture, so a step costs two numbers."""
 
     def __init__(self) -> None:
-        self.ids: dict[tuple[str, str, str, str, str], int] = {}
-        self.values: list[tuple[str, str, str, str, tuple[str, ...]]] = []
+        self.ids: dict[tuple[str, ...], int] = {}
+        self.values: list[tuple[str, str, str, str, tuple[str, ...], str]] = []
 
     def id(self, r: Record) -> int:
-        key = (r.src_role, r.dst_role, r.leg, r.step, r.flags)
+        key = (r.src_role, r.dst_role, r.leg, r.step, r.flags, r.arp_target)
         found = self.ids.get(key)
         if found is None:
             found = self.ids[key] = len(self.values)
             flags = tuple(f for f in r.flags.split(",") if f)
-            self.values.append((r.src_role, r.dst_role, r.leg, r.step, flags))
+            self.values.append((r.src_role, r.dst_role, r.leg, r.step, flags, r.arp_target))
         return found
 
 
@@ -369,7 +371,9 @@ def _leg_anomalies(steps: list[Step], p: str, judge_response: bool) -> list[Anom
 
     syn, synack, ack = p + "SYN", p + "SYN/ACK", p + "ACK"
     request, response = p + "request", p + "response"
-    if syn in names and synack not in names:
+    reset = p + "RST" in names
+    # A SYN answered by RST is a refused connection: reported as the RST, not a missing step.
+    if syn in names and synack not in names and not reset:
         missing(synack)
     if synack in names and syn not in names:
         missing(syn)
@@ -382,7 +386,6 @@ def _leg_anomalies(steps: list[Step], p: str, judge_response: bool) -> list[Anom
     if response in names and request not in names:
         missing(request)
     fin_a, fin_b = (p + "FIN-client", p + "FIN-M3") if not p else ("up-FIN-M3", "up-FIN-backend")
-    reset = p + "RST" in names
     if (fin_a in names or fin_b in names) and not reset:
         for fin in (fin_a, fin_b):
             if fin not in names:

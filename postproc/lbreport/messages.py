@@ -118,7 +118,7 @@ EN: dict[str, str] = {
     "anom.no-response": "no response",
     "anom.missing-step": "missing step: {detail}",
     "anom.repeated-step": "repeated step: {detail}",
-    "anom.rst": "connection reset (RST) by {detail}",
+    "anom.rst": "connection reset (RST): {detail}",
     "anom.retransmission": "retransmission: {detail}",
     "anom.http-5xx": "server error: HTTP {detail}",
     "anom.upstream-5xx": "a backend answered HTTP {detail}",

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from lbreport import SCHEMA
-from lbreport.lifecycle import Report, Request
+from lbreport.lifecycle import Report, Request, Step
 from lbreport.render import common
 
 
@@ -25,6 +25,21 @@ def roles_json(roles: dict[str, list[str]]) -> dict[str, Any]:
     return {r: a if r == "client" or len(a) != 1 else a[0] for r, a in roles.items()}
 
 
+def _step(s: Step) -> dict[str, Any]:
+    step = {
+        "frame": s.frame,
+        "time": round(s.time, 6),
+        "src_role": s.src_role,
+        "dst_role": s.dst_role,
+        "leg": s.leg,
+        "step": s.step,
+        "flags": list(s.flags),
+    }
+    if s.arp_target:
+        step["arp_target"] = s.arp_target
+    return step
+
+
 def request_json(req: Request) -> dict[str, Any]:
     return {
         "index": req.index,
@@ -35,18 +50,7 @@ def request_json(req: Request) -> dict[str, Any]:
         "backend": req.backend,
         "backend_evidence": req.evidence,
         "upstream_statuses": [{"backend": b, "status": s} for b, s in req.upstream_statuses],
-        "steps": [
-            {
-                "frame": s.frame,
-                "time": round(s.time, 6),
-                "src_role": s.src_role,
-                "dst_role": s.dst_role,
-                "leg": s.leg,
-                "step": s.step,
-                "flags": list(s.flags),
-            }
-            for s in req.steps
-        ],
+        "steps": [_step(s) for s in req.steps],
         "timings": {k: _round(v) for k, v in req.timings.items()},
         "anomalies": [str(a) for a in req.anomalies],
     }

@@ -14,7 +14,7 @@ from lbreport.lifecycle import Request, _role_sort
 from lbreport.messages import t
 from lbreport.render.safe import printable
 
-LANE = 16  # columns between two lanes: the longest step name ("up-FIN-backend") fits
+LANE = 18  # columns between two lanes: the longest label ("up-FIN-backend") fits
 
 
 def lanes(request: Request) -> list[str]:
@@ -42,7 +42,8 @@ def ladder(request: Request) -> list[str]:
                 row[b - 1] = ">"
             else:
                 row[b + 1] = "<"
-            label = printable(s.step)[: hi - lo - 3]
+            text = f"{s.step} {s.arp_target}" if s.arp_target else s.step
+            label = printable(text)[: hi - lo - 3]
             at = lo + 1 + (hi - lo - 1 - len(label)) // 2
             row[at : at + len(label)] = list(label)
         line = "".join(row)
