@@ -21,6 +21,7 @@ removed on exit, also when a step fails or on KeyboardInterrupt/SIGTERM.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -371,10 +372,8 @@ class Farm:
         # Only processes inside our own namespace: the servers we started and their children.
         out = run(["ip", "netns", "pids", ns], check=False).stdout.split()
         for pid in out:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def _keep_logs(self) -> None:
         assert self.rundir is not None

@@ -1,0 +1,400 @@
+"""Every reference capture agrees with its ground truth (real tshark, no plugin).
+
+The truth comes from the balancer's access log; these checks read the capture with plain
+tshark fields and compare. `check_capture()` is also used by test_lab_e2e.py on a fresh farm.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import shutil
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+TRUTH_FILES = sorted(CAPTURES.glob("*.truth.json"))
+TRUTH_KEYS = {"capture", "scenario", "balancer", "backend_server", "capture_point", "roles",
+              "http_port", "frames", "markers", "requests"}
+REQUEST_KEYS = {"client", "method", "uri", "status", "backend", "upstreams",
+                "upstream_statuses", "start", "request_time"}
+# Statuses the balancer makes up itself when an upstream refused or timed out.
+GATEWAY_ERRORS = {"502", "503", "504"}
+# Requests further apart than this at the balancer must appear in that order on the wire.
+ORDER_SLACK = 0.005
+
+Truth = dict[str, Any]
+
+pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+
+
+# --------------------------------------------------------------------------- tshark
+
+
+def tshark(pcap: Path, dfilter: str, *fields: str) -> list[list[str]]:
+    cmd = ["tshark", "-n", "-r", str(pcap), "-Y", dfilter, "-T", "fields",
+           "-E", "separator=\t", "-E", "occurrence=f"]
+    for f in fields:
+        cmd += ["-e", f]
+    proc = subprocess.run(cmd, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    # tshark escapes non-ASCII bytes of text fields: compare on the ASCII part only.
+    out = proc.stdout.decode("utf-8", errors="replace")
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def addr_filter(direction: str, addrs: list[str]) -> str:
+    """`ip.src==a or ipv6.src==b`, for addresses of either family."""
+    terms = [f"{'ipv6' if ':' in a else 'ip'}.{direction}=={a}" for a in addrs]
+    return "(" + " or ".join(terms or ["frame.number==0"]) + ")"
+
+
+def fmt_client(ip: str, port: str) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def ascii_only(text: str) -> str:
+    return "".join(ch for ch in text if ch.isascii())
+
+
+# --------------------------------------------------------------------------- the capture's view
+
+
+@dataclass
+class Exchange:
+    """One HTTP request or response on the wire."""
+
+    client: str  # ip:port of the connection's client side
+    value: str  # method+uri, or status
+    body: str = ""
+    xff: str = ""
+
+
+@dataclass
+class View:
+    frames: int
+    addresses: set[str]
+    front_requests: list[Exchange]
+    front_responses: list[Exchange]
+    back_requests: dict[str, list[Exchange]]  # backend role -> requests M3 sent it
+    back_responses: dict[str, list[Exchange]]
+    refused: Counter  # backend role -> RSTs it sent M3 (connection refused)
+    neighbour_asks: set[str]  # addresses M3 asked for with ARP who-has / ND solicitation
+
+
+def backend_roles(truth: Truth) -> list[str]:
+    return [r for r in truth["roles"] if r not in ("client", "M3")]
+
+
+FIELDS = ("ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tcp.srcport", "tcp.dstport",
+          "tcp.flags.reset", "http.request.method", "http.request.uri", "http.response.code",
+          "http.x_forwarded_for", "http.file_data", "arp.opcode", "arp.src.proto_ipv4",
+          "arp.dst.proto_ipv4", "icmpv6.type", "icmpv6.nd.ns.target_address")
+
+
+@dataclass(frozen=True)
+class Frame:
+    src: str
+    dst: str
+    sport: str
+    dport: str
+    rst: bool
+    method: str
+    uri: str
+    code: str
+    xff: str
+    body: str
+    arp_op: str
+    arp_sender: str
+    arp_target: str
+    icmpv6_type: str
+    ns_target: str
+
+
+@functools.cache
+def frames_of(pcap: Path) -> tuple[Frame, ...]:
+    """Every frame's facts, in one tshark pass (the checks only filter these in Python)."""
+    out = []
+    for r in tshark(pcap, "frame", *FIELDS):
+        r += [""] * (len(FIELDS) - len(r))
+        out.append(Frame(r[0] or r[1], r[2] or r[3], r[4], r[5], r[6] in ("1", "True"),
+                         r[7], r[8], r[9], r[10], ascii_only(r[11]), *r[12:17]))
+    return tuple(out)
+
+
+def view(truth: Truth, pcap: Path) -> View:
+    roles, port = truth["roles"], str(truth["http_port"])
+    m3 = set(roles["M3"])
+    frames = frames_of(pcap)
+    http = [f for f in frames if f.method or f.code]
+    front_req = [Exchange(fmt_client(f.src, f.sport), f"{f.method} {f.uri}")
+                 for f in http if f.method and f.dst in m3 and f.dport == port]
+    front_resp = [Exchange(fmt_client(f.dst, f.dport), f.code, f.body)
+                  for f in http if f.code and f.src in m3 and f.sport == port]
+    back_req: dict[str, list[Exchange]] = {}
+    back_resp: dict[str, list[Exchange]] = {}
+    refused: Counter = Counter()
+    for role in backend_roles(truth):
+        b = set(roles[role])
+        back_req[role] = [Exchange(fmt_client(f.src, f.sport), f"{f.method} {f.uri}", xff=f.xff)
+                          for f in http if f.method and f.src in m3 and f.dst in b]
+        back_resp[role] = [Exchange(fmt_client(f.dst, f.dport), f.code, f.body)
+                           for f in http if f.code and f.src in b and f.dst in m3]
+        refused[role] = sum(1 for f in frames
+                            if f.rst and f.sport == port and f.src in b and f.dst in m3)
+    asks = {f.arp_target for f in frames if f.arp_op == "1" and f.arp_sender in m3}
+    asks |= {f.ns_target for f in frames if f.icmpv6_type == "135" and f.src in m3}
+    addresses = {a for f in frames for a in (f.src, f.dst) if a}
+    return View(len(frames), addresses, front_req, front_resp, back_req, back_resp, refused,
+                asks)
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def point_kind(truth: Truth) -> str:
+    """client, M3 or backend: what part of the farm's traffic the capture point sees."""
+    point = truth["capture_point"]
+    return point if point in ("client", "M3") else "backend"
+
+
+def expected_front(truth: Truth) -> list[Truth]:
+    return truth["requests"] if point_kind(truth) != "backend" else []
+
+
+def expected_back(truth: Truth, role: str) -> list[Truth]:
+    """Requests a backend answered, if the capture point sees that back leg."""
+    kind = point_kind(truth)
+    if kind == "client" or (kind == "backend" and truth["capture_point"] != role):
+        return []
+    return [r for r in truth["requests"] if r["backend"] == role]
+
+
+def with_index(items: list[tuple[str, str]]) -> list[tuple[str, int, str]]:
+    """(client, value) -> (client, n-th exchange on that client connection, value)."""
+    seen: Counter = Counter()
+    out = []
+    for client, value in items:
+        out.append((client, seen[client], value))
+        seen[client] += 1
+    return out
+
+
+def check_shape(truth: Truth, pcap: Path) -> None:
+    assert set(truth) == TRUTH_KEYS, f"truth keys: {sorted(truth)}"
+    assert truth["capture"] == pcap.name
+    assert truth["capture_point"] in truth["roles"]
+    assert truth["balancer"] in ("nginx", "haproxy")
+    assert truth["backend_server"] in ("apache2", "nginx")
+    starts = [r["start"] for r in truth["requests"]]
+    assert starts == sorted(starts), "requests not sorted by arrival at the balancer"
+    all_addrs = [a for addrs in truth["roles"].values() for a in addrs]
+    assert len(all_addrs) == len(set(all_addrs)), "an address has two roles"
+    for r in truth["requests"]:
+        assert set(r) == REQUEST_KEYS, f"request keys: {sorted(r)}"
+        assert len(r["upstreams"]) == len(r["upstream_statuses"])
+        assert r["backend"] is None or r["backend"] == r["upstreams"][-1]
+        assert set(r["upstreams"]) <= set(backend_roles(truth))
+    assert set(truth["markers"]) == set(backend_roles(truth))
+    assert pcap.stat().st_size < 2 * 1024 * 1024
+
+
+def check_frames(truth: Truth, pcap: Path) -> None:
+    assert view(truth, pcap).frames == truth["frames"]
+
+
+def check_roles(truth: Truth, pcap: Path) -> None:
+    """The role addresses the capture point can see are on the wire, the others are not."""
+    seen = {a for a in view(truth, pcap).addresses if not a.startswith(("fe80:", "ff0"))}
+    roles, kind = truth["roles"], point_kind(truth)
+    used_backends = {u for r in truth["requests"] for u in r["upstreams"]}
+    if kind == "client":
+        visible = set(roles["client"]) | set(roles["M3"])
+    elif kind == "M3":
+        visible = {a for role, addrs in roles.items()
+                   if role in ("client", "M3") or role in used_backends for a in addrs}
+    else:
+        visible = set(roles["M3"]) | set(roles[truth["capture_point"]])
+    assert visible <= seen, f"role addresses missing from the capture: {visible - seen}"
+    all_role_addrs = {a for addrs in roles.values() for a in addrs}
+    assert seen <= all_role_addrs, f"addresses without a role: {seen - all_role_addrs}"
+    hidden = {a for role, addrs in roles.items() for a in addrs} - visible
+    if kind != "M3":
+        assert not (hidden & seen), f"addresses this point cannot see: {hidden & seen}"
+
+
+def check_front_requests(truth: Truth, pcap: Path) -> None:
+    got = Counter((e.client, e.value) for e in view(truth, pcap).front_requests)
+    want = Counter((r["client"], f"{r['method']} {r['uri']}") for r in expected_front(truth))
+    assert got == want, f"front-leg requests: capture-only {got - want}, truth-only {want - got}"
+
+
+def check_front_responses(truth: Truth, pcap: Path) -> None:
+    got = Counter((e.client, e.value) for e in view(truth, pcap).front_responses)
+    want = Counter((r["client"], str(r["status"])) for r in expected_front(truth))
+    assert got == want, f"front-leg responses: capture-only {got - want}, truth-only {want - got}"
+
+
+def check_order(truth: Truth, pcap: Path) -> None:
+    """Requests clearly apart in time at the balancer reach it in the same order on the wire."""
+    wire = with_index([(e.client, "") for e in view(truth, pcap).front_requests])
+    pos = {(c, n): i for i, (c, n, _) in enumerate(wire)}
+    reqs = expected_front(truth)
+    keys = with_index([(r["client"], "") for r in reqs])
+    for i, a in enumerate(reqs):
+        for j in range(i + 1, len(reqs)):
+            if reqs[j]["start"] - a["start"] > ORDER_SLACK:
+                ka, kb = keys[i][:2], keys[j][:2]
+                assert pos[ka] < pos[kb], f"request {ka} reached M3 after {kb} on the wire"
+
+
+def check_back_leg(truth: Truth, pcap: Path) -> None:
+    """Each backend got exactly the requests the truth says it answered, for those clients."""
+    v = view(truth, pcap)
+    for role in backend_roles(truth):
+        want = expected_back(truth, role)
+        got_req, got_resp = v.back_requests[role], v.back_responses[role]
+        assert len(got_req) == len(want), f"{role}: {len(got_req)} requests, truth {len(want)}"
+        assert len(got_resp) == len(want), f"{role}: {len(got_resp)} back-leg responses"
+        # X-Forwarded-For carries the client address the balancer saw.
+        want_ips = Counter(r["client"].rsplit(":", 1)[0].strip("[]") for r in want)
+        assert Counter(e.xff for e in got_req) == want_ips, f"{role}: X-Forwarded-For differs"
+        marker = ascii_only(truth["markers"][role])
+        assert all(marker in e.body for e in got_resp), f"{role}: response without its marker"
+
+
+def check_refused(truth: Truth, pcap: Path) -> None:
+    """Failover attempts that were refused show as RSTs from that backend (seen from M3)."""
+    if point_kind(truth) != "M3":
+        return
+    want: Counter = Counter()
+    for r in truth["requests"]:
+        for up, st in zip(r["upstreams"], r["upstream_statuses"], strict=True):
+            if st in GATEWAY_ERRORS:
+                want[up] += 1
+    got = view(truth, pcap).refused
+    for role in backend_roles(truth):
+        assert got[role] == want[role], f"{role}: {got[role]} refusals, truth {want[role]}"
+
+
+def check_markers(truth: Truth, pcap: Path) -> None:
+    """Each front-leg response names the backend the truth says answered it."""
+    v = view(truth, pcap)
+    wire = {(c, n): body for c, n, body in with_index([(e.client, e.body)
+                                                        for e in v.front_responses])}
+    markers = {role: ascii_only(m) for role, m in truth["markers"].items()}
+    reqs = expected_front(truth)
+    for (client, n, _), r in zip(with_index([(r["client"], "") for r in reqs]), reqs,
+                                 strict=True):
+        body = wire.get((client, n), "")
+        named = [role for role, m in markers.items() if m in body]
+        assert named == ([r["backend"]] if r["backend"] else []), (
+            f"{client} #{n}: the response names {named}, truth says {r['backend']}")
+
+
+def check_neighbours(truth: Truth, pcap: Path) -> None:
+    """M3 asks (ARP who-has / ND) for every backend it first contacts: the farm starts cold."""
+    asked = view(truth, pcap).neighbour_asks
+    used = {u for r in truth["requests"] for u in r["upstreams"]}
+    for role in used:
+        addr = truth["roles"][role][0]
+        assert addr in asked, f"no ARP/ND from M3 for {role} ({addr})"
+
+
+CHECKS = [check_shape, check_frames, check_roles, check_front_requests, check_front_responses,
+          check_order, check_back_leg, check_refused, check_markers, check_neighbours]
+
+
+def check_capture(truth: Truth, pcap: Path) -> None:
+    for check in CHECKS:
+        check(truth, pcap)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def load(path: Path) -> tuple[Truth, Path]:
+    truth = json.loads(path.read_text(encoding="utf-8"))
+    return truth, path.with_name(truth["capture"])
+
+
+def test_every_named_capture_is_there() -> None:
+    names = {p.name.removesuffix(".truth.json") for p in TRUTH_FILES}
+    assert {"classic-client", "classic-m3", "haproxy-keepalive", "ab-concurrency",
+            "backend-down", "upstream-keepalive", "two-clients", "ipv6", "backend-m2",
+            "three-backends"} <= names
+    for p in CAPTURES.glob("*.pcapng"):
+        assert p.with_name(p.stem + ".truth.json").exists(), f"{p.name} has no truth"
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("truth_file", TRUTH_FILES, ids=lambda p: p.name.split(".")[0])
+def test_capture_agrees_with_truth(truth_file: Path, check: Any) -> None:
+    check(*load(truth_file))
+
+
+def test_classic_client_shows_the_exercise() -> None:
+    """Per request, the student's sequence: SYN .. GET (ARP) 200 OK ACK FIN FIN ACK."""
+    truth, pcap = load(CAPTURES / "classic-client.truth.json")
+    rows = tshark(pcap, "tcp or arp", "tcp.stream", "tcp.flags.str", "http.request.method",
+                  "http.response.code", "arp.dst.proto_ipv4")
+    streams: dict[str, list[str]] = {}
+    last = ""
+    for stream, flags, method, code, arp in rows:
+        if arp:
+            streams[last].append("ARP")
+            continue
+        last = stream
+        step = method or code or flags.replace("·", "")
+        streams.setdefault(stream, []).append(step)
+    assert len(streams) == len(truth["requests"]) == 3
+    for seq in streams.values():
+        # M3 may ACK the GET on its own (Linux quick-ACKs the first data): allowed, not needed.
+        seq = [s for i, s in enumerate(seq) if not (s == "A" and seq[i - 1] == "GET")]
+        seq = [s for s in seq if s != "ARP"]
+        assert seq[:4] == ["S", "AS", "A", "GET"], seq
+        assert seq[4:6] == ["200", "A"], seq
+        assert seq[6:] in (["AF", "AF", "A"],), seq
+    arps = [r[4] for r in rows if r[4]]
+    assert sorted(arps) == truth["roles"]["M1"] + truth["roles"]["M2"]
+
+
+# Wrong truths each check must reject: proof that the checks can fail.
+MUTATIONS = {
+    "frames": (check_frames, lambda t: t.update(frames=t["frames"] + 1)),
+    "status": (check_front_responses, lambda t: t["requests"][0].update(status=404)),
+    "client port": (check_front_requests,
+                    lambda t: t["requests"][0].update(client=t["requests"][0]["client"] + "9")),
+    "backend": (check_back_leg, lambda t: t["requests"][0].update(backend="M2",
+                                                                  upstreams=["M2"])),
+    "marker": (check_markers, lambda t: t["requests"][0].update(backend="M2",
+                                                                upstreams=["M2"])),
+    "lost request": (check_front_requests, lambda t: t["requests"].pop()),
+    "role address": (check_roles, lambda t: t["roles"].update(M1=["192.168.56.111"])),
+    "order": (check_order, lambda t: swap_clients(t["requests"][0], t["requests"][2])),
+    "refused": (check_refused, lambda t: t["requests"][0].update(upstreams=["M2", "M1"],
+                                                                 upstream_statuses=["502",
+                                                                                    "200"])),
+    "neighbours": (check_neighbours, lambda t: t["roles"].update(M2=["192.168.56.112"])),
+}
+
+
+def swap_clients(a: Truth, b: Truth) -> None:
+    a["client"], b["client"] = b["client"], a["client"]
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+def test_checks_reject_a_wrong_truth(name: str) -> None:
+    check, mutate = MUTATIONS[name]
+    truth, pcap = load(CAPTURES / "classic-m3.truth.json")
+    check(truth, pcap)  # the real truth passes...
+    wrong = copy.deepcopy(truth)
+    mutate(wrong)
+    with pytest.raises(AssertionError):
+        check(wrong, pcap)  # ...and the wrong one does not
