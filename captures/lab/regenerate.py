@@ -55,6 +55,9 @@ def sequential(n: int, pause: float = 0.2) -> Callable[[Farm], None]:
 def keepalive_client(farm: Farm) -> None:
     # One curl, four URLs: curl reuses the connection for all of them.
     farm.curl(*[farm.url()] * 4)
+    # haproxy keeps its server connections idle after the client leaves; Apache closes them
+    # after its 5 s KeepAliveTimeout: wait, so their teardown is recorded too.
+    time.sleep(6)
 
 
 def ab_concurrency(farm: Farm) -> None:
