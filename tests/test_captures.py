@@ -367,6 +367,8 @@ def test_classic_client_shows_the_exercise() -> None:
 
 # Wrong truths each check must reject: proof that the checks can fail.
 MUTATIONS = {
+    "extra key": (check_shape, lambda t: t.update(comment="not in the format")),
+    "unsorted": (check_shape, lambda t: t["requests"].reverse()),
     "frames": (check_frames, lambda t: t.update(frames=t["frames"] + 1)),
     "status": (check_front_responses, lambda t: t["requests"][0].update(status=404)),
     "client port": (check_front_requests,
