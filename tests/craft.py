@@ -103,9 +103,8 @@ TRUTH_FILES = sorted(CAPTURES.glob("*.truth.json"))
 
 def invoke(*args: str, env: dict[str, str] | None = None):  # noqa: ANN201 - typer's Result
     """Run the real CLI in-process (CliRunner) with real tshark underneath."""
-    from typer.testing import CliRunner
-
     from lbreport.cli import app
+    from typer.testing import CliRunner
 
     return CliRunner().invoke(app, list(args), env=env)
 

@@ -17,6 +17,11 @@ EN: dict[str, str] = {
         "tshark said: {detail}"
     ),
     "err.empty": "{path} holds no packets: nothing to report.",
+    "err.empty_file": "{path} is an empty file (0 bytes), not a capture.",
+    "err.not_pcap": (
+        "{path} is not a pcap or pcapng capture file, and tshark found no HTTP request in it "
+        "(its first bytes match no capture format lbreport expects)."
+    ),
     "err.no_http": (
         "{path}: none of its {frames} frames belongs to an HTTP request to the balancer.\n"
         "Check the balancer's address and HTTP port(s) (--lab LAB.toml; `lbreport roles {path}` "
@@ -48,8 +53,8 @@ EN: dict[str, str] = {
         "This is a bug in plugins/lblab.lua; please report it with the capture."
     ),
     "err.plugin_frames": (
-        "The lblab plugin raised a Lua error on {count} frame(s) (first: frame {frame}). "
-        "The report would be wrong; please report it with the capture."
+        "The lblab plugin raised a Lua error on {count} frame(s) (first: frame {frame}: "
+        "{detail}). The report would be wrong; please report it with the capture."
     ),
     # --- errors: lab file -----------------------------------------------------------------
     "err.lab_missing": "Lab file not found: {path}",
@@ -178,7 +183,7 @@ EN: dict[str, str] = {
 _catalogue: dict[str, str] = EN
 
 
-def t(key: str, **params: object) -> str:
+def t(key: str, /, **params: object) -> str:
     """The message `key` in the current language, formatted with `params`."""
     template = _catalogue.get(key) or EN[key]
     return template.format(**params) if params else template

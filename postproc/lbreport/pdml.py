@@ -70,6 +70,7 @@ class PdmlReader:
         self.frames = 0
         self.lua_errors = 0
         self.first_lua_error_frame = 0
+        self.first_lua_error = ""
         self.creator = ""
 
     def __iter__(self) -> Iterator[Record]:
@@ -123,17 +124,21 @@ class PdmlReader:
                     elif fname == "lblab.role_def":
                         role_defs.append(f.get("show", ""))
                     elif fname.startswith("_ws.lua"):
-                        self._lua_error(frame)
+                        self._lua_error(frame, f.get("show", ""))
                 if role_defs:
                     values["role_defs"] = tuple(role_defs)
-            elif name is not None and name.startswith("_ws.lua"):
-                self._lua_error(frame)
+            elif name == "fake-field-wrapper":
+                # A Lua error inside a dissector lands here as an unnamed "Lua Error: …" item.
+                for f in proto:
+                    if f.get("name") != "_ws.lua.fake" and "Lua Error" in f.get("show", ""):
+                        self._lua_error(frame, f.get("show", ""))
         return Record(frame, time, **values)  # type: ignore[arg-type]
 
-    def _lua_error(self, frame: int) -> None:
+    def _lua_error(self, frame: int, message: str) -> None:
         self.lua_errors += 1
         if not self.first_lua_error_frame:
             self.first_lua_error_frame = frame
+            self.first_lua_error = message
 
 
 class _Interner(dict):

@@ -51,7 +51,7 @@ def build_report(
     progress: ProgressFactory | None = None,
     warn: Callable[[str], None] = lambda _msg: None,
 ) -> Report:
-    tshark.check_capture(capture)
+    looks_like_capture = tshark.check_capture(capture)
     pre = tshark.preflight(capture)
     lab, roles_source = choose_lab(lab_path, pre.addresses)
     argv = tshark.pdml_command(pre.info, capture, pre.plugin, preferences(lab))
@@ -84,8 +84,11 @@ def build_report(
         warn(t("warn.stderr", line=line))
     if reader.lua_errors:
         raise LbreportError(
-            t("err.plugin_frames", count=reader.lua_errors, frame=reader.first_lua_error_frame)
+            t("err.plugin_frames", count=reader.lua_errors, frame=reader.first_lua_error_frame,
+              detail=reader.first_lua_error)
         )
+    if not looks_like_capture and builder.frames_in_requests == 0:
+        raise LbreportError(t("err.not_pcap", path=capture))
     if builder.frames_total == 0 and not outcome.truncated:
         raise LbreportError(t("err.empty", path=capture))
     if outcome.truncated:

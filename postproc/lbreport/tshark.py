@@ -89,17 +89,29 @@ def plugin_args(plugins_listing: str) -> list[str]:
     return ["-X", f"lua_script:{REPO_PLUGIN}"]
 
 
-def check_capture(path: Path) -> None:
-    """Problems tshark would report less clearly."""
+# pcap (both byte orders, µs and ns), pcapng, and the compressions tshark reads transparently.
+_CAPTURE_MAGIC = (
+    b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+    b"\x0a\x0d\x0d\x0a", b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18",
+)  # fmt: skip
+
+
+def check_capture(path: Path) -> bool:
+    """Problems tshark would report less clearly. Returns whether the file starts like a
+    pcap/pcapng (tshark's heuristics read other bytes as exotic formats: a short text file
+    can pass for "MP4 media" and an empty one for ERF)."""
     if not path.exists():
         raise LbreportError(t("err.missing", path=path))
     if path.is_dir():
         raise LbreportError(t("err.directory", path=path))
     try:
         with path.open("rb") as f:
-            f.read(1)
+            head = f.read(4)
     except OSError as exc:
         raise LbreportError(t("err.unreadable", path=path, reason=exc.strerror)) from None
+    if not head:
+        raise LbreportError(t("err.empty_file", path=path))
+    return head.startswith(_CAPTURE_MAGIC)
 
 
 @dataclass(frozen=True, slots=True)
