@@ -20,6 +20,7 @@ def _request(req: Request, out: TextIO) -> None:
               f"`{printable(req.method + ' ' + req.uri).replace('`', chr(39))}`\n\n")
     out.write("| | |\n|---|---|\n")
     out.write(_row(t("req.client"), markdown_cell(req.client)))
+    out.write(_row(t("req.request"), markdown_cell(f"{req.method} {req.uri}")))
     out.write(_row(t("req.status"), str(req.status) if req.status else t("req.no_status")))
     backend = req.backend or t("req.backend_unknown")
     out.write(_row(t("req.backend"), markdown_cell(f"{backend} ({common.evidence(req.evidence)})")))
