@@ -170,3 +170,10 @@ def test_roles_on_bad_input(tmp_path: Path) -> None:
     fake = tmp_path / "notes.pcapng"
     fake.write_bytes(b"These are my lab notes, not a capture.\n")
     assert_clean_failure(invoke("roles", str(fake)), "not a")
+
+
+def test_doctor_reports_a_broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tshark, "REPO_PLUGIN", _broken_plugin(tmp_path, "syntax"))
+    result = invoke("doctor")
+    assert result.exit_code == 1
+    assert "FAIL" in result.stdout and "Lua" in result.stdout

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from craft import assert_clean_failure, hostile_capture, invoke
-
 from lbreport.render.safe import csv_cell, markdown_cell, printable
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")

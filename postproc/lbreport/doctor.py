@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from lbreport import tshark
 from lbreport.errors import LbreportError
@@ -52,14 +55,23 @@ def run_checks() -> list[Check]:
              else t("doc.plugin_repo", path=tshark.REPO_PLUGIN))
     checks.append(Check(t("doc.plugin"), True, where))
 
-    # Load the plugin on no capture at all: `-G protocols` initialises every dissector.
-    run = subprocess.run([path, *plugin, "-G", "protocols"], capture_output=True, text=True,
-                         check=False)
-    lua = [ln for ln in run.stderr.splitlines() if "Lua:" in ln]
-    loaded = any(ln.split("\t")[-1] == "lblab" for ln in run.stdout.splitlines())
-    detail = "\n".join(lua) if lua else ("lblab" if loaded else "lblab protocol not registered")
-    checks.append(Check(t("doc.plugin_loads"), loaded and not lua,
-                        t("err.plugin_lua", detail=detail) if lua else detail))
+    # Load the plugin for real: read an empty capture with a display filter naming the
+    # plugin's protocol (tshark refuses an unknown name, and prints `Lua:` on load errors).
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "empty.pcap"
+        empty.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        run = subprocess.run([path, *plugin, "-r", str(empty), "-Y", "lblab"],
+                             capture_output=True, text=True, check=False)
+    problems = [ln for ln in run.stderr.splitlines()
+                if ln.strip() and not ln.startswith("Running as user")]
+    lua = [ln for ln in problems if "Lua:" in ln]
+    if lua:
+        detail = t("err.plugin_lua", detail="\n".join(lua))
+    elif run.returncode != 0:
+        detail = t("doc.plugin_not_registered", detail=" ".join(problems))
+    else:
+        detail = "lblab"
+    checks.append(Check(t("doc.plugin_loads"), run.returncode == 0 and not lua, detail))
     return checks
 
 

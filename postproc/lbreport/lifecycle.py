@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from lbreport.pdml import Record
@@ -211,14 +211,21 @@ class LifecycleBuilder:
         per_backend: Counter[str] = Counter()
         sequence: list[tuple[int, str]] = []
         latencies: dict[str, array] = {"time_to_first_byte": array("d"), "backend_time": array("d")}
+        labels = self._labels.values
+        mask = (1 << _LABEL_BITS) - 1
         for index in order:
-            req = self._request(self._reqs[index], first_time, capture_point)
-            statuses[str(req.status) if req.status is not None else "none"] += 1
-            per_backend[req.backend or "unknown"] += 1
-            if req.backend:
-                sequence.append((req.index, req.backend))
+            # Only what the summary needs: no Step objects, no anomaly verdicts (the
+            # renderers rebuild each request in full, one at a time).
+            acc = self._reqs[index]
+            status = _status(acc, capture_point)
+            statuses[str(status) if status else "none"] += 1
+            per_backend[acc.backend or "unknown"] += 1
+            if acc.backend:
+                sequence.append((index, acc.backend))
+            steps = [(labels[p & mask][3], t) for p, t in zip(acc.packed, acc.times, strict=True)]
+            measured = timings(steps)
             for basis, values in latencies.items():
-                value = req.timings[basis]
+                value = measured[basis]
                 if value is not None:
                     values.append(value)
         backends = _backend_roles(configured_backends, self.roles, per_backend)
@@ -246,9 +253,7 @@ class LifecycleBuilder:
             for packed, time in zip(acc.packed, acc.times, strict=True)
         )
         up_statuses = tuple(acc.up_statuses or ())
-        # A backend view has no front leg: the upstream request and response stand for it.
-        status = acc.status or (up_statuses[-1][1] if up_statuses and capture_point
-                                not in ("client", "M3") else 0)
+        status = _status(acc, capture_point)
         return Request(
             index=acc.index,
             client=acc.client,
@@ -259,9 +264,16 @@ class LifecycleBuilder:
             evidence=acc.evidence or "none",
             upstream_statuses=up_statuses,
             steps=steps,
-            timings=timings(steps),
+            timings=timings([(st.step, st.time) for st in steps]),
             anomalies=anomalies(steps, status or None, up_statuses, capture_point),
         )
+
+
+def _status(acc: _Acc, capture_point: str) -> int:
+    """The client's status; in a backend view (no front leg) the backend's own answer."""
+    if acc.status or capture_point in ("client", "M3") or not acc.up_statuses:
+        return acc.status
+    return acc.up_statuses[-1][1]
 
 
 @dataclass(slots=True)
@@ -289,10 +301,11 @@ class Report:
 # -- measures and verdicts (pure functions of a request's steps) -----------------------------
 
 
-def timings(steps: tuple[Step, ...]) -> dict[str, float | None]:
+def timings(steps: Sequence[tuple[str, float]]) -> dict[str, float | None]:
+    """The request's durations, from its (step name, time) pairs in frame order."""
     first: dict[str, float] = {}
-    for s in steps:
-        first.setdefault(s.step, s.time)
+    for step, time in steps:
+        first.setdefault(step, time)
 
     def between(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else round(b - a, 9)
@@ -301,15 +314,15 @@ def timings(steps: tuple[Step, ...]) -> dict[str, float | None]:
     # failover that is the last one sent before it) to that response.
     up_response = first.get("up-response")
     up_request = None
-    for s in steps:
-        if s.step == "up-request" and (up_response is None or s.time <= up_response):
-            up_request = s.time
+    for step, time in steps:
+        if step == "up-request" and (up_response is None or time <= up_response):
+            up_request = time
     return {
         "handshake_rtt": between(first.get("SYN"), first.get("SYN/ACK")),
         "request_to_upstream": between(first.get("request"), first.get("up-request")),
         "backend_time": between(up_request, up_response),
         "time_to_first_byte": between(first.get("request"), first.get("response")),
-        "total": between(steps[0].time, steps[-1].time) if steps else None,
+        "total": between(steps[0][1], steps[-1][1]) if steps else None,
     }
 
 

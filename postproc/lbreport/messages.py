@@ -174,6 +174,7 @@ EN: dict[str, str] = {
     "doc.plugin_loads": "plugin loads without Lua errors",
     "doc.plugin_repo": "{path} (passed with -X)",
     "doc.plugin_installed": "installed in Wireshark's plugin folder ({path})",
+    "doc.plugin_not_registered": "the plugin loaded but registered no lblab protocol: {detail}",
     "doc.all_ok": "Everything lbreport needs is in place.",
     "doc.some_failed": (
         "Some checks failed; fix them in order (each one depends on the ones above)."
