@@ -1,0 +1,143 @@
+"""The pure middle: packet records → requests, timings, anomalies, verdicts; the lab file.
+No tshark here: records are built the way the plugin labels frames (docs/fields.md)."""
+
+from __future__ import annotations
+
+import pytest
+from lbreport.config import classic_lab, parse_lab, preferences
+from lbreport.errors import LbreportError
+from lbreport.lifecycle import LifecycleBuilder, Report
+from lbreport.pdml import Record
+
+CLIENT = "192.168.56.1:40000"
+
+
+def _frames(req: int, steps: list[tuple[str, str, str, str]], start_frame: int = 1,
+            t0: float = 100.0, backend: str = "M1", evidence: str = "back-leg",
+            status: int = 200, flags: dict[int, str] | None = None) -> list[Record]:
+    records = []
+    for i, (src, dst, leg, step) in enumerate(steps):
+        extra: dict = {}
+        if step in ("request", "up-request"):
+            extra = {"method": "GET", "uri": "/ejemplo.html"}
+        if step in ("response", "up-response"):
+            extra = {"status": status}
+        records.append(Record(
+            frame=start_frame + i, time=t0 + i * 0.001, req=req, src_role=src, dst_role=dst,
+            leg=leg, step=step, client=CLIENT, backend=backend, evidence=evidence,
+            flags=(flags or {}).get(i, ""), **extra))  # fmt: skip
+    return records
+
+
+FRONT = [("client", "M3", "front", s) for s in ("SYN",)] + [
+    ("M3", "client", "front", "SYN/ACK"), ("client", "M3", "front", "ACK"),
+    ("client", "M3", "front", "request")]
+BACK = [("M3", "M1", "back", "up-SYN"), ("M1", "M3", "back", "up-SYN/ACK"),
+        ("M3", "M1", "back", "up-ACK"), ("M3", "M1", "back", "up-request"),
+        ("M1", "M3", "back", "up-response")]
+END = [("M3", "client", "front", "response"), ("client", "M3", "front", "ACK-resp"),
+       ("client", "M3", "front", "FIN-client"), ("M3", "client", "front", "FIN-M3"),
+       ("client", "M3", "front", "last-ACK")]
+
+
+def _report(records: list[Record], **finish) -> Report:
+    b = LifecycleBuilder()
+    for r in records:
+        b.add(r)
+    return b.finish(**finish)
+
+
+def test_canonical_m3_view() -> None:
+    rep = _report(_frames(1, FRONT + BACK + END) + [Record(frame=15, time=101.0)])
+    (req,) = list(rep.requests())
+    assert rep.capture_point == "M3"
+    assert req.anomalies == ()
+    assert req.status == 200 and req.backend == "M1" and req.method == "GET"
+    assert req.timings["handshake_rtt"] == pytest.approx(0.001)
+    assert req.timings["request_to_upstream"] == pytest.approx(0.004)
+    assert req.timings["backend_time"] == pytest.approx(0.001)
+    assert req.timings["time_to_first_byte"] == pytest.approx(0.006)
+    s = rep.summary
+    assert (s.frames_total, s.frames_in_requests, s.frames_other) == (15, 14, 1)
+
+
+def test_capture_points() -> None:
+    assert _report(_frames(1, FRONT + END)).capture_point == "client"
+    assert _report(_frames(1, BACK)).capture_point == "M1"
+    assert _report([Record(frame=1, time=1.0)]).capture_point == "unknown"
+
+
+def test_anomalies() -> None:
+    no_response = _report(_frames(1, FRONT, evidence="none", backend=""))
+    assert [str(a) for a in next(no_response.requests()).anomalies] == ["no-response"]
+
+    refused = [("M3", "M1", "back", "up-SYN"), ("M1", "M3", "back", "up-RST")]
+    failover = FRONT + refused + [(s, d, leg, st) for s, d, leg, st in
+                                  ((x.replace("M1", "M2"), y.replace("M1", "M2"), z, w)
+                                   for x, y, z, w in BACK)] + END
+    req = next(_report(_frames(1, failover, backend="M2")).requests())
+    codes = [str(a) for a in req.anomalies]
+    assert "failover: M1 → M2" in codes
+    assert "rst: M1→M3" in codes
+    assert not any(c.startswith("missing-step") for c in codes)  # refused ≠ missing SYN/ACK
+
+    retrans = _report(_frames(1, FRONT + [FRONT[-1]] + BACK + END, flags={4: "retrans"}))
+    assert [str(a) for a in next(retrans.requests()).anomalies] == ["retransmission: 1 frame(s)"]
+
+    twice = _report(_frames(1, FRONT + [FRONT[-1]] + BACK + END))
+    assert "repeated-step: request ×2" in [str(a) for a in next(twice.requests()).anomalies]
+
+    no_fin = _report(_frames(1, FRONT + BACK + END[:3]))
+    assert "missing-step: FIN-M3" in [str(a) for a in next(no_fin.requests()).anomalies]
+
+    bad = _report(_frames(1, FRONT + END, status=502, backend="", evidence="none"))
+    assert "http-5xx: 502" in [str(a) for a in next(bad.requests()).anomalies]
+
+
+def _many(backends: list[str]) -> list[Record]:
+    records: list[Record] = []
+    for i, b in enumerate(backends, start=1):
+        steps = [(s.replace("M1", b), d.replace("M1", b), leg, st) for s, d, leg, st in
+                 FRONT + BACK + END]
+        records += _frames(i, steps, start_frame=len(records) + 1, t0=100.0 + i, backend=b)
+    return records
+
+
+def test_round_robin_verdicts() -> None:
+    ok = _report(_many(["M1", "M2"] * 5)).summary.balance
+    assert ok.verdict == "matches" and ok.rotation_broken_at is None
+    skewed = _report(_many(["M1", "M1", "M1", "M2"])).summary.balance
+    assert skewed.verdict == "differs" and skewed.rotation_broken_at == 2
+    weights = _report(_many(["M1", "M1", "M2"] * 3), policy="weights",
+                      weights={"M1": 2, "M2": 1}).summary.balance
+    assert weights.verdict == "matches"
+    assert weights.expected == {"M1": 6.0, "M2": 3.0}
+    backend_view = _report(_frames(1, BACK)).summary.balance
+    assert backend_view.verdict == "not-judged" and backend_view.reason == "backend-view"
+
+
+def test_latency_percentiles_are_observed_values() -> None:
+    lat = _report(_many(["M1", "M2"] * 50)).summary.latency
+    assert lat.basis == "time_to_first_byte" and lat.count == 100
+    assert lat.p50 == pytest.approx(0.006) and lat.max == pytest.approx(0.006)
+
+
+def test_classic_lab_preferences() -> None:
+    prefs = preferences(classic_lab())
+    assert "lblab.balancer:192.168.56.103" in prefs
+    assert "lblab.backends:M1=192.168.56.101,M2=192.168.56.102" in prefs
+    assert "lblab.markers:M1=Soy la máquina 1;M2=Soy la máquina 2" in prefs
+    assert "lblab.ports:80" in prefs
+
+
+def test_lab_validation_names_the_key() -> None:
+    with pytest.raises(LbreportError, match=r"backends\.M3"):
+        parse_lab({"farm": {"balancer": ["10.0.0.3"]}, "backends": {"M3": ["10.0.0.1"]}},
+                  source="x", path="lab.toml")
+    with pytest.raises(LbreportError, match=r"policy\.weights\.M9"):
+        parse_lab({"farm": {"balancer": ["10.0.0.3"]}, "backends": {"M1": ["10.0.0.1"]},
+                   "policy": {"kind": "weights", "weights": {"M9": 1}}},
+                  source="x", path="lab.toml")
+    lab = parse_lab({"farm": {"balancer": ["fd00:56::103"]}, "backends": {"M1": ["fd00:56::101"]}},
+                    source="x", path="lab.toml")
+    assert preferences(lab)[:2] == ["lblab.balancer:fd00:56::103", "lblab.backends:M1=fd00:56::101"]
