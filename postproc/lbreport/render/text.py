@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from rich import box
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
@@ -22,7 +21,7 @@ from lbreport.render.safe import printable
 
 
 def _kv_table() -> Table:
-    table = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
+    table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
     return table
@@ -37,6 +36,7 @@ def header(console: Console, report: Report) -> None:
     console.print(table)
     if report.truncated:
         console.print(Text(t("hdr.truncated", frame=report.last_frame), style="bold red"))
+    console.print()
 
 
 def request_block(console: Console, req: Request) -> None:
@@ -56,6 +56,7 @@ def request_block(console: Console, req: Request) -> None:
     table.add_row(t("req.anomalies"), Text(printable(anomalies),
                                            style="yellow" if req.anomalies else ""))
     console.print(table)
+    console.print()
     console.print(Text("\n".join(ladder(req))), soft_wrap=True)
     console.print()
 
@@ -74,11 +75,38 @@ def summary(console: Console, report: Report) -> None:
     console.print(table)
 
 
+class _RStrip:
+    """Drops the trailing spaces rich pads table cells with (files, pastes, diffs)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._buf = ""
+
+    def write(self, s: str) -> int:
+        lines = (self._buf + s).split("\n")
+        self._buf = lines.pop()
+        for line in lines:
+            self._out.write(line.rstrip(" ") + "\n")
+        return len(s)
+
+    def flush(self) -> None:
+        if self._buf:
+            self._out.write(self._buf.rstrip(" "))
+            self._buf = ""
+        self._out.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
 def render(report: Report, out: TextIO) -> None:
     # Colours only on a terminal; a file gets plain text of a fixed, readable width.
-    console = Console(file=out, highlight=False, emoji=False, markup=False,
-                      width=None if out.isatty() else 110)
+    tty = out.isatty()
+    sink = out if tty else _RStrip(out)
+    console = Console(file=sink, highlight=False, emoji=False, markup=False,
+                      width=None if tty else 110)
     header(console, report)
     for req in report.requests():
         request_block(console, req)
     summary(console, report)
+    sink.flush()
