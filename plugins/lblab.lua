@@ -97,37 +97,39 @@ lblab.prefs.markers = Pref.string("Response markers", "",
     .. "e.g. M1=Soy la máquina 1;M2=Soy la máquina 2. 'Soy la máquina N' is always recognised.")
 
 ------------------------------------------------------------------------------
--- Extractors (file scope: Field.new is only allowed at load time)
+-- Extractors (file scope: Field.new is only allowed at load time). One table,
+-- not one local each: Lua allows 200 locals in a chunk.
 ------------------------------------------------------------------------------
-local f_tcp_stream = Field.new("tcp.stream")
-local f_tcp_flags = Field.new("tcp.flags")
-local f_tcp_len = Field.new("tcp.len")
-local f_tcp_analysis = Field.new("tcp.analysis.flags")
-local f_retrans = Field.new("tcp.analysis.retransmission")
-local f_fast_retrans = Field.new("tcp.analysis.fast_retransmission")
-local f_dup_ack = Field.new("tcp.analysis.duplicate_ack")
-local f_out_of_order = Field.new("tcp.analysis.out_of_order")
-local f_zero_window = Field.new("tcp.analysis.zero_window")
-local f_keep_alive = Field.new("tcp.analysis.keep_alive")
-local f_http_method = Field.new("http.request.method")
-local f_http_uri = Field.new("http.request.uri")
-local f_http_code = Field.new("http.response.code")
-local f_http_xff = Field.new("http.x_forwarded_for")
-local f_http_req_line = Field.new("http.request.line")
-local f_http_resp_line = Field.new("http.response.line")
-local f_http_file_data = Field.new("http.file_data")
-local f_arp_opcode = Field.new("arp.opcode")
-local f_arp_src = Field.new("arp.src.proto_ipv4")
-local f_arp_dst = Field.new("arp.dst.proto_ipv4")
-local f_icmpv6_type = Field.new("icmpv6.type")
-local f_nd_ns_target = Field.new("icmpv6.nd.ns.target_address")
-local f_nd_na_target = Field.new("icmpv6.nd.na.target_address")
-local f_eth_src = Field.new("eth.src")
-local f_eth_dst_group = Field.new("eth.dst.ig")
-local f_ip_src = Field.new("ip.src")
-local f_ip_dst = Field.new("ip.dst")
-local f_ipv6_src = Field.new("ipv6.src")
-local f_ipv6_dst = Field.new("ipv6.dst")
+local F = {}
+F.tcp_stream = Field.new("tcp.stream")
+F.tcp_flags = Field.new("tcp.flags")
+F.tcp_len = Field.new("tcp.len")
+F.tcp_analysis = Field.new("tcp.analysis.flags")
+F.retrans = Field.new("tcp.analysis.retransmission")
+F.fast_retrans = Field.new("tcp.analysis.fast_retransmission")
+F.dup_ack = Field.new("tcp.analysis.duplicate_ack")
+F.out_of_order = Field.new("tcp.analysis.out_of_order")
+F.zero_window = Field.new("tcp.analysis.zero_window")
+F.keep_alive = Field.new("tcp.analysis.keep_alive")
+F.http_method = Field.new("http.request.method")
+F.http_uri = Field.new("http.request.uri")
+F.http_code = Field.new("http.response.code")
+F.http_xff = Field.new("http.x_forwarded_for")
+F.http_req_line = Field.new("http.request.line")
+F.http_resp_line = Field.new("http.response.line")
+F.http_file_data = Field.new("http.file_data")
+F.arp_opcode = Field.new("arp.opcode")
+F.arp_src = Field.new("arp.src.proto_ipv4")
+F.arp_dst = Field.new("arp.dst.proto_ipv4")
+F.icmpv6_type = Field.new("icmpv6.type")
+F.nd_ns_target = Field.new("icmpv6.nd.ns.target_address")
+F.nd_na_target = Field.new("icmpv6.nd.na.target_address")
+F.eth_src = Field.new("eth.src")
+F.eth_dst_group = Field.new("eth.dst.ig")
+F.ip_src = Field.new("ip.src")
+F.ip_dst = Field.new("ip.dst")
+F.ipv6_src = Field.new("ipv6.src")
+F.ipv6_dst = Field.new("ipv6.dst")
 
 ------------------------------------------------------------------------------
 -- Small helpers (no bit operators: they differ between Lua 5.2 and 5.4)
@@ -257,6 +259,7 @@ local fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req, fr_pred
 local c_a, c_b, c_aport, c_bport, c_t0, c_first_frame
 local c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp
 local c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred
+local c_gen, c_ra, c_rb, c_leg, c_client
 local nconn_max
 -- HTTP requests (front and back leg), in frame order.
 local h_conn, h_frame, h_time, h_method, h_uri, h_xff, h_resp_frame, h_resp_time
@@ -269,6 +272,8 @@ local na
 local host_first_frame, host_mac, pairs_seen, marker_tally
 -- Derived state.
 local role_of, mac_role, role_addr_defs, roles_dirty, resolved_gen, record_gen
+local roles_gen = 0
+local h_label_backend, h_label_evidence
 local front_count, pending_front_conns, last_open_front, has_front
 local frame_defs
 
@@ -277,6 +282,7 @@ local function reset_state()
     c_a, c_b, c_aport, c_bport, c_t0, c_first_frame = {}, {}, {}, {}, {}, {}
     c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp = {}, {}, {}, {}, {}, {}, {}
     c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred = {}, {}, {}, {}, {}, {}
+    c_gen, c_ra, c_rb, c_leg, c_client = {}, {}, {}, {}, {}
     nconn_max = 0
     h_conn, h_frame, h_time, h_method, h_uri, h_xff = {}, {}, {}, {}, {}, {}
     h_resp_frame, h_resp_time, h_status, h_marker, h_next = {}, {}, {}, {}, {}
@@ -287,6 +293,8 @@ local function reset_state()
     host_first_frame, host_mac, pairs_seen, marker_tally = {}, {}, {}, {}
     role_of, mac_role, role_addr_defs = {}, {}, {}
     roles_dirty, resolved_gen, record_gen = true, -1, 0
+    roles_gen = roles_gen + 1
+    h_label_backend, h_label_evidence = {}, {}
     front_count, pending_front_conns, last_open_front, has_front = 0, 0, 0, false
     frame_defs = {}
 end
@@ -434,6 +442,7 @@ local function infer_roles()
     end
 
     role_of = roles
+    roles_gen = roles_gen + 1
     mac_role = {}
     for addr, role in pairs(roles) do
         local mac = host_mac[addr]
@@ -449,12 +458,24 @@ local function role(addr)
     return r
 end
 
--- The leg of a connection under the current roles.
+-- Roles and leg of a connection, cached until the roles change (they are
+-- read for every frame: no lookups or string building per frame).
+local function conn_roles(c)
+    if c_gen[c] ~= roles_gen then
+        local ra, rb = role(c_a[c]), role(c_b[c])
+        local leg = LEG_NONE
+        if rb == "M3" and ra ~= "M3" then
+            leg = LEG_FRONT
+        elseif ra == "M3" and rb ~= nil and rb ~= "client" and rb ~= "M3" then
+            leg = LEG_BACK
+        end
+        c_ra[c], c_rb[c], c_leg[c], c_gen[c] = ra or false, rb or false, leg, roles_gen
+    end
+    return c_leg[c], c_ra[c], c_rb[c]
+end
+
 local function conn_leg(c)
-    local ra, rb = role(c_a[c]), role(c_b[c])
-    if rb == "M3" and ra ~= "M3" then return LEG_FRONT end
-    if ra == "M3" and rb ~= nil and rb ~= "client" and rb ~= "M3" then return LEG_BACK end
-    return LEG_NONE
+    return (conn_roles(c))
 end
 
 local function ensure_roles()
@@ -479,34 +500,34 @@ local function field_text(field)
 end
 
 local function net_src()
-    return field_text(f_ip_src) or field_text(f_ipv6_src)
+    return field_text(F.ip_src) or field_text(F.ipv6_src)
 end
 
 local function net_dst()
-    return field_text(f_ip_dst) or field_text(f_ipv6_dst)
+    return field_text(F.ip_dst) or field_text(F.ipv6_dst)
 end
 
 local function tcp_findings()
-    if f_tcp_analysis() == nil then return 0 end
+    if F.tcp_analysis() == nil then return 0 end
     local bits = 0
-    if f_retrans() or f_fast_retrans() then bits = bits + FL_RETRANS end
-    if f_dup_ack() then bits = bits + FL_DUP_ACK end
-    if f_out_of_order() then bits = bits + FL_OOO end
-    if f_zero_window() then bits = bits + FL_ZERO_WIN end
-    if f_keep_alive() then bits = bits + FL_KEEPALIVE end
+    if F.retrans() or F.fast_retrans() then bits = bits + FL_RETRANS end
+    if F.dup_ack() then bits = bits + FL_DUP_ACK end
+    if F.out_of_order() then bits = bits + FL_OOO end
+    if F.zero_window() then bits = bits + FL_ZERO_WIN end
+    if F.keep_alive() then bits = bits + FL_KEEPALIVE end
     return bits
 end
 
 -- The address a client's request came from, as the balancer wrote it in
 -- X-Forwarded-For (last hop) or X-Real-IP.
 local function forwarded_client()
-    local xff = first_value(f_http_xff)
+    local xff = first_value(F.http_xff)
     if xff then
         local last = nil
         for item in string.gmatch(tostring(xff), "[^,%s]+") do last = item end
         if last then return slower(last) end
     end
-    for _, fi in ipairs({ f_http_req_line() }) do
+    for _, fi in ipairs({ F.http_req_line() }) do
         local v = smatch(tostring(fi.value), "^[Xx]%-[Rr]eal%-[Ii][Pp]:%s*([^%s]+)")
         if v then return slower(v) end
     end
@@ -515,8 +536,8 @@ end
 
 local function match_marker()
     local texts = {}
-    for _, fi in ipairs({ f_http_resp_line() }) do tinsert(texts, tostring(fi.value)) end
-    for _, fi in ipairs({ f_http_file_data() }) do tinsert(texts, tostring(fi.value)) end
+    for _, fi in ipairs({ F.http_resp_line() }) do tinsert(texts, tostring(fi.value)) end
+    for _, fi in ipairs({ F.http_file_data() }) do tinsert(texts, tostring(fi.value)) end
     local blob = tconcat(texts, "\n")
     for _, m in ipairs(cfg.markers) do
         if sfind(blob, m[2], 1, true) then return m[1] end
@@ -544,6 +565,8 @@ local function new_conn(c, pinfo, src, dst, flags, frame)
         c_a[c], c_b[c], c_aport[c], c_bport[c] = dst, src, dport, sport
     end
     c_t0[c], c_first_frame[c] = pinfo.abs_ts, frame
+    c_client[c] = endpoint(c_a[c], c_aport[c])
+    c_gen[c] = -1
     c_nreq[c], c_first_h[c], c_last_h[c], c_resp_h[c] = 0, 0, 0, 0
     c_syn[c], c_synack[c], c_hs_done[c], c_fin_a[c], c_fin_b[c], c_last_ack[c] = 0, 0, 0, 0, 0, 0
     c_last_dir_resp[c], c_fail_front[c], c_pred[c] = false, 0, 0
@@ -614,13 +637,13 @@ end
 
 local function record_tcp(frame, pinfo, stream)
     local c = stream + 1
-    local flags = first_value(f_tcp_flags) or 0
+    local flags = first_value(F.tcp_flags) or 0
     local from_a
     if c_a[c] == nil then
         local src, dst = net_src(), net_dst()
         if src == nil or dst == nil then return end
         new_conn(c, pinfo, src, dst, flags, frame)
-        note_host(src, frame, field_text(f_eth_src))
+        note_host(src, frame, field_text(F.eth_src))
         note_host(dst, frame, nil)
         from_a = src == c_a[c]
     else
@@ -630,17 +653,17 @@ local function record_tcp(frame, pinfo, stream)
     -- Learn each end's MAC (for roles of link-local ND frames) once.
     local me = from_a and c_a[c] or c_b[c]
     if host_mac[me] == nil then
-        local mac = field_text(f_eth_src)
+        local mac = field_text(F.eth_src)
         if mac then host_mac[me] = mac; roles_dirty = true end
     end
-    local len = first_value(f_tcp_len) or 0
+    local len = first_value(F.tcp_len) or 0
     local findings = tcp_findings()
     local step, h = S_ACK, c_last_h[c]
 
     local method, code = nil, nil
     if len > 0 then
-        method = first_value(f_http_method)
-        if method == nil then code = first_value(f_http_code) end
+        method = first_value(F.http_method)
+        if method == nil then code = first_value(F.http_code) end
     end
 
     if has_bit(flags, TCP_RST) then
@@ -654,7 +677,7 @@ local function record_tcp(frame, pinfo, stream)
     end
 
     if method ~= nil and from_a and findings % 2 == 0 then
-        h = new_request(c, frame, pinfo, tostring(method), tostring(first_value(f_http_uri) or ""), forwarded_client())
+        h = new_request(c, frame, pinfo, tostring(method), tostring(first_value(F.http_uri) or ""), forwarded_client())
         provisional_request(h)
         if step == S_ACK then step = S_REQUEST end
         c_last_dir_resp[c] = false
@@ -711,8 +734,8 @@ local function record_tcp(frame, pinfo, stream)
 end
 
 local function record_arp(frame, pinfo)
-    local op = first_value(f_arp_opcode)
-    local sender, target = field_text(f_arp_src), field_text(f_arp_dst)
+    local op = first_value(F.arp_opcode)
+    local sender, target = field_text(F.arp_src), field_text(F.arp_dst)
     if op == nil or sender == nil or target == nil then return end
     if sender == target then return end -- gratuitous ARP: announces, asks nobody
     na = na + 1
@@ -722,21 +745,21 @@ local function record_arp(frame, pinfo)
     else
         a_kind[na], a_asker[na], a_subject[na] = S_ARP_REPLY, target, sender
     end
-    note_host(sender, frame, field_text(f_eth_src))
+    note_host(sender, frame, field_text(F.eth_src))
     roles_dirty = true
     fr_arp[frame], fr_step[frame] = na, a_kind[na]
 end
 
 local function record_nd(frame, pinfo, icmp_type)
-    local mac = field_text(f_eth_src)
+    local mac = field_text(F.eth_src)
     local src = net_src()
     if src == nil then return end
     na = na + 1
     a_frame[na], a_time[na], a_front[na] = frame, pinfo.abs_ts, 0
     if icmp_type == 135 then
-        a_kind[na], a_asker[na], a_subject[na] = S_ND_SOL, src, field_text(f_nd_ns_target)
+        a_kind[na], a_asker[na], a_subject[na] = S_ND_SOL, src, field_text(F.nd_ns_target)
     else
-        a_kind[na], a_asker[na], a_subject[na] = S_ND_ADV, net_dst(), field_text(f_nd_na_target) or src
+        a_kind[na], a_asker[na], a_subject[na] = S_ND_ADV, net_dst(), field_text(F.nd_na_target) or src
     end
     note_host(src, frame, mac)
     roles_dirty = true
@@ -746,16 +769,16 @@ end
 local function record(frame, pinfo)
     record_gen = record_gen + 1
     fr_conn[frame], fr_step[frame], fr_h[frame], fr_flags[frame], fr_arp[frame] = 0, 0, 0, 0, 0
-    local stream = first_value(f_tcp_stream)
+    local stream = first_value(F.tcp_stream)
     if stream ~= nil then
         record_tcp(frame, pinfo, stream)
         return
     end
-    if first_value(f_arp_opcode) ~= nil then
+    if first_value(F.arp_opcode) ~= nil then
         record_arp(frame, pinfo)
         return
     end
-    local icmp_type = first_value(f_icmpv6_type)
+    local icmp_type = first_value(F.icmpv6_type)
     if icmp_type == 135 or icmp_type == 136 then record_nd(frame, pinfo, icmp_type) end
 end
 
@@ -933,6 +956,7 @@ local function resolve()
     for _, defs in pairs(frame_defs) do tsort(defs) end
 
     fr_req = {}
+    h_label_backend, h_label_evidence = {}, {}
     resolved_gen = record_gen
 end
 
@@ -945,50 +969,64 @@ local function front_of_tcp_frame(frame)
     local h = fr_h[frame]
     if h == 0 then
         h = c_first_h[c]
-        if h == 0 then return c_fail_front[c], true end
+        if h == 0 then return c_fail_front[c] end
     end
-    local idx = h_fidx[h]
-    if idx == -1 then return h_backlink[h], false end
-    return h, false
+    if h_fidx[h] == -1 then return h_backlink[h] end
+    return h
 end
 
 local function request_of_frame(frame, visited)
+    local front = 0
     if fr_conn[frame] ~= 0 then
-        local front = front_of_tcp_frame(frame)
-        if front ~= 0 and h_fidx[front] > 0 then return front end
-        return 0
-    end
-    local a = fr_arp[frame]
-    if a ~= 0 then
-        local front = a_front[a]
-        if front ~= 0 and h_fidx[front] > 0 then return front end
-        if not visited and (a_kind[a] == S_ARP_REQ or a_kind[a] == S_ND_SOL) and role(a_asker[a]) == "M3"
-            and last_open_front ~= 0 and h_resp_frame[last_open_front] == 0 then
-            a_front[a] = last_open_front
-            return last_open_front
+        front = front_of_tcp_frame(frame)
+    else
+        local a = fr_arp[frame]
+        if a ~= 0 then
+            front = a_front[a]
+            if front == 0 and not visited and (a_kind[a] == S_ARP_REQ or a_kind[a] == S_ND_SOL)
+                and role(a_asker[a]) == "M3" and last_open_front ~= 0
+                and h_resp_frame[last_open_front] == 0 then
+                -- Single pass: M3 asks while the latest request waits for a backend.
+                front = last_open_front
+                a_front[a] = front
+            end
         end
     end
+    if front ~= 0 and h_fidx[front] > 0 then return front end
     return 0
 end
 
-local function backend_of(front)
+-- Backend role (or false) and evidence of a request, from the tables.
+local function compute_backend(front)
     local b = h_link[front]
-    if b ~= 0 then return role(c_b[h_conn[b]]), EV_BACKLEG end
+    if b ~= 0 then return role(c_b[h_conn[b]]) or false, EV_BACKLEG end
     local c = h_conn[front]
-    if conn_leg(c) == LEG_BACK then return role(c_b[c]), EV_BACKLEG end
+    if conn_leg(c) == LEG_BACK then return role(c_b[c]) or false, EV_BACKLEG end
     if h_marker[front] then return h_marker[front], EV_MARKER end
     if h_arp_backend[front] then return h_arp_backend[front], EV_ARP end
-    return nil, EV_NONE
+    return false, EV_NONE
+end
+
+-- Cached once resolved (the GUI re-dissects frames many times); computed
+-- afresh on a first visit, where the tables still grow.
+local function backend_of(front, visited)
+    if not visited then return compute_backend(front) end
+    local backend = h_label_backend[front]
+    if backend == nil then
+        local ev
+        backend, ev = compute_backend(front)
+        h_label_backend[front], h_label_evidence[front] = backend, ev
+    end
+    return backend, h_label_evidence[front]
 end
 
 local function client_of(front)
     local c = h_conn[front]
     if conn_leg(c) == LEG_BACK then return h_xff[front] end
-    return endpoint(c_a[c], c_aport[c])
+    return c_client[c]
 end
 
 local function flags_text(bits)
-    if bits == 0 then return nil end
     local names = {}
     for _, fl in ipairs(FLAG_NAMES) do
         if has_bit(bits, fl[1]) then tinsert(names, fl[2]) end
@@ -999,11 +1037,9 @@ end
 local function add_tcp_labels(t, frame, pinfo)
     local c = fr_conn[frame]
     local step = fr_step[frame]
-    local leg = conn_leg(c)
-    local from_a = pinfo.src_port == c_aport[c]
-    local src_addr, dst_addr = c_a[c], c_b[c]
-    if not from_a then src_addr, dst_addr = dst_addr, src_addr end
-    local rs, rd = role(src_addr), role(dst_addr)
+    local leg, ra, rb = conn_roles(c)
+    local rs, rd = ra, rb
+    if pinfo.src_port ~= c_aport[c] then rs, rd = rb, ra end
     if rs then t:add(pf.src_role, rs) end
     if rd then t:add(pf.dst_role, rd) end
     if leg == LEG_FRONT then
@@ -1014,14 +1050,16 @@ local function add_tcp_labels(t, frame, pinfo)
         t:add(pf.step, FRONT_STEP[step])
     end
     t:add(pf.conn, c - 1)
-    local ftxt = flags_text(fr_flags[frame])
-    if ftxt then t:add(pf.flags, ftxt) end
+    local bits = fr_flags[frame]
+    if bits ~= 0 then t:add(pf.flags, flags_text(bits)) end
     local h = fr_h[frame]
-    if h ~= 0 and step == S_REQUEST and h_frame[h] == frame then
-        t:add(pf.method, h_method[h]); t:add(pf.uri, h_uri[h])
-    elseif h ~= 0 and step == S_RESPONSE and h_resp_frame[h] == frame then
-        t:add(pf.status, h_status[h])
-        if h_marker[h] then t:add(pf.marker, h_marker[h]) end
+    if h ~= 0 then
+        if step == S_REQUEST and h_frame[h] == frame then
+            t:add(pf.method, h_method[h]); t:add(pf.uri, h_uri[h])
+        elseif step == S_RESPONSE and h_resp_frame[h] == frame then
+            t:add(pf.status, h_status[h])
+            if h_marker[h] then t:add(pf.marker, h_marker[h]) end
+        end
     end
     if step == S_RST then t:add_proto_expert_info(ex.rst) end
     return leg, step, h
@@ -1035,7 +1073,7 @@ local function add_arp_labels(t, frame)
     local rs = role(is_answer and subject or asker)
     if rs == nil then
         -- ND from a link-local address: the sender's MAC tells its role.
-        local mac = field_text(f_eth_src)
+        local mac = field_text(F.eth_src)
         if mac then rs = mac_role[mac] end
     end
     if rs then t:add(pf.src_role, rs) end
@@ -1043,27 +1081,28 @@ local function add_arp_labels(t, frame)
         local rd = role(asker)
         if rd then t:add(pf.dst_role, rd) end
     else
-        if first_value(f_eth_dst_group) then
+        local rsub = subject and role(subject)
+        if first_value(F.eth_dst_group) then
             t:add(pf.dst_role, "broadcast")
-        elseif role(subject) then
-            t:add(pf.dst_role, role(subject))
+        elseif rsub then
+            t:add(pf.dst_role, rsub)
         end
-        if subject and role(subject) then t:add(pf.arp_target, role(subject)) end
+        if rsub then t:add(pf.arp_target, rsub) end
     end
     t:add(pf.step, ARP_STEP[kind])
     t:add(pf.leg, "arp")
 end
 
-local function add_request_labels(t, front, frame, leg, step, h)
+local function add_request_labels(t, front, frame, leg, step, h, visited)
     t:add(pf.req, h_fidx[front])
     local client = client_of(front)
     if client then t:add(pf.client, client) end
-    local backend, evidence = backend_of(front)
+    local backend, evidence = backend_of(front, visited)
     if backend then t:add(pf.backend, backend) end
     t:add(pf.backend_evidence, EVIDENCE_NAME[evidence])
     if leg == LEG_FRONT and h == front then
         if step == S_REQUEST and h_frame[front] == frame then
-            if h_resp_frame[front] == 0 then t:add_proto_expert_info(ex.no_response) end
+            if visited and h_resp_frame[front] == 0 then t:add_proto_expert_info(ex.no_response) end
             if h_fail[front] and h_link[front] ~= 0 then t:add_proto_expert_info(ex.failover) end
         elseif step == S_RESPONSE and h_resp_frame[front] == frame and h_status[front] >= 500
             and h_link[front] == 0 then
@@ -1075,34 +1114,27 @@ end
 function lblab.dissector(tvb, pinfo, tree)
     local frame = pinfo.number
     local visited = pinfo.visited
-    if not visited then
-        record(frame, pinfo)
-    elseif fr_step[frame] == nil then
-        -- A frame never recorded (should not happen): record it now.
+    if not visited or fr_step[frame] == nil then
         record(frame, pinfo)
     end
     if visited and resolved_gen ~= record_gen then resolve() end
-    ensure_roles()
+    if roles_dirty then infer_roles() end
 
-    local t = nil
-    local function subtree()
-        if t == nil then t = tree:add(lblab) end
-        return t
-    end
-
+    local t = tree:add(lblab)
     local leg, step, h = LEG_NONE, 0, 0
-    if fr_conn[frame] ~= 0 then
-        leg, step, h = add_tcp_labels(subtree(), frame, pinfo)
+    local c = fr_conn[frame]
+    if c ~= 0 then
+        leg, step, h = add_tcp_labels(t, frame, pinfo)
     elseif fr_arp[frame] ~= 0 then
-        add_arp_labels(subtree(), frame)
+        add_arp_labels(t, frame)
     else
         local src, dst = net_src(), net_dst()
         local rs, rd = src and role(src), dst and role(dst)
-        if rs then subtree():add(pf.src_role, rs) end
-        if rd then subtree():add(pf.dst_role, rd) end
+        if rs then t:add(pf.src_role, rs) end
+        if rd then t:add(pf.dst_role, rd) end
     end
 
-    -- The request index, cached per frame once resolved.
+    -- The request a frame belongs to, cached per frame once resolved.
     local front
     if visited then
         front = fr_req[frame]
@@ -1112,22 +1144,21 @@ function lblab.dissector(tvb, pinfo, tree)
         end
     else
         front = request_of_frame(frame, false)
-        if front == 0 and fr_conn[frame] ~= 0 and c_pred[fr_conn[frame]] ~= 0 and c_first_h[fr_conn[frame]] == 0 then
-            -- Single pass, handshake of a front connection whose request is still
-            -- to come: the predicted index.
-            subtree():add(pf.req, c_pred[fr_conn[frame]])
+        if front == 0 and c ~= 0 and c_pred[c] ~= 0 and c_first_h[c] == 0 then
+            -- Single pass, handshake of a front connection whose request is
+            -- still to come: the predicted index.
+            t:add(pf.req, c_pred[c])
         end
     end
-    if front ~= 0 then add_request_labels(subtree(), front, frame, leg, step, h) end
+    if front ~= 0 then add_request_labels(t, front, frame, leg, step, h, visited) end
 
     if visited then
-        local c = fr_conn[frame]
         if c ~= 0 and leg == LEG_BACK and front == 0 and has_front and c_first_frame[c] == frame then
-            subtree():add_proto_expert_info(ex.orphan)
+            t:add_proto_expert_info(ex.orphan)
         end
         local defs = frame_defs[frame]
         if defs then
-            for _, d in ipairs(defs) do subtree():add(pf.role_def, d) end
+            for _, d in ipairs(defs) do t:add(pf.role_def, d) end
         end
     end
 end
