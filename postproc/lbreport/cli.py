@@ -107,5 +107,36 @@ def doctor() -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def install(
+    system: Annotated[
+        bool, typer.Option("--system", help="Wireshark's global Lua plugin folder (root).")
+    ] = False,
+    uninstall: Annotated[
+        bool, typer.Option("--uninstall", help="Remove what install put there.")
+    ] = False,
+) -> None:
+    """Install the plugin and the LB-Lab profile into Wireshark's folders (tshark -G folders)."""
+    from lbreport import install as install_mod
+
+    with _errors_to_exit():
+        outcome = (install_mod.uninstall if uninstall else install_mod.install)(system)
+    typer.echo(outcome.text())
+
+
+@app.command()
+def bundle(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Default: lblab-student-VERSION.zip")
+    ] = None,
+) -> None:
+    """Write the student zip: plugin, LB-Lab profile (importable), guide in English and Spanish."""
+    from lbreport import bundle as bundle_mod
+
+    with _errors_to_exit():
+        made = bundle_mod.build(output or Path(bundle_mod.default_name()))
+    typer.echo(f"wrote {made.path} (lblab {made.version}): " + ", ".join(made.members))
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,264 @@
+"""`lbreport install [--system] [--uninstall]` and the plugin-version check of `lbreport doctor`.
+
+Every folder comes from `tshark -G folders` (the same answer Wireshark gives in Help → About →
+Folders), never from a guess: the personal Lua plugin folder moves with HOME, XDG_CONFIG_HOME and
+the platform, and a copy in the wrong folder silently does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lbreport import tshark
+from lbreport.errors import LbreportError
+
+PROFILE_NAME = "LB-Lab"
+# The repository's profile: <repo>/plugins/profiles/LB-Lab, beside the plugin.
+REPO_PROFILE = tshark.REPO_PLUGIN.parent / "profiles" / PROFILE_NAME
+
+# `local VERSION = "0.1.0"` at the top of lblab.lua; set_plugin_info{version = ...} as a
+# fallback for a copy that spells it inline.
+_VERSION_RE = re.compile(r'^\s*(?:local\s+)?VERSION\s*=\s*"([^"]+)"', re.MULTILINE)
+_INFO_RE = re.compile(r'set_plugin_info\s*\(?\s*\{[^}]*?\bversion\s*=\s*"([^"]+)"', re.DOTALL)
+# How a file is recognised as the lblab plugin before anything deletes it.
+_PROTO_RE = re.compile(r'Proto\s*\(\s*"lblab"')
+
+_FOLDER_KEYS = {
+    "Personal Lua Plugins": "personal_lua",
+    "Global Lua Plugins": "global_lua",
+    "Personal configuration": "personal_config",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Folders:
+    personal_lua: Path
+    global_lua: Path
+    personal_config: Path
+
+    @property
+    def profiles(self) -> Path:
+        return self.personal_config / "profiles"
+
+    def lua(self, system: bool) -> Path:
+        return self.global_lua if system else self.personal_lua
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What install/uninstall did, one line per file or folder, plus warnings."""
+
+    done: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "\n".join([*self.done, *(f"warning: {w}" for w in self.warnings)])
+
+
+def parse_folders(text: str) -> Folders:
+    """`tshark -G folders` → the three folders install needs. Lines are `Name:<spaces>\\tpath`."""
+    found: dict[str, Path] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        key = _FOLDER_KEYS.get(name.strip())
+        if sep and key and value.strip():
+            found[key] = Path(value.strip())
+    missing = [name for name, key in _FOLDER_KEYS.items() if key not in found]
+    if missing:
+        raise LbreportError(
+            "`tshark -G folders` did not name these folders: " + ", ".join(missing)
+            + ". Is this Wireshark built with Lua?"
+        )
+    return Folders(**found)
+
+
+def wireshark_folders() -> Folders:
+    run = subprocess.run([tshark.find_tshark(), "-G", "folders"], capture_output=True,
+                         text=True, check=False)
+    return parse_folders(run.stdout)
+
+
+def version_of(text: str) -> str | None:
+    m = _VERSION_RE.search(text) or _INFO_RE.search(text)
+    return m.group(1) if m else None
+
+
+def plugin_version(path: Path) -> str | None:
+    """The version a plugin file declares, None if unreadable or undeclared."""
+    try:
+        return version_of(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+
+
+def listed_plugins(listing: str) -> list[tuple[str, Path]]:
+    """Every lblab.lua in `tshark -G plugins` (name, version, type, path): one per copy
+    Wireshark loads, so two entries mean the protocol is registered twice."""
+    copies = []
+    for line in listing.splitlines():
+        parts = [p.strip() for p in line.split("\t")]
+        if len(parts) >= 4 and parts[0] == tshark.PLUGIN_NAME:
+            copies.append((parts[1], Path(parts[-1])))
+    return copies
+
+
+def _plugins_listing() -> str:
+    return subprocess.run([tshark.find_tshark(), "-G", "plugins"], capture_output=True,
+                          text=True, check=False).stdout
+
+
+def _sha(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Write dst next to itself, then rename: a Wireshark starting meanwhile never reads a
+    half-written plugin or preferences file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
+            shutil.copyfileobj(inp, out)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a --system plugin must be readable by all
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_error(path: Path, exc: OSError, system: bool) -> LbreportError:
+    hint = " (--system writes Wireshark's global folder: run it as root)" if system else ""
+    return LbreportError(f"Cannot write {path}: {exc.strerror or exc}{hint}")
+
+
+def profile_files() -> list[Path]:
+    """The files of the repository's LB-Lab profile (what install copies, uninstall removes)."""
+    if not REPO_PROFILE.is_dir():
+        raise LbreportError(f"The LB-Lab profile is missing from the repository: {REPO_PROFILE}")
+    return sorted(p for p in REPO_PROFILE.iterdir() if p.is_file())
+
+
+def install(system: bool = False, folders: Folders | None = None) -> Outcome:
+    """Copy the plugin into the personal (or global) Lua plugin folder and the LB-Lab profile
+    into the personal profiles folder; replace older copies and say which version they were."""
+    folders = folders or wireshark_folders()
+    if not tshark.REPO_PLUGIN.is_file():
+        raise LbreportError(f"The plugin is missing from the repository: {tshark.REPO_PLUGIN}")
+    files = profile_files()
+    new_version = plugin_version(tshark.REPO_PLUGIN) or "unknown"
+    out = Outcome()
+
+    target = folders.lua(system) / tshark.PLUGIN_NAME
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            what = f"installed plugin {new_version}"
+        elif _sha(target) == _sha(tshark.REPO_PLUGIN):
+            what = f"plugin {new_version} already installed (identical)"
+        else:
+            old = plugin_version(target) or "of unknown version"
+            what = f"replaced plugin {old} with {new_version}"
+        _copy(tshark.REPO_PLUGIN, target)
+    except OSError as exc:
+        raise _write_error(target, exc, system) from None
+    out.done.append(f"{what}: {target}")
+
+    profile_dir = folders.profiles / PROFILE_NAME
+    try:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        for src in files:
+            dst = profile_dir / src.name
+            if not dst.exists():
+                verb = "installed"
+            elif _sha(dst) == _sha(src):
+                verb = "unchanged"
+            else:
+                verb = "replaced"
+            _copy(src, dst)
+            out.done.append(f"{verb} profile {PROFILE_NAME} file {src.name}: {dst}")
+    except OSError as exc:
+        raise _write_error(profile_dir, exc, False) from None
+
+    # Ask Wireshark itself what it will load: the copy just written, and nothing else.
+    copies = listed_plugins(_plugins_listing())
+    if not any(path.resolve() == target.resolve() for _, path in copies):
+        out.warnings.append(f"`tshark -G plugins` does not list {target}: Wireshark will not "
+                            "load it (is this folder the one `tshark -G folders` names?)")
+    for version, path in copies:
+        if path.resolve() != target.resolve():
+            out.warnings.append(
+                f"another copy ({version}) is loaded too: {path}. Wireshark registers the lblab "
+                "protocol twice and the second copy fails; remove one (`lbreport install "
+                "--uninstall" + ("" if system else " --system") + "` if it is the other folder's)."
+            )
+    out.done.append(f"use it: wireshark -C {PROFILE_NAME} -r CAPTURE  (or pick the "
+                    f"{PROFILE_NAME} profile in the status bar); `lbreport report` now uses "
+                    "this copy")
+    return out
+
+
+def uninstall(system: bool = False, folders: Folders | None = None) -> Outcome:
+    """Remove exactly what install put there: the plugin file and the profile's files by name.
+    Files Wireshark wrote into the profile folder later (`recent`) are not ours: the folder is
+    kept, and the report says so."""
+    folders = folders or wireshark_folders()
+    out = Outcome()
+    target = folders.lua(system) / tshark.PLUGIN_NAME
+    if target.is_file():
+        text = target.read_text(encoding="utf-8", errors="replace")
+        if not _PROTO_RE.search(text):
+            raise LbreportError(f"{target} is not the lblab plugin (no Proto(\"lblab\")): left "
+                                "alone")
+        try:
+            target.unlink()
+        except OSError as exc:
+            raise _write_error(target, exc, system) from None
+        out.done.append(f"removed plugin {version_of(text) or '(unknown version)'}: {target}")
+    else:
+        out.done.append(f"no plugin to remove at {target}")
+
+    profile_dir = folders.profiles / PROFILE_NAME
+    for src in profile_files():
+        dst = profile_dir / src.name
+        if dst.is_file():
+            dst.unlink()
+            out.done.append(f"removed profile {PROFILE_NAME} file {src.name}: {dst}")
+    if profile_dir.is_dir():
+        left = sorted(p.name for p in profile_dir.iterdir())
+        if left:
+            out.warnings.append(f"kept {profile_dir}: it also holds {', '.join(left)}, written "
+                                "by Wireshark, not by install (delete the folder if you no "
+                                "longer want the profile)")
+        else:
+            profile_dir.rmdir()
+            out.done.append(f"removed profile folder {profile_dir}")
+    else:
+        out.done.append(f"no {PROFILE_NAME} profile at {profile_dir}")
+    return out
+
+
+def version_check(listing: str) -> tuple[bool, str]:
+    """For `lbreport doctor`: the plugin's version, and whether the copy Wireshark loads is the
+    repository's. A different installed version means the report's labels come from other code
+    than the repository's: reinstall."""
+    repo = plugin_version(tshark.REPO_PLUGIN) if tshark.REPO_PLUGIN.is_file() else None
+    copies = listed_plugins(listing)
+    if not copies:
+        return repo is not None, f"{repo or 'unknown'} (repository copy, not installed)"
+    if len(copies) > 1:
+        where = ", ".join(f"{v} at {p}" for v, p in copies)
+        return False, f"installed twice ({where}): remove one with `lbreport install --uninstall`"
+    installed, path = copies[0]
+    if repo is None or installed == repo:
+        return True, f"{installed} installed at {path}"
+    return False, (f"installed {installed} at {path} differs from the repository's {repo}: "
+                   "run `lbreport install` to update it")
