@@ -54,6 +54,10 @@ def run_checks() -> list[Check]:
     where = (t("doc.plugin_installed", path=installed) if installed
              else t("doc.plugin_repo", path=tshark.REPO_PLUGIN))
     checks.append(Check(t("doc.plugin"), True, where))
+    # Which version runs, and whether an installed copy lags behind the repository's.
+    from lbreport.install import version_check
+
+    checks.append(Check("plugin version", *version_check(listing)))
 
     # Load the plugin for real: read an empty capture with a display filter naming the
     # plugin's protocol (tshark refuses an unknown name, and prints `Lua:` on load errors).
