@@ -47,13 +47,14 @@ class TsharkProgress:
                    TimeElapsedColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task(t("progress.pass1"), total=self._size)
-            last, second_pass = 0, False
+            seen_two, second_pass = False, False
             while not self._stop.wait(0.2):
-                pos = tshark.read_position(self._run.proc.pid, self._run.capture)
-                if pos is None:
+                positions = tshark.read_positions(self._run.proc.pid, self._run.capture)
+                if not positions:
                     continue
-                if pos < last and not second_pass:  # tshark -2 rewinds for its second pass
+                seen_two = seen_two or len(positions) > 1
+                if not second_pass and (positions[0] >= self._size
+                                        or (seen_two and len(positions) == 1)):
                     second_pass = True
                     bar.update(task, description=t("progress.pass2"))
-                last = pos
-                bar.update(task, completed=pos)
+                bar.update(task, completed=positions[-1] if second_pass else positions[0])

@@ -247,17 +247,20 @@ def _strip(line: str) -> str:
     return line.removeprefix("tshark: ").strip()
 
 
-def read_position(pid: int, capture: Path) -> int | None:
-    """How far (bytes) tshark has read the capture, from /proc (Linux); None elsewhere."""
+def read_positions(pid: int, capture: Path) -> list[int]:
+    """How far (bytes) tshark has read the capture on each descriptor open on it, in
+    descriptor order, from /proc (Linux; [] elsewhere). With -2, pass 1 reads sequentially on
+    one descriptor and pass 2 re-reads frames through a second, random-access one."""
     target = os.path.realpath(capture)
     fd_dir = f"/proc/{pid}/fd"
+    positions: list[tuple[int, int]] = []
     try:
         for fd in os.listdir(fd_dir):
             if os.path.realpath(os.path.join(fd_dir, fd)) == target:
                 with open(f"/proc/{pid}/fdinfo/{fd}") as info:
                     for line in info:
                         if line.startswith("pos:"):
-                            return int(line.split()[1])
+                            positions.append((int(fd), int(line.split()[1])))
     except OSError:
-        return None
-    return None
+        return []
+    return [pos for _, pos in sorted(positions)]
