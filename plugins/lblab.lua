@@ -115,8 +115,6 @@ F.http_method = Field.new("http.request.method")
 F.http_uri = Field.new("http.request.uri")
 F.http_code = Field.new("http.response.code")
 F.http_xff = Field.new("http.x_forwarded_for")
-F.http_req_line = Field.new("http.request.line")
-F.http_resp_line = Field.new("http.response.line")
 F.http_file_data = Field.new("http.file_data")
 F.arp_opcode = Field.new("arp.opcode")
 F.arp_src = Field.new("arp.src.proto_ipv4")
@@ -138,6 +136,10 @@ local floor = math.floor
 local tostring, tonumber, pairs, ipairs = tostring, tonumber, pairs, ipairs
 local sfind, sformat, smatch, sgsub, slower = string.find, string.format, string.match, string.gsub, string.lower
 local tinsert, tsort, tconcat = table.insert, table.sort, table.concat
+
+-- TreeItem methods looked up once: `t:add(...)` looks the method up on every call.
+local tree_add = TreeItem.add
+local tree_add_expert = TreeItem.add_proto_expert_info
 
 local function has_bit(value, bit)
     return floor(value / bit) % 2 == 1
@@ -176,6 +178,7 @@ local ARP_STEP = {
 }
 
 local LEG_NONE, LEG_FRONT, LEG_BACK = 0, 1, 2
+local FROM_B = 32 -- added to a TCP frame's stored step when the responder sent it
 
 local EV_NONE, EV_ARP, EV_MARKER, EV_BACKLEG = 0, 1, 2, 3
 local EVIDENCE_NAME = { [EV_NONE] = "none", [EV_ARP] = "arp", [EV_MARKER] = "marker", [EV_BACKLEG] = "back-leg" }
@@ -254,7 +257,7 @@ end
 -- Per-capture state. Reset in init and prefs_changed.
 ------------------------------------------------------------------------------
 -- Frames: parallel integer arrays indexed by frame number.
-local fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req, fr_pred
+local fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req
 -- Connections: parallel arrays indexed by tcp.stream + 1.
 local c_a, c_b, c_aport, c_bport, c_t0, c_first_frame
 local c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp
@@ -278,7 +281,7 @@ local front_count, pending_front_conns, last_open_front, has_front
 local frame_defs
 
 local function reset_state()
-    fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req, fr_pred = {}, {}, {}, {}, {}, {}, {}
+    fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req = {}, {}, {}, {}, {}, {}
     c_a, c_b, c_aport, c_bport, c_t0, c_first_frame = {}, {}, {}, {}, {}, {}
     c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp = {}, {}, {}, {}, {}, {}, {}
     c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred = {}, {}, {}, {}, {}, {}
@@ -520,31 +523,39 @@ end
 
 -- The address a client's request came from, as the balancer wrote it in
 -- X-Forwarded-For (last hop) or X-Real-IP.
-local function forwarded_client()
+-- The address a client's request came from, as the balancer wrote it in
+-- X-Forwarded-For (last hop) or X-Real-IP. Header lines are searched in the
+-- frame's bytes: extracting every header line as a field costs every frame.
+local function forwarded_client(tvb)
     local xff = first_value(F.http_xff)
     if xff then
         local last = nil
         for item in string.gmatch(tostring(xff), "[^,%s]+") do last = item end
         if last then return slower(last) end
     end
-    for _, fi in ipairs({ F.http_req_line() }) do
-        local v = smatch(tostring(fi.value), "^[Xx]%-[Rr]eal%-[Ii][Pp]:%s*([^%s]+)")
-        if v then return slower(v) end
-    end
+    local v = smatch(tvb:raw(), "\n[Xx]%-[Rr][Ee][Aa][Ll]%-[Ii][Pp]:[ \t]*([^%s]+)")
+    if v then return slower(v) end
     return nil
 end
 
-local function match_marker()
-    local texts = {}
-    for _, fi in ipairs({ F.http_resp_line() }) do tinsert(texts, tostring(fi.value)) end
-    for _, fi in ipairs({ F.http_file_data() }) do tinsert(texts, tostring(fi.value)) end
-    local blob = tconcat(texts, "\n")
+local function marker_in(text)
     for _, m in ipairs(cfg.markers) do
-        if sfind(blob, m[2], 1, true) then return m[1] end
+        if sfind(text, m[2], 1, true) then return m[1] end
     end
     -- The classic lab's page ("Soy la máquina N") names its backend out of the box.
-    local n = smatch(blob, "Soy la m.-quina (%d+)")
+    local n = smatch(text, "Soy la m.-quina (%d+)")
     if n then return "M" .. n end
+    return nil
+end
+
+-- The backend a response names: searched in the frame's own bytes (headers
+-- and a body that fits one segment, exactly as sent), else in the body HTTP
+-- reassembled, de-chunked or decompressed.
+local function match_marker(tvb)
+    local m = marker_in(tvb:raw())
+    if m then return m end
+    local body = F.http_file_data()
+    if body then return marker_in(tostring(body.value)) end
     return nil
 end
 
@@ -635,9 +646,47 @@ local function provisional_request(h)
     end
 end
 
-local function record_tcp(frame, pinfo, stream)
+-- TCP flags and payload length read straight from the frame's bytes for the
+-- common Ethernet + IPv4/IPv6 + TCP layout: one call into Wireshark instead of
+-- four extractor calls, on every TCP frame. Anything else returns nil and the
+-- extractors answer.
+local sbyte = string.byte
+local function tcp_from_bytes(tvb)
+    local n = tvb:len()
+    if n < 54 then return nil end
+    local raw = tvb:raw(0, n < 98 and n or 98)
+    local e1, e2 = sbyte(raw, 13, 14)
+    local ip = 15 -- 1-based offset of the IP header
+    if e1 == 0x81 and e2 == 0x00 then
+        e1, e2 = sbyte(raw, 17, 18)
+        ip = 19
+    end
+    local tcp, payload
+    if e1 == 0x08 and e2 == 0x00 then
+        local vihl = sbyte(raw, ip)
+        if vihl == nil or floor(vihl / 16) ~= 4 or sbyte(raw, ip + 9) ~= 6 then return nil end
+        local ihl = (vihl % 16) * 4
+        local t1, t2 = sbyte(raw, ip + 2, ip + 3)
+        tcp, payload = ip + ihl, t1 * 256 + t2 - ihl
+    elseif e1 == 0x86 and e2 == 0xDD then
+        local v = sbyte(raw, ip)
+        if v == nil or floor(v / 16) ~= 6 or sbyte(raw, ip + 6) ~= 6 then return nil end
+        local p1, p2 = sbyte(raw, ip + 4, ip + 5)
+        tcp, payload = ip + 40, p1 * 256 + p2
+    else
+        return nil
+    end
+    local off, flags = sbyte(raw, tcp + 12, tcp + 13)
+    if flags == nil then return nil end
+    return flags, payload - floor(off / 16) * 4
+end
+
+local function record_tcp(frame, pinfo, stream, tvb)
     local c = stream + 1
-    local flags = first_value(F.tcp_flags) or 0
+    local flags, len = tcp_from_bytes(tvb)
+    if flags == nil then
+        flags, len = first_value(F.tcp_flags) or 0, first_value(F.tcp_len) or 0
+    end
     local from_a
     if c_a[c] == nil then
         local src, dst = net_src(), net_dst()
@@ -656,7 +705,6 @@ local function record_tcp(frame, pinfo, stream)
         local mac = field_text(F.eth_src)
         if mac then host_mac[me] = mac; roles_dirty = true end
     end
-    local len = first_value(F.tcp_len) or 0
     local findings = tcp_findings()
     local step, h = S_ACK, c_last_h[c]
 
@@ -677,7 +725,7 @@ local function record_tcp(frame, pinfo, stream)
     end
 
     if method ~= nil and from_a and findings % 2 == 0 then
-        h = new_request(c, frame, pinfo, tostring(method), tostring(first_value(F.http_uri) or ""), forwarded_client())
+        h = new_request(c, frame, pinfo, tostring(method), tostring(first_value(F.http_uri) or ""), forwarded_client(tvb))
         provisional_request(h)
         if step == S_ACK then step = S_REQUEST end
         c_last_dir_resp[c] = false
@@ -685,7 +733,7 @@ local function record_tcp(frame, pinfo, stream)
         h = c_resp_h[c]
         if h ~= 0 then
             h_resp_frame[h], h_resp_time[h], h_status[h] = frame, pinfo.abs_ts, tonumber(code) or 0
-            local m = match_marker()
+            local m = match_marker(tvb)
             if m then
                 h_marker[h] = m
                 local t = marker_tally[c_b[c]] or {}
@@ -730,7 +778,8 @@ local function record_tcp(frame, pinfo, stream)
         end
     end
 
-    fr_conn[frame], fr_step[frame], fr_h[frame], fr_flags[frame] = c, step, h, findings
+    -- The direction rides on the step (+FROM_B) so labelling needs no pinfo.
+    fr_conn[frame], fr_step[frame], fr_h[frame], fr_flags[frame] = c, from_a and step or step + FROM_B, h, findings
 end
 
 local function record_arp(frame, pinfo)
@@ -746,6 +795,9 @@ local function record_arp(frame, pinfo)
         a_kind[na], a_asker[na], a_subject[na] = S_ARP_REPLY, target, sender
     end
     note_host(sender, frame, field_text(F.eth_src))
+    -- The address asked for is a host of the farm too (a client sees the
+    -- backends only this way).
+    note_host(target, frame, nil)
     roles_dirty = true
     fr_arp[frame], fr_step[frame] = na, a_kind[na]
 end
@@ -762,16 +814,17 @@ local function record_nd(frame, pinfo, icmp_type)
         a_kind[na], a_asker[na], a_subject[na] = S_ND_ADV, net_dst(), field_text(F.nd_na_target) or src
     end
     note_host(src, frame, mac)
+    if a_subject[na] then note_host(a_subject[na], frame, nil) end
     roles_dirty = true
     fr_arp[frame], fr_step[frame] = na, a_kind[na]
 end
 
-local function record(frame, pinfo)
+local function record(frame, pinfo, tvb)
     record_gen = record_gen + 1
     fr_conn[frame], fr_step[frame], fr_h[frame], fr_flags[frame], fr_arp[frame] = 0, 0, 0, 0, 0
     local stream = first_value(F.tcp_stream)
     if stream ~= nil then
-        record_tcp(frame, pinfo, stream)
+        record_tcp(frame, pinfo, stream, tvb)
         return
     end
     if first_value(F.arp_opcode) ~= nil then
@@ -1039,29 +1092,32 @@ local function add_tcp_labels(t, frame, pinfo)
     local step = fr_step[frame]
     local leg, ra, rb = conn_roles(c)
     local rs, rd = ra, rb
-    if pinfo.src_port ~= c_aport[c] then rs, rd = rb, ra end
-    if rs then t:add(pf.src_role, rs) end
-    if rd then t:add(pf.dst_role, rd) end
+    if step > FROM_B then step, rs, rd = step - FROM_B, rb, ra end
+    if rs then tree_add(t, pf.src_role, rs) end
+    if rd then tree_add(t, pf.dst_role, rd) end
     if leg == LEG_FRONT then
-        t:add(pf.step, FRONT_STEP[step]); t:add(pf.leg, "front")
+        tree_add(t, pf.step, FRONT_STEP[step]); tree_add(t, pf.leg, "front")
     elseif leg == LEG_BACK then
-        t:add(pf.step, BACK_STEP[step]); t:add(pf.leg, "back")
+        tree_add(t, pf.step, BACK_STEP[step]); tree_add(t, pf.leg, "back")
     else
-        t:add(pf.step, FRONT_STEP[step])
+        tree_add(t, pf.step, FRONT_STEP[step])
     end
-    t:add(pf.conn, c - 1)
     local bits = fr_flags[frame]
-    if bits ~= 0 then t:add(pf.flags, flags_text(bits)) end
+    if bits ~= 0 then tree_add(t, pf.flags, flags_text(bits)) end
     local h = fr_h[frame]
     if h ~= 0 then
+        -- Facts read once per message, not per frame: each field added to
+        -- every frame costs tshark measurably (bench/bench_plugin.py).
         if step == S_REQUEST and h_frame[h] == frame then
-            t:add(pf.method, h_method[h]); t:add(pf.uri, h_uri[h])
+            tree_add(t, pf.conn, c - 1)
+            tree_add(t, pf.method, h_method[h]); tree_add(t, pf.uri, h_uri[h])
         elseif step == S_RESPONSE and h_resp_frame[h] == frame then
-            t:add(pf.status, h_status[h])
-            if h_marker[h] then t:add(pf.marker, h_marker[h]) end
+            tree_add(t, pf.conn, c - 1)
+            tree_add(t, pf.status, h_status[h])
+            if h_marker[h] then tree_add(t, pf.marker, h_marker[h]) end
         end
     end
-    if step == S_RST then t:add_proto_expert_info(ex.rst) end
+    if step == S_RST then tree_add_expert(t, ex.rst) end
     return leg, step, h
 end
 
@@ -1076,37 +1132,39 @@ local function add_arp_labels(t, frame)
         local mac = field_text(F.eth_src)
         if mac then rs = mac_role[mac] end
     end
-    if rs then t:add(pf.src_role, rs) end
+    if rs then tree_add(t, pf.src_role, rs) end
     if is_answer then
         local rd = role(asker)
-        if rd then t:add(pf.dst_role, rd) end
+        if rd then tree_add(t, pf.dst_role, rd) end
     else
         local rsub = subject and role(subject)
         if first_value(F.eth_dst_group) then
-            t:add(pf.dst_role, "broadcast")
+            tree_add(t, pf.dst_role, "broadcast")
         elseif rsub then
-            t:add(pf.dst_role, rsub)
+            tree_add(t, pf.dst_role, rsub)
         end
-        if rsub then t:add(pf.arp_target, rsub) end
+        if rsub then tree_add(t, pf.arp_target, rsub) end
     end
-    t:add(pf.step, ARP_STEP[kind])
-    t:add(pf.leg, "arp")
+    tree_add(t, pf.step, ARP_STEP[kind])
+    tree_add(t, pf.leg, "arp")
 end
 
 local function add_request_labels(t, front, frame, leg, step, h, visited)
-    t:add(pf.req, h_fidx[front])
-    local client = client_of(front)
-    if client then t:add(pf.client, client) end
+    tree_add(t, pf.req, h_fidx[front])
+    if step == S_REQUEST or step == S_RESPONSE then
+        local client = client_of(front)
+        if client then tree_add(t, pf.client, client) end
+    end
     local backend, evidence = backend_of(front, visited)
-    if backend then t:add(pf.backend, backend) end
-    t:add(pf.backend_evidence, EVIDENCE_NAME[evidence])
+    if backend then tree_add(t, pf.backend, backend) end
+    tree_add(t, pf.backend_evidence, EVIDENCE_NAME[evidence])
     if leg == LEG_FRONT and h == front then
         if step == S_REQUEST and h_frame[front] == frame then
-            if visited and h_resp_frame[front] == 0 then t:add_proto_expert_info(ex.no_response) end
-            if h_fail[front] and h_link[front] ~= 0 then t:add_proto_expert_info(ex.failover) end
+            if visited and h_resp_frame[front] == 0 then tree_add_expert(t, ex.no_response) end
+            if h_fail[front] and h_link[front] ~= 0 then tree_add_expert(t, ex.failover) end
         elseif step == S_RESPONSE and h_resp_frame[front] == frame and h_status[front] >= 500
             and h_link[front] == 0 then
-            t:add_proto_expert_info(ex.balancer_5xx)
+            tree_add_expert(t, ex.balancer_5xx)
         end
     end
 end
@@ -1115,7 +1173,7 @@ function lblab.dissector(tvb, pinfo, tree)
     local frame = pinfo.number
     local visited = pinfo.visited
     if not visited or fr_step[frame] == nil then
-        record(frame, pinfo)
+        record(frame, pinfo, tvb)
     end
     if visited and resolved_gen ~= record_gen then resolve() end
     if roles_dirty then infer_roles() end
@@ -1130,8 +1188,8 @@ function lblab.dissector(tvb, pinfo, tree)
     else
         local src, dst = net_src(), net_dst()
         local rs, rd = src and role(src), dst and role(dst)
-        if rs then t:add(pf.src_role, rs) end
-        if rd then t:add(pf.dst_role, rd) end
+        if rs then tree_add(t, pf.src_role, rs) end
+        if rd then tree_add(t, pf.dst_role, rd) end
     end
 
     -- The request a frame belongs to, cached per frame once resolved.
@@ -1147,18 +1205,18 @@ function lblab.dissector(tvb, pinfo, tree)
         if front == 0 and c ~= 0 and c_pred[c] ~= 0 and c_first_h[c] == 0 then
             -- Single pass, handshake of a front connection whose request is
             -- still to come: the predicted index.
-            t:add(pf.req, c_pred[c])
+            tree_add(t, pf.req, c_pred[c])
         end
     end
     if front ~= 0 then add_request_labels(t, front, frame, leg, step, h, visited) end
 
     if visited then
         if c ~= 0 and leg == LEG_BACK and front == 0 and has_front and c_first_frame[c] == frame then
-            t:add_proto_expert_info(ex.orphan)
+            tree_add_expert(t, ex.orphan)
         end
         local defs = frame_defs[frame]
         if defs then
-            for _, d in ipairs(defs) do t:add(pf.role_def, d) end
+            for _, d in ipairs(defs) do tree_add(t, pf.role_def, d) end
         end
     end
 end

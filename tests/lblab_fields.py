@@ -30,7 +30,7 @@ FIELDS = [
     "lblab.method",
     "lblab.uri",
     "lblab.status",
-    "lblab.conn",
+    "tcp.stream",
     "lblab.flags",
     "lblab.arp_target",
     "lblab.role_def",

@@ -7,7 +7,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from lblab_fields import (
     PLUGIN,
     Labelled,
@@ -49,7 +48,8 @@ def found_requests(labelled: Labelled, backend_view: bool) -> dict[int, dict]:
         if row.req is None:
             continue
         req = found[row.req]
-        req.setdefault("client", row.client)
+        if row.client:
+            req.setdefault("client", row.client)
         req.setdefault("backend", row.backend or None)
         req.setdefault("evidence", row.evidence)
         if row.step == request_step and row.method:
@@ -63,8 +63,10 @@ def found_requests(labelled: Labelled, backend_view: bool) -> dict[int, dict]:
 
 def client_key(client: str, backend_view: bool) -> str:
     """Clients compare by ip:port, or by address alone where ports are unseen."""
-    if backend_view:
-        return client.rsplit(":", 1)[0].strip("[]") if client.count(":") == 1 or "]" in client else client
+    if not backend_view:
+        return client
+    if client.count(":") == 1 or "]" in client:  # ip:port or [v6]:port
+        return client.rsplit(":", 1)[0].strip("[]")
     return client
 
 
