@@ -179,9 +179,116 @@ EN: dict[str, str] = {
     "doc.some_failed": (
         "Some checks failed; fix them in order (each one depends on the ones above)."
     ),
+    # --- step names (docs/fields.md) as people read them; JSON keeps the contract's names ----
+    "step.SYN": "SYN",
+    "step.SYN/ACK": "SYN/ACK",
+    "step.ACK": "ACK",
+    "step.request": "request",
+    "step.ACK-req": "ACK-req",
+    "step.data": "data",
+    "step.response": "response",
+    "step.ACK-resp": "ACK-resp",
+    "step.FIN-client": "FIN-client",
+    "step.FIN-M3": "FIN-M3",
+    "step.last-ACK": "last-ACK",
+    "step.RST": "RST",
+    "step.up-SYN": "up-SYN",
+    "step.up-SYN/ACK": "up-SYN/ACK",
+    "step.up-ACK": "up-ACK",
+    "step.up-request": "up-request",
+    "step.up-ACK-req": "up-ACK-req",
+    "step.up-data": "up-data",
+    "step.up-response": "up-response",
+    "step.up-ACK-resp": "up-ACK-resp",
+    "step.up-last-ACK": "up-last-ACK",
+    "step.up-RST": "up-RST",
+    "step.up-FIN-M3": "up-FIN-M3",
+    "step.up-FIN-backend": "up-FIN-backend",
+    "step.ARP-who-has": "ARP-who-has",
+    "step.ARP-reply": "ARP-reply",
+    "step.ND-solicit": "ND-solicit",
+    "step.ND-advert": "ND-advert",
+    # --- CSV header (one row per request); the cells stay data (codes, numbers) -----------------
+    "csv.index": "index",
+    "csv.client": "client",
+    "csv.method": "method",
+    "csv.uri": "uri",
+    "csv.status": "status",
+    "csv.backend": "backend",
+    "csv.backend_evidence": "backend_evidence",
+    "csv.frames": "frames",
+    "csv.handshake_rtt": "handshake_rtt",
+    "csv.request_to_upstream": "request_to_upstream",
+    "csv.backend_time": "backend_time",
+    "csv.time_to_first_byte": "time_to_first_byte",
+    "csv.total": "total",
+    "csv.anomalies": "anomalies",
+    # --- HTML report ------------------------------------------------------------------------------
+    "html.lang": "en",
+    "html.legend": "Legend",
+    "html.leg.front": "front leg (client ↔ M3)",
+    "html.leg.back": "back leg (M3 ↔ backend)",
+    "html.leg.arp": "ARP / neighbour discovery (who has this address?)",
+    "html.flagged": "TCP finding (retransmission, duplicate ACK…)",
+    "html.requests": "Requests",
+    "html.col.index": "#",
+    "html.col.evidence": "Evidence",
+    "html.col.latency": "Latency",
+    "html.col.frames": "Frames",
+    "html.diagram": "Sequence diagram of request {index}",
+    "html.diagram_axis": "frame · +ms from the request's first frame",
+    "html.open_hint": "Each request opens to show its sequence diagram, timings and anomalies.",
+    "html.chart_backends": "Requests per backend",
+    "html.chart_latency": "Latency of each request ({basis}), sorted; lines at p50 and p90",
+    "html.chart_latency_none": "No request has a measurable latency in this capture.",
+    "html.bar": "request {index}: {backend}, {value}",
+    "html.footer": "Written by lbreport {version}. Self-contained: no network, no scripts.",
+    "html.anomalies_count": "{count} anomaly(ies)",
+    # --- batch (a directory of captures, one row each) -------------------------------------------
+    "batch.col.file": "file",
+    "batch.col.requests": "requests",
+    "batch.col.complete": "complete",
+    "batch.col.backends": "backends (evidence)",
+    "batch.col.anomalies": "anomalies",
+    "batch.col.anomaly_kinds": "anomaly kinds",
+    "batch.col.capture_point": "capture point",
+    "batch.col.truncated": "cut short",
+    "batch.col.error": "error",
+    "batch.title": "lbreport batch: {path}",
+    "batch.yes": "yes",
+    "batch.no": "no",
+    "batch.progress": "Reading captures",
+    "batch.done": "{total} capture(s): {ok} reported, {failed} with an error.",
+    "batch.err.missing": "No such directory: {path}",
+    "batch.err.not_dir": "{path} is not a directory (give the folder that holds the captures).",
+    "batch.err.unreadable": "Cannot list {path}: {reason}",
+    "batch.err.no_captures": (
+        "{path} holds no capture files ({patterns}), in it or in its subfolders."
+    ),
+    "batch.err.internal": "internal error: {detail}",
+    "batch.err.jobs": "--jobs must be at least 1.",
 }
 
+LANGUAGES = ("en", "es")
 _catalogue: dict[str, str] = EN
+
+
+def set_language(lang: str) -> None:
+    """Choose the catalogue for this process (`--lang`). Spanish lives in messages_es.py with
+    exactly EN's keys (tests/test_lang.py checks it); a missing key falls back to English."""
+    global _catalogue
+    if lang == "en":
+        _catalogue = EN
+    elif lang == "es":
+        from lbreport.messages_es import ES
+
+        _catalogue = ES
+    else:
+        raise ValueError(f"unknown language {lang!r} (expected one of {', '.join(LANGUAGES)})")
+
+
+def language() -> str:
+    return _catalogue.get("html.lang") or "en"
 
 
 def t(key: str, /, **params: object) -> str:
@@ -192,3 +299,9 @@ def t(key: str, /, **params: object) -> str:
 
 def has(key: str) -> bool:
     return key in _catalogue or key in EN
+
+
+def step_name(step: str) -> str:
+    """A contract step name (`up-request`) as the reader's language says it."""
+    key = f"step.{step}"
+    return t(key) if key in EN else step
