@@ -1,0 +1,300 @@
+"""The Spanish half of the one message catalogue (`--lang es`): exactly the keys of
+`messages.EN`, with the same {placeholders} (tests/test_lang.py checks both).
+
+Written for a student of a Spanish university course on web farms: "petición", "balanceador",
+"respuesta", "cierre"; TCP flags (SYN, ACK, FIN, RST) and nginx's "upstream" stay as the course
+and Wireshark say them. Roles (client, M3, M1…) are data, not words: they are never translated.
+"""
+
+from __future__ import annotations
+
+ES: dict[str, str] = {
+    # --- errores: entrada -------------------------------------------------------------------
+    "err.missing": "No existe el fichero: {path}",
+    "err.directory": "{path} es un directorio, no un fichero de captura.",
+    "err.unreadable": "No se puede leer {path}: {reason}",
+    "err.not_capture": (
+        "{path} no es un fichero de captura que tshark entienda (se esperaba pcap o pcapng).\n"
+        "tshark dijo: {detail}"
+    ),
+    "err.empty": "{path} no contiene paquetes: no hay nada que analizar.",
+    "err.empty_file": "{path} es un fichero vacío (0 bytes), no una captura.",
+    "err.not_pcap": (
+        "{path} no es una captura pcap ni pcapng, y tshark no encontró en él ninguna petición "
+        "HTTP (sus primeros bytes no corresponden a ningún formato de captura que lbreport espere)."
+    ),
+    "err.no_http": (
+        "{path}: ninguna de sus {frames} tramas pertenece a una petición HTTP al balanceador.\n"
+        "Revisa la dirección del balanceador y su(s) puerto(s) HTTP (--lab LAB.toml; "
+        "`lbreport roles {path}` propone uno)."
+    ),
+    "err.tshark_failed": "tshark falló (código de salida {code}): {detail}",
+    "err.pdml": "No se pudo leer la salida de tshark ({detail}). tshark dijo: {stderr}",
+    "err.output": "No se puede escribir {path}: {reason}",
+    # --- errores: tshark y el plugin -----------------------------------------------------------
+    "err.tshark_missing": (
+        "No se encuentra tshark en el PATH. Instálalo (Debian/Ubuntu: `apt-get install tshark`; "
+        "o ejecuta `bash scripts/setup.sh` como root)."
+    ),
+    "err.tshark_old": (
+        "tshark {version} es demasiado antiguo: lbreport necesita Wireshark {minimum} o posterior. "
+        "Actualízalo (Debian 12 trae la 4.0)."
+    ),
+    "err.tshark_no_lua": (
+        "tshark {version} se compiló sin Lua, así que no puede ejecutar el plugin lblab. "
+        "Instala una versión con Lua (el paquete `tshark` de Debian la tiene)."
+    ),
+    "err.tshark_version": "No se pudo saber qué tshark es este (`tshark -v` dijo: {detail}).",
+    "err.plugin_missing": (
+        "No se encuentra el plugin lblab: ni {path} ni una copia instalada en las carpetas de "
+        "plugins de Wireshark."
+    ),
+    "err.plugin_lua": (
+        "El plugin lblab falló dentro de tshark (un error de Lua):\n{detail}\n"
+        "Es un fallo de plugins/lblab.lua; por favor, notifícalo junto con la captura."
+    ),
+    "err.plugin_frames": (
+        "El plugin lblab dio un error de Lua en {count} trama(s) (la primera: trama {frame}: "
+        "{detail}). El informe saldría mal; por favor, notifícalo junto con la captura."
+    ),
+    # --- errores: fichero de laboratorio --------------------------------------------------------
+    "err.lab_missing": "No se encuentra el fichero de laboratorio: {path}",
+    "err.lab_toml": "El fichero de laboratorio {path} no es TOML válido: {detail}",
+    "err.lab_key": "Fichero de laboratorio {path}: {key}: {problem}",
+    "lab.unknown_key": "clave desconocida (se esperaba una de: {expected})",
+    "lab.not_table": "debe ser una tabla",
+    "lab.not_list_str": "debe ser una lista de cadenas",
+    "lab.not_list_port": "debe ser una lista de puertos TCP (enteros de 1 a 65535)",
+    "lab.bad_address": "{value!r} no es una dirección IPv4 ni IPv6",
+    "lab.bad_role": (
+        "{value!r} no es un nombre de servidor final (usa M1, M2, M4…; M3 es el balanceador)"
+    ),
+    "lab.not_str": "debe ser una cadena",
+    "lab.bad_marker": "debe ser una cadena no vacía y sin ';' (separa las marcas)",
+    "lab.bad_policy": "debe ser \"round-robin\" o \"weights\"",
+    "lab.bad_weight": "debe ser un entero positivo",
+    "lab.weights_needed": (
+        "la política \"weights\" necesita una tabla weights con el peso de cada servidor final"
+    ),
+    "lab.weight_unknown": "nombra {value!r}, que no es un servidor final de [backends]",
+    "lab.need_balancer": "debe indicar la(s) dirección(es) del balanceador si se da [backends]",
+    # --- avisos (stderr; el informe sale igualmente) --------------------------------------------
+    "warn.truncated": (
+        "Aviso: {path} se corta a mitad de un paquete; este informe cubre las {frames} tramas "
+        "anteriores al corte."
+    ),
+    "warn.stderr": "tshark: {line}",
+    # --- progreso ---------------------------------------------------------------------------------
+    "progress.pass1": "Etiquetando paquetes (pasada 1/2)",
+    "progress.pass2": "Leyendo peticiones (pasada 2/2)",
+    "progress.reading": "Leyendo paquetes",
+    # --- cabecera del informe ---------------------------------------------------------------------
+    "hdr.title": "lbreport: {capture}",
+    "hdr.capture_point": "Punto de captura",
+    "hdr.roles": "Roles",
+    "hdr.roles_configured": "configurados: {source}",
+    "hdr.roles_inferred": (
+        "deducidos del tráfico (ninguna dirección del laboratorio aparece en la captura)"
+    ),
+    "hdr.truncated": (
+        "CAPTURA CORTADA: termina a mitad de un paquete; se leyeron las tramas hasta la {frame}."
+    ),
+    "cp.client": "vista del cliente (solo el tramo cliente ↔ M3)",
+    "cp.M3": "vista del balanceador M3 (los dos tramos: cliente ↔ M3 ↔ servidores finales)",
+    "cp.backend": "vista del servidor final {role} (solo el tramo M3 ↔ {role})",
+    "cp.unknown": "desconocido (no se ve ningún tramo)",
+    "lab.default_name": "el laboratorio clásico (incluido por defecto)",
+    # --- por petición -----------------------------------------------------------------------------
+    "req.title": "Petición {index}",
+    "req.client": "Cliente",
+    "req.request": "Petición",
+    "req.status": "Estado HTTP",
+    "req.backend": "Servidor final",
+    "req.backend_unknown": "desconocido",
+    "req.evidence": "prueba: {evidence}",
+    "req.timings": "Tiempos",
+    "req.anomalies": "Anomalías",
+    "req.none": "ninguna",
+    "req.no_status": "sin respuesta",
+    "evidence.back-leg": (
+        "tramo interno (la petición de M3 al servidor está en la captura: seguro)"
+    ),
+    "evidence.marker": "marca (la respuesta dice qué servidor la generó)",
+    "evidence.arp": (
+        "ARP (M3 preguntó mientras tanto por la dirección de ese servidor: indicio "
+        "débil)"
+    ),
+    "evidence.none": "ninguna (esta captura no permite saberlo)",
+    "timing.handshake_rtt": "RTT del saludo TCP (SYN → SYN/ACK)",
+    "timing.request_to_upstream": "petición → petición de M3 al servidor",
+    "timing.backend_time": "tiempo del servidor final (up-petición → up-respuesta)",
+    "timing.time_to_first_byte": "tiempo hasta la respuesta (petición → respuesta)",
+    "timing.total": "total (primera → última trama)",
+    "timing.na": "n/d",
+    "ladder.frame": "trama",
+    "ladder.time": "+ms",
+    # --- anomalías --------------------------------------------------------------------------------
+    "anom.no-response": "sin respuesta",
+    "anom.missing-step": "falta el paso: {detail}",
+    "anom.repeated-step": "paso repetido: {detail}",
+    "anom.rst": "conexión abortada (RST): {detail}",
+    "anom.retransmission": "retransmisión: {detail}",
+    "anom.http-5xx": "error del servidor: HTTP {detail}",
+    "anom.upstream-5xx": "un servidor final respondió HTTP {detail}",
+    "anom.failover": "el balanceador cambió de servidor final (failover): {detail}",
+    "anom.no-upstream": "no aparece en la captura la petición de M3 a ningún servidor final",
+    # --- resumen ----------------------------------------------------------------------------------
+    "sum.title": "Resumen",
+    "sum.requests": "Peticiones",
+    "sum.frames": "Tramas",
+    "sum.frames_detail": "{total} en total = {inreq} en peticiones + {other} otras",
+    "sum.status_counts": "Códigos de estado",
+    "sum.backends": "Peticiones por servidor final",
+    "sum.balance": "Reparto de carga",
+    "sum.latency": "Latencia ({basis})",
+    "sum.latency_basis.time_to_first_byte": "tiempo hasta la respuesta",
+    "sum.latency_basis.backend_time": "tiempo del servidor final",
+    "sum.latency_none": "ninguna petición tiene una latencia medible",
+    "sum.no_status": "sin respuesta",
+    "bal.matches": "coincide con {policy}: esperado {expected}, observado {observed}.",
+    "bal.differs": "NO coincide con {policy}: esperado {expected}, observado {observed}.",
+    "bal.sequence": "El orden de los servidores también sigue la rotación de la política.",
+    "bal.sequence_broken": "El orden de los servidores rompe la rotación en la petición {index}.",
+    "bal.unknown_some": (
+        "Se han dejado fuera {count} petición(es) cuyo servidor final se "
+        "desconoce."
+    ),
+    "bal.not_judged_backend": (
+        "sin evaluar: una captura en un servidor final solo ve las peticiones que atendió él."
+    ),
+    "bal.not_judged_unknown": (
+        "sin evaluar: en esta captura no se conoce el servidor final de ninguna petición."
+    ),
+    "bal.not_judged_single": "sin evaluar: solo se conoce un servidor final.",
+    "policy.round-robin": "round robin (turno rotatorio)",
+    "policy.weights": "pesos {weights}",
+    # --- orden roles ------------------------------------------------------------------------------
+    "roles.header": (
+        "# Fichero de laboratorio deducido por `lbreport roles` a partir de {capture}.\n"
+        "# Revísalo y úsalo así: lbreport report CAPTURA --lab ESTE_FICHERO.toml"
+    ),
+    "roles.markers_hint": (
+        "# Opcional: un texto que solo contengan las respuestas de ese servidor, p. ej.\n"
+        "# M1 = \"Soy la máquina 1\""
+    ),
+    "roles.none": (
+        "No se pudo deducir ningún rol de {path}: no se ve tráfico HTTP hacia un balanceador."
+    ),
+    # --- doctor -----------------------------------------------------------------------------------
+    "doc.ok": "bien",
+    "doc.fail": "FALLO",
+    "doc.tshark": "tshark en el PATH",
+    "doc.version": "versión de tshark ≥ {minimum}",
+    "doc.lua": "tshark compilado con Lua",
+    "doc.plugin": "plugin lblab",
+    "doc.plugin_loads": "el plugin carga sin errores de Lua",
+    "doc.plugin_repo": "{path} (se pasa con -X)",
+    "doc.plugin_installed": "instalado en la carpeta de plugins de Wireshark ({path})",
+    "doc.plugin_not_registered": (
+        "el plugin cargó pero no registró ningún protocolo lblab: {detail}"
+    ),
+    "doc.all_ok": "Todo lo que necesita lbreport está en su sitio.",
+    "doc.some_failed": (
+        "Algunas comprobaciones fallaron; arréglalas en orden (cada una depende de las anteriores)."
+    ),
+    # --- nombres de los pasos ---------------------------------------------------------------------
+    "step.SYN": "SYN",
+    "step.SYN/ACK": "SYN/ACK",
+    "step.ACK": "ACK",
+    "step.request": "petición",
+    "step.ACK-req": "ACK-petición",
+    "step.data": "datos",
+    "step.response": "respuesta",
+    "step.ACK-resp": "ACK-respuesta",
+    "step.FIN-client": "FIN-cliente",
+    "step.FIN-M3": "FIN-M3",
+    "step.last-ACK": "ACK-final",
+    "step.RST": "RST",
+    "step.up-SYN": "up-SYN",
+    "step.up-SYN/ACK": "up-SYN/ACK",
+    "step.up-ACK": "up-ACK",
+    "step.up-request": "up-petición",
+    "step.up-ACK-req": "up-ACK-petición",
+    "step.up-data": "up-datos",
+    "step.up-response": "up-respuesta",
+    "step.up-ACK-resp": "up-ACK-respuesta",
+    "step.up-last-ACK": "up-ACK-final",
+    "step.up-RST": "up-RST",
+    "step.up-FIN-M3": "up-FIN-M3",
+    "step.up-FIN-backend": "up-FIN-servidor",
+    "step.ARP-who-has": "ARP-quién-tiene",
+    "step.ARP-reply": "ARP-respuesta",
+    "step.ND-solicit": "ND-solicitud",
+    "step.ND-advert": "ND-anuncio",
+    # --- cabecera CSV -----------------------------------------------------------------------------
+    "csv.index": "peticion",
+    "csv.client": "cliente",
+    "csv.method": "metodo",
+    "csv.uri": "uri",
+    "csv.status": "estado",
+    "csv.backend": "servidor_final",
+    "csv.backend_evidence": "prueba_servidor",
+    "csv.frames": "tramas",
+    "csv.handshake_rtt": "rtt_saludo",
+    "csv.request_to_upstream": "peticion_a_upstream",
+    "csv.backend_time": "tiempo_servidor",
+    "csv.time_to_first_byte": "tiempo_hasta_respuesta",
+    "csv.total": "total",
+    "csv.anomalies": "anomalias",
+    # --- informe HTML -----------------------------------------------------------------------------
+    "html.lang": "es",
+    "html.legend": "Leyenda",
+    "html.leg.front": "tramo cliente (cliente ↔ M3)",
+    "html.leg.back": "tramo interno (M3 ↔ servidor final)",
+    "html.leg.arp": "ARP / descubrimiento de vecinos (¿quién tiene esta dirección?)",
+    "html.flagged": "incidencia TCP (retransmisión, ACK duplicado…)",
+    "html.requests": "Peticiones",
+    "html.col.index": "Nº",
+    "html.col.evidence": "Prueba",
+    "html.col.latency": "Latencia",
+    "html.col.frames": "Tramas",
+    "html.diagram": "Diagrama de secuencia de la petición {index}",
+    "html.diagram_axis": "trama · +ms desde la primera trama de la petición",
+    "html.open_hint": (
+        "Abre cada petición para ver su diagrama de secuencia, sus tiempos y sus anomalías."
+    ),
+    "html.chart_backends": "Peticiones por servidor final",
+    "html.chart_latency": (
+        "Latencia de cada petición ({basis}), ordenada; líneas en p50 y p90"
+    ),
+    "html.chart_latency_none": "Ninguna petición tiene una latencia medible en esta captura.",
+    "html.bar": "petición {index}: {backend}, {value}",
+    "html.footer": "Generado por lbreport {version}. Autocontenido: sin red y sin scripts.",
+    "html.anomalies_count": "{count} anomalía(s)",
+    # --- batch (un directorio de capturas, una fila por captura) ----------------------------------
+    "batch.col.file": "fichero",
+    "batch.col.requests": "peticiones",
+    "batch.col.complete": "completas",
+    "batch.col.backends": "servidores finales (prueba)",
+    "batch.col.anomalies": "anomalías",
+    "batch.col.anomaly_kinds": "tipos de anomalía",
+    "batch.col.capture_point": "punto de captura",
+    "batch.col.truncated": "cortada",
+    "batch.col.error": "error",
+    "batch.title": "lbreport batch: {path}",
+    "batch.yes": "sí",
+    "batch.no": "no",
+    "batch.progress": "Leyendo capturas",
+    "batch.done": "{total} captura(s): {ok} analizadas, {failed} con error.",
+    "batch.err.missing": "No existe el directorio: {path}",
+    "batch.err.not_dir": (
+        "{path} no es un directorio (indica la carpeta que contiene las "
+        "capturas)."
+    ),
+    "batch.err.unreadable": "No se puede listar {path}: {reason}",
+    "batch.err.no_captures": (
+        "{path} no contiene ficheros de captura ({patterns}), ni en él ni en sus subcarpetas."
+    ),
+    "batch.err.internal": "error interno: {detail}",
+    "batch.err.jobs": "--jobs debe ser al menos 1.",
+}
