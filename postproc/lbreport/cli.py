@@ -13,6 +13,7 @@ import typer
 from lbreport import doctor as doctor_mod
 from lbreport import pipeline, roles_cmd
 from lbreport.errors import LbreportError
+from lbreport.messages import set_language
 from lbreport.progress import TsharkProgress
 from lbreport.render import renderer
 
@@ -31,6 +32,17 @@ class Format(StrEnum):
     markdown = "markdown"
     json = "json"
     csv = "csv"
+    html = "html"
+
+
+class Lang(StrEnum):
+    en = "en"
+    es = "es"
+
+
+LangOption = Annotated[
+    Lang, typer.Option("--lang", help="Language of the report (JSON keys never change).")
+]
 
 
 def _err(message: str) -> None:
@@ -72,8 +84,10 @@ def report(
     keep_pdml: Annotated[
         Path | None, typer.Option("--keep-pdml", help="Also save tshark's PDML to FILE.")
     ] = None,
+    lang: LangOption = Lang.en,
 ) -> None:
     """Report each request's lifecycle: roles, steps, backend and evidence, timings."""
+    set_language(lang.value)  # before the pipeline: its errors and warnings are messages too
     with _errors_to_exit():
         result = pipeline.build_report(
             capture, lab, keep_pdml, progress=TsharkProgress, warn=_err

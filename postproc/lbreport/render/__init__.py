@@ -8,7 +8,7 @@ from typing import TextIO
 
 from lbreport.lifecycle import Report
 
-FORMATS = ("text", "markdown", "json", "csv")
+FORMATS = ("text", "markdown", "json", "csv", "html")
 
 
 def renderer(fmt: str) -> Callable[[Report, TextIO], None]:
