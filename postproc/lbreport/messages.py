@@ -244,6 +244,7 @@ EN: dict[str, str] = {
     "html.bar": "request {index}: {backend}, {value}",
     "html.footer": "Written by lbreport {version}. Self-contained: no network, no scripts.",
     "html.anomalies_count": "{count} anomaly(ies)",
+    "html.expected": "what the balancing policy expects",
     # --- batch (a directory of captures, one row each) -------------------------------------------
     "batch.col.file": "file",
     "batch.col.requests": "requests",

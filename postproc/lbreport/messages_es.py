@@ -271,6 +271,7 @@ ES: dict[str, str] = {
     "html.bar": "petición {index}: {backend}, {value}",
     "html.footer": "Generado por lbreport {version}. Autocontenido: sin red y sin scripts.",
     "html.anomalies_count": "{count} anomalía(s)",
+    "html.expected": "lo que espera la política de reparto",
     # --- batch (un directorio de capturas, una fila por captura) ----------------------------------
     "batch.col.file": "fichero",
     "batch.col.requests": "peticiones",
