@@ -1042,6 +1042,10 @@ local function request_of_frame(frame, visited)
                 -- Single pass: M3 asks while the latest request waits for a backend.
                 front = last_open_front
                 a_front[a] = front
+                local rs = role(a_subject[a])
+                if rs and rs ~= "client" and rs ~= "M3" and not h_arp_backend[front] then
+                    h_arp_backend[front] = rs
+                end
             end
         end
     end
