@@ -152,5 +152,83 @@ def bundle(
     typer.echo(f"wrote {made.path} (lblab {made.version}): " + ", ".join(made.members))
 
 
+class BatchFormat(StrEnum):
+    csv = "csv"
+    markdown = "markdown"
+
+
+@app.command()
+def batch(
+    directory: Annotated[Path, typer.Argument(help="A folder of captures (subfolders too).")],
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="Captures read at once. Default: cores.")
+    ] = None,
+    fmt: Annotated[
+        BatchFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = BatchFormat.markdown,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
+    lab: Annotated[
+        Path | None, typer.Option("--lab", help="Lab file (TOML) for every capture.")
+    ] = None,
+    lang: LangOption = Lang.en,
+) -> None:
+    """One row per capture of a folder (a class's captures): requests, complete lifecycles,
+    backends and evidence, anomalies, capture point, errors. Exit 1 only when the folder
+    itself is unusable; a capture that fails is a row with its error."""
+    from lbreport import batch as batch_mod
+
+    set_language(lang.value)
+    with _errors_to_exit():
+        if jobs is not None and jobs < 1:
+            from lbreport.errors import LbreportError as Bad
+            from lbreport.messages import t
+
+            raise Bad(t("batch.err.jobs"))
+        captures = batch_mod.find_captures(directory)
+        workers = min(jobs or batch_mod.default_jobs(), len(captures))
+        with batch_mod.Progress(len(captures)) as bar:
+            rows = batch_mod.run(directory, captures, workers, lab, lang.value, bar.advance)
+        with _output(output) as out:
+            if fmt is BatchFormat.csv:
+                batch_mod.write_csv(rows, out)
+            else:
+                batch_mod.write_markdown(rows, directory, out)
+
+
+class LiveFormat(StrEnum):
+    text = "text"
+    jsonl = "jsonl"
+
+
+@app.command()
+def live(
+    interface: Annotated[str, typer.Option("-i", "--interface", help="Interface to capture on.")],
+    lab: Annotated[
+        Path | None, typer.Option("--lab", help="Lab file (TOML). Default: the classic lab.")
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", "-c", min=1, help="Stop after N requests.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", "-d", min=0, help="Stop after S seconds.")
+    ] = None,
+    write: Annotated[
+        Path | None, typer.Option("--write", "-w", help="Also save the capture (pcapng).")
+    ] = None,
+    fmt: Annotated[LiveFormat, typer.Option("--format", "-f", help="Output.")] = LiveFormat.text,
+    bpf: Annotated[
+        str | None,
+        typer.Option("--filter", help="Capture filter (BPF). Default: the farm's traffic."),
+    ] = None,
+) -> None:
+    """Explain each request as it happens: capture on an interface of the running lab."""
+    from lbreport import live as live_mod
+
+    with _errors_to_exit():
+        code = live_mod.run(live_mod.LiveOptions(
+            interface, lab, count, duration, write, fmt.value, bpf))
+    raise typer.Exit(code)
+
+
 if __name__ == "__main__":
     app()

@@ -39,7 +39,8 @@ UNKNOWN_COLOUR = "#9a9a9a"
 
 # Sequence diagram geometry (px).
 LANE_GAP = 170
-LEFT = 140  # frame and time columns before the first lane
+LEFT = 170  # frame and time columns before the first lane
+MS_X = LEFT - 56  # right edge of the time column, clear of the first lane's box
 TOP = 44  # lane headers
 ROW = 24
 OPEN_FIRST = 3  # requests shown open; the rest are one click away (200-request captures)
@@ -104,7 +105,7 @@ def diagram(report: Report, req: Request) -> str:
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'aria-label="{_e(label)}"><title>{_e(label)}</title>',
         f'<text class="colhead" x="8" y="{TOP - 18}">{_e(t("ladder.frame"))}</text>',
-        f'<text class="colhead" x="{LEFT - 30}" y="{TOP - 18}" text-anchor="end">'
+        f'<text class="colhead" x="{MS_X}" y="{TOP - 18}" text-anchor="end">'
         f'{_e(t("ladder.time"))}</text>',
     ]
     for role, lx in x.items():
@@ -132,7 +133,7 @@ def _arrow(s: Step, x: dict[str, int], y: int, ms: float) -> str:
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
     out = [f'<g class="{cls}"><title>{_e(tip)}</title>',
            f'<text class="frame" x="8" y="{y + 4}">{s.frame}</text>',
-           f'<text class="ms" x="{LEFT - 30}" y="{y + 4}" text-anchor="end">{ms:.3f}</text>']
+           f'<text class="ms" x="{MS_X}" y="{y + 4}" text-anchor="end">{ms:.3f}</text>']
     if a == b:  # a frame whose two ends share a lane: a small loop, not a zero-length arrow
         out.append(f'<path d="M{a} {y - 6} h24 v12 h-24" fill="none" stroke="{colour}" '
                    f'stroke-width="1.6"{dash_attr}/>')
@@ -190,7 +191,12 @@ def backend_chart(report: Report, backends: list[str]) -> str:
             ex = 80 + bar_w * expected[b] / top
             rows.append(f'<line class="expected" x1="{ex:.1f}" y1="{y - 3}" x2="{ex:.1f}" '
                         f'y2="{y + 23}"><title>{_e(f"expected {expected[b]:g}")}</title></line>')
-    height = 16 + 28 * len(dist)
+    y = 8 + 28 * len(dist)
+    if expected:
+        rows.append(f'<line class="expected" x1="80" y1="{y + 4}" x2="80" y2="{y + 20}"/>'
+                    f'<text x="88" y="{y + 16}" class="muted">{_e(t("html.expected"))}</text>')
+        y += 24
+    height = y + 8
     return (f'<svg class="chart" id="chart-backends" xmlns="http://www.w3.org/2000/svg" '
             f'width="{80 + bar_w + 60}" height="{height}" role="img" '
             f'aria-label="{_e(t("html.chart_backends"))}">{"".join(rows)}</svg>')
@@ -205,7 +211,7 @@ def latency_chart(report: Report, rows: list[_Row], backends: list[str]) -> str:
     plot_h, left = 140, 60
     bar = max(2.0, min(36.0, 720 / len(values)))
     gap = 1.0 if bar < 6 else 3.0
-    width = left + len(values) * bar + 20
+    width = left + len(values) * bar + 40
     parts = []
     for i, r in enumerate(values):
         v = r.latency or 0.0
@@ -220,9 +226,9 @@ def latency_chart(report: Report, rows: list[_Row], backends: list[str]) -> str:
         if v is None:
             continue
         y = 10 + plot_h - plot_h * v / top
-        parts.append(f'<line class="pct" x1="{left}" y1="{y:.1f}" x2="{width - 10:.1f}" '
-                     f'y2="{y:.1f}"/><text class="pcttext" x="{left - 4}" y="{y + 4:.1f}" '
-                     f'text-anchor="end">{name}</text>')
+        parts.append(f'<line class="pct" x1="{left}" y1="{y:.1f}" x2="{width - 34:.1f}" '
+                     f'y2="{y:.1f}"/><text class="pcttext" x="{width - 30:.1f}" y="{y + 4:.1f}">'
+                     f'{name}</text>')
     parts.append(f'<text class="axis" x="{left - 4}" y="18" text-anchor="end">'
                  f'{_e(common.ms(top))}</text>'
                  f'<line class="axisline" x1="{left - 2}" y1="10" x2="{left - 2}" '
