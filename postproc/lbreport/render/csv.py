@@ -6,6 +6,7 @@ import csv
 from typing import TextIO
 
 from lbreport.lifecycle import TIMING_KEYS, Report
+from lbreport.messages import t
 from lbreport.render.safe import csv_cell
 
 COLUMNS = [
@@ -16,7 +17,7 @@ COLUMNS = [
 
 def render(report: Report, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow([t(f"csv.{c}") for c in COLUMNS])  # English: exactly COLUMNS
     for req in report.requests():
         timings = ["" if req.timings[k] is None else f"{req.timings[k]:.6f}" for k in TIMING_KEYS]
         writer.writerow([

@@ -10,8 +10,8 @@ lanes and arrows as SVG from `lanes()` and the request's steps.
 
 from __future__ import annotations
 
-from lbreport.lifecycle import Request, _role_sort
-from lbreport.messages import t
+from lbreport.lifecycle import Request, Step, _role_sort
+from lbreport.messages import step_name, t
 from lbreport.render.safe import printable
 
 LANE = 18  # columns between two lanes: the longest label ("up-FIN-backend") fits
@@ -22,11 +22,18 @@ def lanes(request: Request) -> list[str]:
     return _role_sort(roles)
 
 
+def _label(s: Step) -> str:
+    name = step_name(s.step)  # the reader's language (--lang); JSON keeps the contract's name
+    return f"{name} {s.arp_target}" if s.arp_target else name
+
+
 def ladder(request: Request) -> list[str]:
     order = lanes(request)
-    pos = {role: i * LANE for i, role in enumerate(order)}
-    width = (len(order) - 1) * LANE + 1
-    names = "".join(printable(r)[: LANE - 1].ljust(LANE) for r in order).rstrip()
+    # Wider lanes only when a (translated) label would not fit: English output is unchanged.
+    lane = max([LANE, *(len(_label(s)) + 4 for s in request.steps)])
+    pos = {role: i * lane for i, role in enumerate(order)}
+    width = (len(order) - 1) * lane + 1
+    names = "".join(printable(r)[: lane - 1].ljust(lane) for r in order).rstrip()
     lines = [f"{t('ladder.frame'):>6} {t('ladder.time'):>9}  {names}"]
     start = request.steps[0].time if request.steps else 0.0
     for s in request.steps:
@@ -42,8 +49,7 @@ def ladder(request: Request) -> list[str]:
                 row[b - 1] = ">"
             else:
                 row[b + 1] = "<"
-            text = f"{s.step} {s.arp_target}" if s.arp_target else s.step
-            label = printable(text)[: hi - lo - 3]
+            label = printable(_label(s))[: hi - lo - 3]
             at = lo + 1 + (hi - lo - 1 - len(label)) // 2
             row[at : at + len(label)] = list(label)
         line = "".join(row)
