@@ -9,7 +9,8 @@ need_apt=()
 for cmd_pkg in tshark:tshark dumpcap:tshark nginx:nginx haproxy:haproxy apache2:apache2 \
                ab:apache2-utils ip:iproute2 curl:curl pkill:procps \
                ethtool:ethtool ping:iputils-ping \
-               wireshark:wireshark Xvfb:xvfb xdotool:xdotool import:imagemagick; do
+               wireshark:wireshark Xvfb:xvfb xdotool:xdotool import:imagemagick \
+               chromium:chromium; do
     cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg##*:}
     if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then
         need_apt+=("$pkg")
@@ -19,7 +20,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need_apt[*]}" >&2
     apt-get update -q >/dev/null
     # tshark and wireshark ask a debconf question (non-root capture) unless non-interactive.
-    # wireshark (Qt), xvfb, xdotool and imagemagick are for the GUI test (tests/test_gui.py).
+    # wireshark (Qt), xvfb, xdotool and imagemagick are for the GUI test (tests/test_gui.py);
+    # chromium loads the HTML report headless (tests/test_html.py).
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
 fi
 # Debian starts the servers it installs where an init system runs; the lab starts
