@@ -1,0 +1,376 @@
+"""`lbreport live`: explain each request while the lab runs.
+
+Records arrive one by one from a single-pass tshark (live_capture.py). `LiveTracker` groups
+them by the plugin's request index and says when a request's lifecycle is complete; the
+request is then built with the same model (`LifecycleBuilder`) and printed with the same
+per-request renderers as `lbreport report`. Python still derives no role, index or backend:
+it only waits until the plugin's labels for a request stop changing.
+
+When is a request complete (first that applies):
+- its front connection was torn down (`last-ACK` or `RST`) and its back leg too, or
+  `CLOSE_GRACE` seconds passed since (a keep-alive upstream connection stays open);
+- a later request arrived on the same front connection after its response (keep-alive);
+- no frame for `IDLE_AFTER_RESPONSE` seconds after its response (`IDLE_NO_RESPONSE` without).
+
+Single pass: a frame's labels use only earlier frames, and the plugin may improve a request's
+backend as frames arrive (an ARP guess, then the back-leg link). The request is printed with
+the plugin's latest backend and evidence for it, which is what `tshark -2` gives every frame
+of that request in the file report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import queue
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+
+from lbreport.config import Lab
+from lbreport.errors import LbreportError
+from lbreport.lifecycle import LifecycleBuilder, Report, Request
+from lbreport.pdml import Record
+from lbreport.render import json as render_json
+from lbreport.render import text as render_text
+
+CLOSE_GRACE = 0.5  # s after the front teardown, for back-leg frames still on their way
+IDLE_AFTER_RESPONSE = 3.0  # s without frames after the response (keep-alive left open)
+IDLE_NO_RESPONSE = 15.0  # s without frames and without a response
+NO_PACKET_HINT_AFTER = 10.0  # s without any packet: say what the filter was, once
+TICK = 0.05  # s between two looks at the clocks when no packet arrives
+
+_FRONT_CLOSE = ("last-ACK", "RST")
+_BACK_CLOSE = ("up-last-ACK", "up-RST")
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One request whose lifecycle is still open."""
+
+    index: int
+    records: list[Record] = field(default_factory=list)
+    last_seen: float = 0.0  # monotonic clock of the last frame
+    responded: bool = False
+    front_closed_at: float | None = None
+    back_frames: bool = False
+    back_closed: bool = False
+    superseded: bool = False  # a later request came on the same front connection
+
+
+class LiveTracker:
+    """Pure bookkeeping: `add(record, now)` and `due(now)` → the requests complete by `now`.
+
+    Keeps every record (a lab session is small) so that `final_report` can rebuild the whole
+    capture in frame order, exactly like the file report's single model.
+    """
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self._pending: dict[int, _Pending] = {}
+        self._done: set[int] = set()
+        self._conn_latest: dict[int, int] = {}  # front connection → latest request index
+        self.first_time: float | None = None
+        # Whole-capture facts (legs, roles, frame counts) without its requests: a builder that
+        # sees every frame with the request index removed stays O(1) per frame.
+        self._frames = LifecycleBuilder()
+        self.late_frames = 0  # frames labelled with a request already printed
+
+    def add(self, r: Record, now: float) -> None:
+        self.records.append(r)
+        if self.first_time is None:
+            self.first_time = r.time
+        self._frames.add(dataclasses.replace(r, req=0) if r.req else r)
+        if not r.req:
+            return
+        if r.req in self._done:
+            self.late_frames += 1
+            return
+        p = self._pending.get(r.req)
+        if p is None:
+            p = self._pending[r.req] = _Pending(r.req)
+        p.records.append(r)
+        p.last_seen = now
+        if r.step in ("response", "up-response") and r.status:
+            p.responded = True
+        if r.leg == "back":
+            p.back_frames = True
+            if r.step in _BACK_CLOSE:
+                p.back_closed = True
+        if r.step in _FRONT_CLOSE and p.front_closed_at is None:
+            p.front_closed_at = now
+        if r.step == "request" and r.leg == "front" and r.conn >= 0:
+            earlier = self._conn_latest.get(r.conn)
+            if earlier is not None and earlier != r.req and earlier in self._pending:
+                self._pending[earlier].superseded = True
+            self._conn_latest[r.conn] = r.req
+
+    def _complete(self, p: _Pending, now: float) -> bool:
+        back_settled = p.back_closed or not p.back_frames
+        if p.front_closed_at is not None:
+            return back_settled or now - p.front_closed_at >= CLOSE_GRACE
+        if p.superseded and p.responded:
+            return back_settled or now - p.last_seen >= CLOSE_GRACE
+        idle = now - p.last_seen
+        return idle >= (IDLE_AFTER_RESPONSE if p.responded else IDLE_NO_RESPONSE)
+
+    def due(self, now: float, everything: bool = False) -> list[Request]:
+        """The requests complete by `now` (all that are left with `everything`), built with
+        the report's model, in index order."""
+        ready = [p for p in self._pending.values() if everything or self._complete(p, now)]
+        out = []
+        for p in sorted(ready, key=lambda p: p.index):
+            del self._pending[p.index]
+            self._done.add(p.index)
+            if not any(r.method for r in p.records):
+                # Only a predicted handshake, no HTTP request followed: not a request (the
+                # file report counts these frames as "other" too).
+                continue
+            out.append(self._build(p.records))
+        return out
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def capture_point(self) -> str:
+        return self._frames.finish().capture_point
+
+    def _build(self, records: list[Record]) -> Request:
+        builder = LifecycleBuilder()
+        for r in _final_labels(records):
+            builder.add(r)
+        report = builder.finish()
+        # Times count from the capture's first frame, and anomalies are judged for the whole
+        # capture's point of view (an M3 capture expects a back leg on every request).
+        report = dataclasses.replace(report, first_time=self.first_time or 0.0,
+                                     capture_point=self.capture_point())
+        return next(report.requests())
+
+    def final_report(self, lab: Lab, capture: str, roles_source: str) -> Report:
+        """Every frame, in frame order, each request with its final labels: the state that
+        `lbreport report` on the written file should agree with."""
+        by_req: dict[int, list[Record]] = {}
+        for r in self.records:
+            if r.req:
+                by_req.setdefault(r.req, []).append(r)
+        final = {i: _final_labels(rs) for i, rs in by_req.items()}
+        position = {i: 0 for i in final}
+        builder = LifecycleBuilder()
+        for r in self.records:
+            if r.req and any(x.method for x in by_req[r.req]):
+                r = final[r.req][position[r.req]]
+                position[r.req] += 1
+            elif r.req:
+                r = dataclasses.replace(r, req=0)  # a predicted handshake with no request
+            builder.add(r)
+        report = builder.finish(policy=lab.policy, weights=lab.weights,
+                                configured_backends=list(lab.backends))
+        report.capture = capture
+        report.roles_source = roles_source
+        report.lab_source = lab.source
+        return report
+
+
+def _final_labels(records: list[Record]) -> list[Record]:
+    """The request's frames, each with the plugin's latest backend and evidence for it."""
+    latest = next((r for r in reversed(records) if r.evidence), None)
+    if latest is None:
+        return records
+    return [
+        r if (r.backend, r.evidence) == (latest.backend, latest.evidence)
+        else dataclasses.replace(r, backend=latest.backend, evidence=latest.evidence)
+        for r in records
+    ]
+
+
+# --------------------------------------------------------------------------- output
+
+
+class _Output:
+    """text: the report's per-request block + a running summary line; jsonl: one object per
+    request (render/json.py's keys), then {"summary": …}."""
+
+    def __init__(self, fmt: str, out: TextIO, err: TextIO) -> None:
+        self.fmt = fmt
+        self.out = out
+        self.err = err
+        tty = out.isatty()
+        self._sink = out if tty else render_text._RStrip(out)
+        self.console = Console(file=self._sink, highlight=False, emoji=False, markup=False,
+                               width=None if tty else 110)
+        self.requests = 0
+        self.per_backend: Counter[str] = Counter()
+        self.errors = 0
+
+    def started(self, iface: str, bpf: str, lab_text: str, write: Path | None) -> None:
+        lines = [f"lbreport live: capturing on {iface} (filter: {bpf})", f"roles: {lab_text}"]
+        if write:
+            lines.append(f"writing the capture to {write}")
+        lines.append("each request is shown once its connection is closed; Ctrl-C stops.")
+        if self.fmt == "text":
+            for line in lines:
+                self.console.print(line)
+            self.console.print()
+            self._sink.flush()
+        else:
+            print("\n".join(lines), file=self.err, flush=True)
+
+    def request(self, req: Request) -> None:
+        self.requests += 1
+        self.per_backend[req.backend or "unknown"] += 1
+        if req.status is None or req.status >= 500:
+            self.errors += 1
+        if self.fmt == "jsonl":
+            self.out.write(json.dumps(render_json.request_json(req), ensure_ascii=False) + "\n")
+            self.out.flush()
+            return
+        render_text.request_block(self.console, req)
+        self.console.print(self.running())
+        self.console.print()
+        self._sink.flush()
+
+    def running(self) -> str:
+        backends = ", ".join(f"{b} {n}" for b, n in sorted(self.per_backend.items()))
+        return (f"── live: {self.requests} request(s) · {backends or 'no backend yet'} · "
+                f"{self.errors} error(s) (5xx or no response)")
+
+    def final(self, report: Report) -> None:
+        if self.fmt == "jsonl":
+            summary = render_json.summary_json(report)
+            self.out.write(json.dumps({"summary": summary}, ensure_ascii=False) + "\n")
+            self.out.flush()
+            return
+        render_text.summary(self.console, report)
+        self._sink.flush()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    iface: str
+    lab_path: Path | None = None
+    count: int | None = None
+    duration: float | None = None
+    write: Path | None = None
+    fmt: str = "text"
+    bpf: str | None = None  # None: the farm's traffic only (capture_filter)
+
+
+def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+        clock: Callable[[], float] = time.monotonic) -> int:
+    """Capture until Ctrl-C / SIGTERM, --count or --duration; returns the exit code."""
+    from lbreport import live_capture as lc
+
+    lab, roles_source = lc.choose_live_lab(opts.lab_path, opts.iface)
+    plugin, prefs = lc.plugin_and_prefs(lab)
+    lc.check_interface(opts.iface)
+    bpf = lc.capture_filter(lab) if opts.bpf is None else opts.bpf
+    if opts.write is not None:
+        try:
+            opts.write.parent.mkdir(parents=True, exist_ok=True)
+            opts.write.touch()
+        except OSError as exc:
+            raise LbreportError(f"Cannot write {opts.write}: {exc.strerror}") from None
+
+    output = _Output(opts.fmt, out, err)
+    lab_text = (f"configured: {lab.source}" if roles_source == "configured"
+                else "inferred from the traffic (give --lab LAB.toml to fix them)")
+    source = lc.LiveSource(opts.iface, bpf, plugin, prefs, opts.write)
+    tracker = LiveTracker()
+
+    stop_reason: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop_reason.append(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    output.started(opts.iface, bpf, lab_text, opts.write)
+    started = clock()
+    hinted = False
+    failure = ""
+    lua_error = ""
+    try:
+        source.start()
+        while True:
+            now = clock()
+            if not stop_reason:
+                if opts.duration is not None and now - started >= opts.duration:
+                    stop_reason.append("duration")
+                elif opts.count is not None and output.requests >= opts.count:
+                    stop_reason.append("count")
+                if stop_reason:
+                    # Stop capturing; keep reading until tshark has labelled the last packet.
+                    _stop_in_background(source)
+            elif len(stop_reason) == 1 and stop_reason[0] in ("SIGINT", "SIGTERM"):
+                stop_reason.append("stopping")
+                _stop_in_background(source)
+            try:
+                item = source.queue.get(timeout=TICK)
+            except queue.Empty:  # only time passed
+                item = None
+            if isinstance(item, Record):
+                tracker.add(item, clock())
+                # Drain what is already there before printing: a burst is labelled at once.
+                while True:
+                    try:
+                        nxt = source.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(nxt, Record):
+                        tracker.add(nxt, clock())
+                    else:
+                        item = nxt
+                        break
+            if isinstance(item, tuple):
+                lua_error = lua_error or item[1]
+            for req in tracker.due(clock()):
+                output.request(req)
+            if isinstance(item, lc.CaptureEnd):
+                failure = item.error
+                break
+            if (not hinted and not tracker.records and clock() - started >= NO_PACKET_HINT_AFTER
+                    and not stop_reason):
+                hinted = True
+                print(f"lbreport live: no packet yet: nothing matched the capture filter on "
+                      f"{opts.iface} in {NO_PACKET_HINT_AFTER:g} s (filter: {bpf}). Is the lab "
+                      "sending traffic through this interface (curl http://M3/ from the "
+                      "client)? Another interface, or --filter '' to see everything.",
+                      file=err, flush=True)
+    finally:
+        source.stop()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+    for req in tracker.due(clock(), everything=True):
+        output.request(req)
+    if lua_error:
+        print(f"lbreport live: the lblab plugin raised a Lua error: {lua_error}", file=err)
+    if failure and not stop_reason:
+        raise LbreportError(f"the capture on {opts.iface} ended: {failure}")
+    if not tracker.records:
+        print(f"lbreport live: no packet was captured on {opts.iface} (filter: {bpf}).",
+              file=err)
+        return 0
+    capture = str(opts.write) if opts.write else f"live:{opts.iface}"
+    output.final(tracker.final_report(lab, capture, roles_source))
+    if tracker.late_frames:
+        print(f"lbreport live: {tracker.late_frames} frame(s) arrived after their request was "
+              "printed; they are in the summary and the written file.", file=err)
+    return 0
+
+
+def _stop_in_background(source: object) -> None:
+    """Ask dumpcap to stop without blocking the loop that drains tshark's last packets."""
+    import threading
+
+    threading.Thread(target=lambda: source.stop(timeout=10.0), daemon=True).start()  # type: ignore[attr-defined]

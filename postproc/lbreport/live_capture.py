@@ -1,0 +1,267 @@
+"""The live capture's plumbing: checks before capturing, the capture filter, and pyshark's
+`LiveCapture` (dumpcap → tshark + the plugin) turned into a queue of `Record`s.
+
+Why PDML and not pyshark's faster JSON mode: tshark's JSON writer only closes a packet's object
+(`},`) when the *next* packet starts, so pyshark cannot hand over the last packet of a burst
+(the last ACK of a teardown) until more traffic arrives. PDML closes `</packet>` at once, and
+with `-J lblab` it is as fast as JSON here (~2,200 packets/s with the plugin, measured on
+captures/ab-concurrency.pcapng).
+
+Why `output_file=` for --write: tshark writes every packet it reads (pyshark adds `-w FILE`)
+while still printing PDML, so the written file holds exactly the packets that were labelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lbreport import pipeline, tshark
+from lbreport.config import Lab, classic_lab
+from lbreport.errors import LbreportError
+from lbreport.pdml import Record
+
+# Record attribute for each lblab field (docs/fields.md); integer attributes are those whose
+# default is an int, so the mapping follows `Record` if it grows.
+_ATTR = {f.name: f for f in dataclasses.fields(Record)}
+_FIELD_ATTR = {
+    f"lblab.{'backend_evidence' if name == 'evidence' else name}": name
+    for name in _ATTR
+    if name not in ("frame", "time", "role_defs")
+}
+_INT_ATTRS = {name for name, f in _ATTR.items() if isinstance(f.default, int)}
+
+
+# --------------------------------------------------------------------------- before capturing
+
+
+def check_interface(iface: str) -> None:
+    """Fail now, with the reason, instead of waiting silently: `dumpcap -L -i IFACE` opens the
+    device, so it tells both "no such interface" and "no permission to capture"."""
+    proc = subprocess.run(["dumpcap", "-L", "-i", iface], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=20)
+    if proc.returncode == 0:
+        return
+    err = proc.stderr
+    if "No such device" in err or "no such device" in err or "doesn't exist" in err:
+        raise LbreportError(
+            f"No such interface: {iface}. Interfaces dumpcap can capture on here:\n"
+            f"{_interfaces()}\n(On the lab host this is usually the host-only interface, e.g. "
+            "vboxnet0; inside M3, its own interface, e.g. eth0 or enp0s8.)"
+        )
+    if "permission" in err.lower() or "not permitted" in err:
+        raise LbreportError(
+            f"No permission to capture on {iface}: run lbreport live as root (sudo), or let "
+            "your user capture: `sudo dpkg-reconfigure wireshark-common` (answer Yes), "
+            "`sudo usermod -aG wireshark $USER`, then log in again."
+        )
+    first = next((ln for ln in err.splitlines() if ln.strip()), "no message")
+    raise LbreportError(f"dumpcap cannot capture on {iface}: {first.removeprefix('dumpcap: ')}")
+
+
+def _interfaces() -> str:
+    proc = subprocess.run(["dumpcap", "-D"], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=20)
+    return proc.stdout.strip() or "(none listed)"
+
+
+def capture_filter(lab: Lab) -> str:
+    """BPF that keeps the farm's traffic only: its HTTP port(s) (front and back leg), ARP, and
+    IPv6 neighbour discovery (ICMPv6 135/136, read at ip6[40]: ND carries no extension
+    header)."""
+    ports = lab.ports or (80,)  # the plugin's default for lblab.ports
+    tcp = " or ".join(f"tcp port {p}" for p in ports)
+    return f"({tcp}) or arp or (icmp6 and (ip6[40] == 135 or ip6[40] == 136))"
+
+
+def interface_networks(iface: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks configured on an interface (`ip -j addr`), [] when unknown."""
+    try:
+        out = subprocess.run(["ip", "-j", "addr", "show", "dev", iface], capture_output=True,
+                             text=True, timeout=10, stdin=subprocess.DEVNULL).stdout
+        info = json.loads(out or "[]")
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    nets = []
+    for link in info:
+        for a in link.get("addr_info", []):
+            with contextlib.suppress(KeyError, ValueError):
+                nets.append(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
+    return nets
+
+
+def choose_live_lab(lab_path: Path | None, iface: str) -> tuple[Lab, str]:
+    """The same decision as `lbreport report` (pipeline.choose_lab), made before any packet:
+    the classic lab applies when its balancer's address lies on this interface's network
+    (vboxnet0 = 192.168.56.1/24, or M3's own interface), else the plugin infers the roles."""
+    seen: set[str] = set()
+    if lab_path is None:
+        nets = interface_networks(iface)
+        for addr in classic_lab().balancer:
+            ip = ipaddress.ip_address(addr)
+            if any(ip.version == n.version and ip in n for n in nets):
+                seen.add(addr)
+    return pipeline.choose_lab(lab_path, seen)
+
+
+# --------------------------------------------------------------------------- pyshark → records
+
+
+def packet_record(pkt: Any) -> tuple[Record, str]:
+    """A pyshark PDML packet → (Record, Lua error text or "")."""
+    frame = int(pkt.number)
+    when = float(pkt.sniff_timestamp)
+    values: dict[str, Any] = {}
+    lua_error = ""
+    layer = pkt.lblab if "lblab" in pkt else None
+    if layer is not None:
+        for name, attr in _FIELD_ATTR.items():
+            field = layer.get_field(name)
+            if field is not None:
+                show = field.all_fields[0].show
+                values[attr] = int(show) if attr in _INT_ATTRS else show
+        defs = layer.get_field("lblab.role_def")
+        if defs is not None:
+            values["role_defs"] = tuple(f.show for f in defs.all_fields)
+        err = layer.get_field("_ws.lua.error")
+        if err is not None:
+            lua_error = str(err.all_fields[0].show)
+    for other in pkt.layers:
+        # A Lua error inside a dissector lands in the fake-field-wrapper as an unnamed item.
+        unnamed = other.get_field("") if hasattr(other, "get_field") else None
+        if unnamed is not None and "Lua Error" in str(unnamed.all_fields[0].show):
+            lua_error = lua_error or str(unnamed.all_fields[0].show)
+    return Record(frame, when, **values), lua_error
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureEnd:
+    """Put on the queue when the capture ends; `error` is why, if it failed."""
+
+    error: str = ""
+
+
+class LiveSource:
+    """pyshark's LiveCapture, read in a worker thread into `self.queue`.
+
+    The thread owns pyshark's event loop (pyshark makes one per thread), so the main thread is
+    free to keep time (request timeouts, --duration) and to handle Ctrl-C. `stop()` ends the
+    capture the clean way: SIGTERM to the dumpcap that pyshark started (by its pid); tshark
+    then sees the end of its input, labels and prints what is left, closes the --write file
+    and exits, and the thread puts `CaptureEnd`.
+    """
+
+    def __init__(self, iface: str, bpf: str, plugin: list[str], prefs: list[str],
+                 write: Path | None) -> None:
+        self.iface = iface
+        self.bpf = bpf
+        self.plugin = plugin
+        self.prefs = prefs
+        self.write = write
+        self.queue: queue.Queue[Record | CaptureEnd | tuple[str, str]] = queue.Queue()
+        self.lua_errors = 0
+        self._capture: Any = None
+        self._stop_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="lbreport-live", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        import pyshark  # imported here: only `lbreport live` needs it
+
+        try:
+            override = dict(p.split(":", 1) for p in self.prefs)
+            # -J lblab: PDML with geninfo (frame number, time) and the plugin's labels only.
+            self._capture = pyshark.LiveCapture(
+                interface=self.iface, bpf_filter=self.bpf,
+                custom_parameters=[*self.plugin, "-J", "lblab"],
+                override_prefs=override,
+                output_file=str(self.write) if self.write else None,
+            )  # fmt: skip
+            for pkt in self._capture.sniff_continuously():
+                record, lua_error = packet_record(pkt)
+                if lua_error:
+                    self.queue.put(("lua", lua_error))
+                self.queue.put(record)
+            self.queue.put(CaptureEnd(self._stderr_error()))
+        except Exception as exc:  # noqa: BLE001 - reported to the main thread, which exits 1
+            self.queue.put(CaptureEnd(f"{type(exc).__name__}: {exc}".strip()))
+
+    def _stderr_error(self) -> str:
+        """tshark's or dumpcap's last complaint when the capture ended on its own."""
+        last = getattr(self._capture, "_last_error_line", None) or ""
+        return last if "rror" in last or "failed" in last.lower() else ""
+
+    def _pids(self) -> list[tuple[int, str]]:
+        procs = getattr(self._capture, "_running_processes", None) or set()
+        out = []
+        for p in list(procs):
+            try:
+                name = Path(f"/proc/{p.pid}/comm").read_text().strip()
+            except OSError:
+                name = ""
+            out.append((p.pid, name))
+        return out
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop dumpcap (ours, by pid) and wait for tshark to drain; then tshark, then kill
+        what is left. Safe to call twice and when the capture already ended."""
+        with self._stop_lock:
+            pids = self._pids()
+            _close_leaked_pipe([pid for pid, name in pids if name == "dumpcap"])
+            for pid, name in pids:
+                if name == "dumpcap":
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+            # tshark ends by itself once its input ends; if not (an old pyshark), SIGTERM makes
+            # it stop capturing, print what it has read and close the --write file.
+            for sig, wait in ((None, timeout / 2), (signal.SIGTERM, timeout / 2),
+                              (signal.SIGKILL, 2.0)):
+                if sig is not None:
+                    for pid, _name in self._pids():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, sig)
+                self._thread.join(wait)
+                if not self._thread.is_alive():
+                    return
+
+
+def _close_leaked_pipe(dumpcap_pids: list[int]) -> None:
+    """pyshark 0.6 makes the dumpcap → tshark pipe with os.pipe() and never closes its own copy
+    of the write end, so tshark would never see the end of its input when dumpcap stops. Close
+    that copy (Linux /proc; found by the pipe's inode and the write-only flag)."""
+    targets = set()
+    for pid in dumpcap_pids:
+        with contextlib.suppress(OSError):
+            targets.add(os.readlink(f"/proc/{pid}/fd/1"))
+    if not targets:
+        return
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") not in targets:
+                continue
+            with open(f"/proc/self/fdinfo/{fd}") as info:
+                flags = next(int(ln.split()[1], 8) for ln in info if ln.startswith("flags:"))
+            if flags & 3 == os.O_WRONLY:
+                os.close(int(fd))
+        except (OSError, StopIteration, ValueError):
+            continue
+
+
+def plugin_and_prefs(lab: Lab) -> tuple[list[str], list[str]]:
+    """tshark.py's one decision on which plugin copy runs, and the lab's preferences."""
+    from lbreport.config import preferences
+
+    pre = tshark.preflight(None)
+    return pre.plugin, preferences(lab)
