@@ -52,8 +52,9 @@ def request_block(console: Console, req: Request) -> None:
         t("req.timings"),
         "\n".join(f"{t('timing.' + k)}: {common.ms(req.timings[k])}" for k in TIMING_KEYS),
     )
-    anomalies = "\n".join(common.anomaly(a) for a in req.anomalies) or t("req.none")
-    table.add_row(t("req.anomalies"), Text(printable(anomalies),
+    # Escape each anomaly on its own: the newline between them is ours, not the packet's.
+    anomalies = "\n".join(printable(common.anomaly(a)) for a in req.anomalies) or t("req.none")
+    table.add_row(t("req.anomalies"), Text(anomalies,
                                            style="yellow" if req.anomalies else ""))
     console.print(table)
     console.print()
