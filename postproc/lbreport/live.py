@@ -211,10 +211,11 @@ class _Output:
         self.errors = 0
 
     def started(self, iface: str, bpf: str, lab_text: str, write: Path | None) -> None:
-        lines = [f"lbreport live: capturing on {iface} (filter: {bpf})", f"roles: {lab_text}"]
+        lines = [f"lbreport live on {iface} (capture filter: {bpf})", f"roles: {lab_text}"]
         if write:
             lines.append(f"writing the capture to {write}")
         lines.append("each request is shown once its connection is closed; Ctrl-C stops.")
+        lines.append("starting dumpcap and tshark with the lblab plugin…")
         if self.fmt == "text":
             for line in lines:
                 self.console.print(line)
@@ -222,6 +223,11 @@ class _Output:
             self._sink.flush()
         else:
             print("\n".join(lines), file=self.err, flush=True)
+
+    def capturing(self, iface: str) -> None:
+        """Said once, when tshark really reads the interface: requests sent before this line
+        are not seen."""
+        print(f"lbreport live: capturing now on {iface}.", file=self.err, flush=True)
 
     def request(self, req: Request) -> None:
         self.requests += 1
@@ -297,6 +303,7 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     output.started(opts.iface, bpf, lab_text, opts.write)
     started = clock()
     hinted = False
+    announced = False
     failure = ""
     lua_error = ""
     try:
@@ -331,6 +338,9 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
                     else:
                         item = nxt
                         break
+            if not announced and (item is not None or source.capturing()):
+                announced = True
+                output.capturing(opts.iface)
             if isinstance(item, tuple):
                 lua_error = lua_error or item[1]
             for req in tracker.due(clock()):

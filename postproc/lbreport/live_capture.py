@@ -214,6 +214,20 @@ class LiveSource:
             out.append((p.pid, name))
         return out
 
+    def capturing(self) -> bool:
+        """True once tshark has started its own dumpcap on our dumpcap's pipe: from then on
+        every packet on the interface is labelled (pyshark itself never says so)."""
+        for pid, name in self._pids():
+            if name != "tshark":
+                continue
+            with contextlib.suppress(OSError):
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+                    for child in children:
+                        if Path(f"/proc/{child}/comm").read_text().strip() == "dumpcap":
+                            return True
+        return False
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop dumpcap (ours, by pid) and wait for tshark to drain; then tshark, then kill
         what is left. Safe to call twice and when the capture already ended."""

@@ -1,0 +1,246 @@
+"""`lbreport live`: a real farm (nginx balancer, Apache backends) in network namespaces, the
+live command running inside M3's namespace on M3's interface, real curl and ab traffic.
+
+Every request in the balancer's log must be printed with its backend and status, within a
+moment of its teardown, and `lbreport report` on the --write file must agree with the live
+output. Fast tests cover the failures a student meets first (no such interface, no
+permission) and the live bookkeeping on a reference capture read in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = ROOT / "captures" / "lab"
+sys.path.insert(0, str(LAB))
+
+from farm import Farm, FarmSpec  # noqa: E402
+from lbreport import live_capture  # noqa: E402
+from lbreport.errors import LbreportError  # noqa: E402
+from lbreport.live import LiveTracker  # noqa: E402
+from lbreport.pdml import Record  # noqa: E402
+
+LBREPORT = [sys.executable, "-m", "lbreport"]
+NEEDED = ("ip", "nginx", "apache2", "dumpcap", "tshark", "curl", "ab")
+
+
+def _lab_skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces, capturing)"
+    missing = [b for b in NEEDED if not shutil.which(b) and not Path("/usr/sbin", b).exists()]
+    return f"missing {', '.join(missing)} (run scripts/setup.sh)" if missing else None
+
+
+needs_dumpcap = pytest.mark.skipif(not shutil.which("dumpcap") or not shutil.which("tshark"),
+                                   reason="dumpcap/tshark missing (run scripts/setup.sh)")
+
+
+class _Lines:
+    """A process's output lines with the time each arrived (read in a thread)."""
+
+    def __init__(self, stream) -> None:  # noqa: ANN001 - a text pipe
+        self.items: list[tuple[float, str]] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:  # noqa: ANN001
+        for line in stream:
+            self.items.append((time.monotonic(), line))
+
+    def wait_for(self, predicate, timeout: float) -> bool:  # noqa: ANN001
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.items):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def join(self) -> None:
+        self._thread.join(5)
+
+
+def _requests(lines: _Lines) -> list[tuple[float, dict]]:
+    out = []
+    for when, line in lines.items:
+        obj = json.loads(line)
+        if "index" in obj:
+            out.append((when, obj))
+    return out
+
+
+@pytest.mark.lab
+@pytest.mark.skipif(_lab_skip_reason() is not None, reason=_lab_skip_reason() or "")
+def test_live_on_m3_agrees_with_the_balancer_log_and_the_written_file(tmp_path: Path) -> None:
+    written = tmp_path / "live.pcapng"
+    with Farm(FarmSpec(), tmp_path / "work") as farm:
+        farm.warm_neighbours()
+        m3 = farm.m3
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "postproc")}
+        proc = subprocess.Popen(
+            farm.ns_exec(m3, [*LBREPORT, "live", "-i", m3.ifname, "--write", str(written),
+                              "--format", "jsonl"]),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            text=True, env=env,
+        )  # fmt: skip
+        try:
+            out, err = _Lines(proc.stdout), _Lines(proc.stderr)
+            assert err.wait_for(lambda items: any("capturing now" in ln for _, ln in items), 30), (
+                "".join(ln for _, ln in err.items))
+            # Single requests, one at a time: each must be printed soon after its teardown
+            # (curl returns once the response is in; the teardown follows within ~1 ms).
+            latencies = []
+            for i in range(3):
+                farm.curl(farm.url())
+                done = time.monotonic()
+                assert out.wait_for(lambda items, n=i + 1: len(items) >= n, 10), "not printed"
+                latencies.append(out.items[i][0] - done)
+            farm.curl(farm.url(), farm.url())  # two requests on one keep-alive connection
+            farm.flush_neighbours()  # M3 must ARP for the backends again
+            farm.ab(50, 5)
+            log = farm.balancer_log()
+            assert len(log) == 55
+            out.wait_for(lambda items: len(items) >= len(log), 20)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0, "".join(ln for _, ln in err.items)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        out.join()
+        err.join()
+
+    stderr_text = "".join(ln for _, ln in err.items)
+    assert "Traceback" not in stderr_text and "Lua" not in stderr_text, stderr_text
+    printed = [obj for _, obj in _requests(out)]
+    summary = json.loads(out.items[-1][1])["summary"]
+    print(f"live: teardown → print latencies (s): {[round(x, 3) for x in latencies]}")
+    assert max(latencies) < 1.5, latencies
+
+    # Every request in the balancer's log, in the same order (index = arrival at M3), with
+    # the same client, status and backend.
+    assert [r["index"] for r in printed] == list(range(1, len(log) + 1))
+    assert [r["client"] for r in printed] == [r["client"] for r in log]
+    assert [r["status"] for r in printed] == [r["status"] for r in log]
+    assert [r["backend"] for r in printed] == [r["backend"] for r in log]
+    assert all(r["backend_evidence"] == "back-leg" for r in printed)
+    assert summary["requests"] == len(log)
+
+    # The written file, re-read by the two-pass report, gives the same requests.
+    report = subprocess.run([*LBREPORT, "report", str(written), "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert report.returncode == 0, report.stderr
+    file_requests = json.loads(report.stdout)["requests"]
+    for key in ("index", "client", "status", "backend"):
+        assert [r[key] for r in file_requests] == [r[key] for r in printed], key
+    file_summary = json.loads(report.stdout)["summary"]
+    assert file_summary["requests"] == summary["requests"]
+    assert file_summary["backend_distribution"] == summary["backend_distribution"]
+    assert file_summary["status_counts"] == summary["status_counts"]
+    assert file_summary["frames_total"] == summary["frames_total"]
+
+
+# --------------------------------------------------------------------------- failures up front
+
+
+@needs_dumpcap
+def test_no_such_interface_is_said_at_once() -> None:
+    started = time.monotonic()
+    proc = subprocess.run([*LBREPORT, "live", "-i", "nosuch0"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT / "postproc")})
+    assert proc.returncode == 1
+    assert "No such interface: nosuch0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("dumpcap"),
+                    reason="needs root to drop to the user nobody (setpriv), and dumpcap")
+def test_no_permission_to_capture_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root can always capture, so the check's dumpcap runs as nobody: a real refusal, read by
+    the real check (the rest of lbreport is not run as nobody: it may live under /root)."""
+    real_run = subprocess.run
+
+    def as_nobody(cmd, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        drop = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        return real_run([*drop, *cmd], *args, **kwargs)
+
+    monkeypatch.setattr(live_capture.subprocess, "run", as_nobody)
+    with pytest.raises(LbreportError, match="No permission to capture on lo"):
+        live_capture.check_interface("lo")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("dumpcap"), reason="needs root")
+def test_capture_filter_compiles() -> None:
+    lab = live_capture.classic_lab()
+    bpf = live_capture.capture_filter(lab)
+    proc = subprocess.run(["dumpcap", "-i", "lo", "-d", "-f", bpf], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "tcp port 80" in bpf and "arp" in bpf and "ip6[40] == 135" in bpf
+
+
+# --------------------------------------------------------------------------- the bookkeeping
+
+
+def _rec(frame: int, req: int, step: str, leg: str = "front", **kw: object) -> Record:
+    return Record(frame, 1000.0 + frame / 1000, req=req, step=step, leg=leg,
+                  src_role=str(kw.pop("src", "client")), dst_role=str(kw.pop("dst", "M3")),
+                  **kw)  # type: ignore[arg-type]
+
+
+def test_a_request_is_due_at_its_teardown_and_gets_its_latest_backend() -> None:
+    tr = LiveTracker()
+    frames = [
+        _rec(1, 1, "SYN"), _rec(2, 1, "SYN/ACK", src="M3", dst="client"), _rec(3, 1, "ACK"),
+        _rec(4, 1, "request", method="GET", uri="/", client="c:1", conn=0, evidence="none"),
+        # single pass: an ARP guess first, then the back leg names the real backend
+        _rec(5, 1, "ARP-who-has", leg="arp", src="M3", dst="broadcast", backend="M1",
+             evidence="arp"),
+        _rec(6, 1, "up-request", leg="back", src="M3", dst="M2", method="GET", uri="/",
+             backend="M2", evidence="back-leg"),
+        _rec(7, 1, "up-response", leg="back", src="M2", dst="M3", status=200, backend="M2",
+             evidence="back-leg"),
+        _rec(8, 1, "up-FIN-M3", leg="back", src="M3", dst="M2", backend="M2",
+             evidence="back-leg"),
+        _rec(9, 1, "up-last-ACK", leg="back", src="M3", dst="M2", backend="M2",
+             evidence="back-leg"),
+        _rec(10, 1, "response", src="M3", dst="client", status=200, conn=0, backend="M2",
+             evidence="back-leg"),
+        _rec(11, 1, "FIN-client", backend="M2", evidence="back-leg"),
+        _rec(12, 1, "FIN-M3", src="M3", dst="client", backend="M2", evidence="back-leg"),
+    ]
+    for r in frames:
+        tr.add(r, now=0.0)
+    assert tr.due(now=0.1) == []  # not torn down yet
+    tr.add(_rec(13, 1, "last-ACK", backend="M2", evidence="back-leg"), now=0.2)
+    (req,) = tr.due(now=0.2)  # front and back leg closed: at once
+    assert (req.index, req.backend, req.evidence, req.status) == (1, "M2", "back-leg", 200)
+    assert [s.frame for s in req.steps] == list(range(1, 14))
+    assert req.steps[0].time == 0.0  # from the capture's first frame
+
+
+def test_keep_alive_and_idle_requests_are_due_without_a_teardown() -> None:
+    tr = LiveTracker()
+    tr.add(_rec(1, 1, "request", method="GET", uri="/a", conn=0, evidence="none"), 0.0)
+    tr.add(_rec(2, 1, "response", src="M3", dst="client", status=200, conn=0,
+                evidence="marker", backend="M1"), 0.0)
+    tr.add(_rec(3, 2, "request", method="GET", uri="/b", conn=0, evidence="none"), 0.1)
+    tr.add(_rec(4, 2, "response", src="M3", dst="client", status=200, conn=0,
+                evidence="marker", backend="M2"), 0.1)
+    assert [r.index for r in tr.due(0.1)] == [1]  # superseded on its connection
+    assert tr.due(1.0) == []
+    assert [r.index for r in tr.due(10.0)] == [2]  # idle after its response
+    # a handshake the plugin numbered ahead, with no request after it: not a request
+    tr.add(_rec(5, 3, "SYN"), 11.0)
+    assert tr.due(100.0, everything=True) == []
