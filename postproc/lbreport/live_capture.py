@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import json
+import logging
 import os
 import queue
 import signal
@@ -180,6 +181,9 @@ class LiveSource:
     def _run(self) -> None:
         import pyshark  # imported here: only `lbreport live` needs it
 
+        logging.getLogger("asyncio").addFilter(_NoUnknownChild())
+        error = ""
+
         try:
             override = dict(p.split(":", 1) for p in self.prefs)
             # -J lblab: PDML with geninfo (frame number, time) and the plugin's labels only.
@@ -194,9 +198,24 @@ class LiveSource:
                 if lua_error:
                     self.queue.put(("lua", lua_error))
                 self.queue.put(record)
-            self.queue.put(CaptureEnd(self._stderr_error()))
+            error = self._stderr_error()
         except Exception as exc:  # noqa: BLE001 - reported to the main thread, which exits 1
-            self.queue.put(CaptureEnd(f"{type(exc).__name__}: {exc}".strip()))
+            error = f"{type(exc).__name__}: {exc}".strip()
+        finally:
+            self._close_quietly()
+        self.queue.put(CaptureEnd(error))
+
+    def _close_quietly(self) -> None:
+        """Reap pyshark's processes now, in this thread and its event loop, instead of in
+        `Capture.__del__` at exit. The exit status of a dumpcap we stopped on purpose is no
+        error, and asyncio may not even know it (its child watcher then reports 255 and pyshark
+        calls that a crash)."""
+        if self._capture is None:
+            return
+        with contextlib.suppress(Exception):
+            self._capture.close()
+        with contextlib.suppress(Exception):
+            self._capture._running_processes.clear()
 
     def _stderr_error(self) -> str:
         """tshark's or dumpcap's last complaint when the capture ended on its own."""
@@ -249,6 +268,14 @@ class LiveSource:
                 self._thread.join(wait)
                 if not self._thread.is_alive():
                     return
+
+
+class _NoUnknownChild(logging.Filter):
+    """asyncio's "Unknown child process pid N, will report returncode 255" about a dumpcap we
+    stopped ourselves says nothing a student can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Unknown child process" not in record.getMessage()
 
 
 def _close_leaked_pipe(dumpcap_pids: list[int]) -> None:
