@@ -148,7 +148,7 @@ def _arrow(s: Step, x: dict[str, int], y: int, ms: float) -> str:
                    f'fill="{colour}"/>')
         fill = FLAG_COLOUR if flagged else colour
         out.append(f'<text class="lbl" x="{(a + b) / 2:g}" y="{y - 4}" text-anchor="middle" '
-                   f'fill="{fill}">{_e(text + flags)}</text>')
+                   f'style="fill:{fill}">{_e(text + flags)}</text>')  # CSS beats fill=""
     out.append("</g>")
     return "".join(out)
 
@@ -164,8 +164,8 @@ def legend() -> str:
                     f'{dash_attr}/><polygon points="62,{y} 53,{y - 4.5} 53,{y + 4.5}" '
                     f'fill="{colour}"/><text x="72" y="{y + 4}">{_e(words)}</text>')
     y = 14 + 3 * 20
-    rows.append(f'<text x="6" y="{y + 4}" fill="{FLAG_COLOUR}" font-weight="bold">SYN [retrans]'
-                f'</text><text x="110" y="{y + 4}">{_e(t("html.flagged"))}</text>')
+    rows.append(f'<text x="6" y="{y + 4}" style="fill:{FLAG_COLOUR}" font-weight="bold">'
+                f'SYN [retrans]</text><text x="110" y="{y + 4}">{_e(t("html.flagged"))}</text>')
     return (f'<svg class="legend" xmlns="http://www.w3.org/2000/svg" width="520" height="{y + 12}" '
             f'role="img" aria-label="{_e(t("html.legend"))}">{"".join(rows)}</svg>')
 
