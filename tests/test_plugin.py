@@ -224,3 +224,34 @@ def test_classic_client_view_reads_like_the_exercise() -> None:
                     assert arps[0].arp_target == want["backend"]
         # M3 flushed its neighbour cache: it asked for both backends.
         assert arp_targets == {"M1", "M2"}
+
+
+def expert_frames(capture: Path, expert: str) -> list[int]:
+    proc = subprocess.run(
+        ["tshark", "-n", "-2", "-r", str(capture), "-X", f"lua_script:{PLUGIN}",
+         "-Y", f"lblab.expert.{expert}", "-T", "fields", "-e", "frame.number"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [int(line) for line in proc.stdout.split()]
+
+
+def test_expert_info_on_backend_down() -> None:
+    """Failover, RST and the balancer's own 502 are filterable expert info."""
+    truth_path = Path(__file__).resolve().parent.parent / "captures" / "backend-down.truth.json"
+    truth = load_truth(truth_path)
+    capture = capture_of(truth_path)
+    labelled = {row.frame: row for row in label(capture).rows}
+    failover = expert_frames(capture, "failover")
+    want_failover = [i + 1 for i, r in enumerate(truth["requests"]) if len(r["upstreams"]) > 1]
+    assert [labelled[f].req for f in failover] == want_failover
+    assert all(labelled[f].step == "request" for f in failover)
+    balancer_5xx = expert_frames(capture, "balancer_5xx")
+    want_5xx = [i + 1 for i, r in enumerate(truth["requests"])
+                if r["status"] >= 500 and r["backend"] is None]
+    assert [labelled[f].req for f in balancer_5xx] == want_5xx
+    assert all(labelled[f].step == "response" for f in balancer_5xx)
+    resets = expert_frames(capture, "rst")
+    assert resets and all(labelled[f].step in ("RST", "up-RST") for f in resets)
+    assert expert_frames(capture, "no_response") == []
+    assert expert_frames(capture, "orphan_backleg") == []
