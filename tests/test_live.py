@@ -250,3 +250,19 @@ def test_keep_alive_and_idle_requests_are_due_without_a_teardown() -> None:
     # a handshake the plugin numbered ahead, with no request after it: not a request
     tr.add(_rec(5, 3, "SYN"), 11.0)
     assert tr.due(100.0, everything=True) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("dumpcap"), reason="needs root")
+def test_duration_ends_cleanly_and_says_nothing_was_captured(tmp_path: Path) -> None:
+    """A real capture on lo (no HTTP there: the farm filter matches nothing) for --duration."""
+    written = tmp_path / "empty.pcapng"
+    started = time.monotonic()
+    proc = subprocess.run([*LBREPORT, "live", "-i", "lo", "--duration", "1", "--filter",
+                           "tcp port 9", "--write", str(written)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "postproc")})
+    assert proc.returncode == 0, proc.stderr
+    assert "no packet was captured on lo (filter: tcp port 9)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert written.exists()
+    assert time.monotonic() - started < 30
