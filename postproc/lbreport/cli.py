@@ -180,10 +180,9 @@ def batch(
     set_language(lang.value)
     with _errors_to_exit():
         if jobs is not None and jobs < 1:
-            from lbreport.errors import LbreportError as Bad
             from lbreport.messages import t
 
-            raise Bad(t("batch.err.jobs"))
+            raise LbreportError(t("batch.err.jobs"))
         captures = batch_mod.find_captures(directory)
         workers = min(jobs or batch_mod.default_jobs(), len(captures))
         with batch_mod.Progress(len(captures)) as bar:
