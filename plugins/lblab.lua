@@ -842,9 +842,15 @@ end
 -- request with the same method and URI from the forwarded client that arrived
 -- before it and was answered after the backend answered.
 local function link_back_requests(fronts)
+    -- When the balancer stamps X-Forwarded-For on what it forwards, a back-leg
+    -- request without it is the balancer's own (a health check), never a client's.
+    local stamped = false
+    for h = 1, nh do
+        if h_fidx[h] == -1 and h_xff[h] then stamped = true; break end
+    end
     local head = 1
     for h = 1, nh do
-        if h_fidx[h] == -1 then -- back-leg request
+        if h_fidx[h] == -1 and (h_xff[h] or not stamped) then -- a forwarded request
             local bt, brt = h_time[h], h_resp_time[h]
             while head <= #fronts and (h_link[fronts[head]] ~= 0
                 or (h_resp_time[fronts[head]] ~= 0 and h_resp_time[fronts[head]] < bt)) do

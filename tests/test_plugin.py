@@ -255,3 +255,22 @@ def test_expert_info_on_backend_down() -> None:
     assert resets and all(labelled[f].step in ("RST", "up-RST") for f in resets)
     assert expert_frames(capture, "no_response") == []
     assert expert_frames(capture, "orphan_backleg") == []
+
+
+def test_health_checks_are_orphan_back_legs() -> None:
+    """haproxy's own HTTP checks serve no client: flagged, and in no request."""
+    truth_path = Path(__file__).resolve().parent.parent / "captures" / "haproxy-checks.truth.json"
+    capture = capture_of(truth_path)
+    proc = subprocess.run(
+        ["tshark", "-n", "-2", "-r", str(capture), "-X", f"lua_script:{PLUGIN}", "-Y",
+         'lblab.step == "up-request"', "-T", "fields", "-e", "tcp.stream",
+         "-e", "http.x_forwarded_for", "-e", "lblab.req"],
+        capture_output=True, text=True, check=True,
+    )
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    checks = {stream for stream, xff, _req in rows if not xff}
+    assert len(checks) >= 2, "the capture should hold several health checks"
+    assert all(req == "" for _stream, xff, req in rows if not xff)
+    assert all(req != "" for _stream, xff, req in rows if xff)
+    orphans = expert_frames(capture, "orphan_backleg")
+    assert len(orphans) == len(checks)

@@ -238,7 +238,8 @@ def haproxy_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host]) -> str
     servers = ""
     for i, b in enumerate(backends):
         weight = f" weight {spec.weights[i]}" if spec.weights else ""
-        check = " check" if spec.health_checks else ""
+        # HTTP checks every second: back-leg requests that serve no client.
+        check = " check inter 1s" if spec.health_checks else ""
         servers += f"    server {b.role} {b.url_host}:{spec.http_port}{weight}{check}\n"
     return (
         "global\n    log stdout format raw local0\n"
@@ -249,7 +250,9 @@ def haproxy_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host]) -> str
         f"frontend balanceador\n{binds}"
         f'    log-format "{HAPROXY_LOG_FORMAT}"\n'
         f"    default_backend {UPSTREAM_NAME}\n"
-        f"backend {UPSTREAM_NAME}\n    balance roundrobin\n{servers}"
+        f"backend {UPSTREAM_NAME}\n    balance roundrobin\n"
+        + ("    option httpchk GET /ejemplo.html\n" if spec.health_checks else "")
+        + servers
     )
 
 
@@ -624,6 +627,8 @@ class Farm:
             "http_port": self.spec.http_port,
             "frames": count_frames(path),
             "markers": {b.role: MARKER.format(n=b.role[1:]) for b in self.backends},
+            # The balancer's own HTTP checks: back-leg requests that serve no client.
+            "health_checks": self.spec.health_checks,
             "requests": self.balancer_log(),
         }
 

@@ -103,6 +103,8 @@ SCENARIOS = [
     Scenario("ipv6", FarmSpec(ipv4_prefix=None, ipv6_prefix="fd00:56::"),
              {"ipv6-client": "client1", "ipv6": "m3"}, sequential(3), flush=True),
     Scenario("backend-m2", CLASSIC, {"backend-m2": "m2"}, sequential(4)),
+    Scenario("haproxy-checks", FarmSpec(balancer="haproxy", health_checks=True),
+             {"haproxy-checks": "m3"}, sequential(3, pause=1.0)),
     Scenario("three-backends",
              FarmSpec(balancer="haproxy", backend_server="nginx", backends=3,
                       ipv4_prefix="10.20.0.", client_hosts=(10,), balancer_host=1,
