@@ -1182,13 +1182,12 @@ end
 function lblab.dissector(tvb, pinfo, tree)
     local frame = pinfo.number
     local visited = pinfo.visited
-    if not visited or fr_step[frame] == nil then
-        record(frame, pinfo, tvb)
-    end
+    -- Record each frame once, whatever the number of first-pass dissections.
+    if fr_step[frame] == nil then record(frame, pinfo, tvb) end
     if visited and resolved_gen ~= record_gen then resolve() end
     if roles_dirty then infer_roles() end
 
-    local t = tree:add(lblab)
+    local t = tree_add(tree, lblab)
     local leg, step, h = LEG_NONE, 0, 0
     local c = fr_conn[frame]
     if c ~= 0 then
