@@ -8,15 +8,18 @@ labels). Protocols are found by name, never by position (a pcapng comment or the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import IO
 
 from lxml import etree
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Record:
-    """One frame as the plugin labelled it. Empty string / 0 mean "field absent"."""
+    """One frame as the plugin labelled it. Empty string / 0 mean "field absent".
+
+    Read-only by convention (use `dataclasses.replace`); not `frozen` because a frozen
+    dataclass's __init__ costs ~5x more, once per frame. Hashable and comparable as before."""
 
     frame: int
     time: float  # epoch seconds
@@ -61,6 +64,16 @@ _INTS = {"req", "status", "conn"}
 _INTERNED = {"src_role", "dst_role", "step", "leg", "flags", "backend", "evidence", "marker",
              "arp_target", "method"}
 
+# The hot loop fills a positional list: lblab field name → (position in Record, kind).
+_POSITIONS = {f.name: i for i, f in enumerate(fields(Record))}
+_DEFAULTS = [0, 0.0, *(f.default for f in fields(Record)[2:])]  # frame, time: absent = 0
+_STR, _INT, _INTERN = 0, 1, 2
+_SLOT = {
+    name: (_POSITIONS[attr], _INT if attr in _INTS else _INTERN if attr in _INTERNED else _STR)
+    for name, attr in _FIELDS.items()
+}
+_ROLE_DEFS = _POSITIONS["role_defs"]
+
 
 class PdmlReader:
     """Iterate `Record`s from a PDML byte stream; keeps counters the caller checks afterwards."""
@@ -75,64 +88,65 @@ class PdmlReader:
 
     def __iter__(self) -> Iterator[Record]:
         # huge_tree: a single field can exceed libxml2's default limits on odd captures.
+        # Only packets' end events (one Python iteration per frame); no whitespace nodes.
         events = etree.iterparse(
-            self._stream, events=("start", "end"), tag=("pdml", "packet"), huge_tree=True
-        )
+            self._stream, events=("end",), tag="packet", huge_tree=True,
+            remove_blank_text=True, collect_ids=False,
+        )  # fmt: skip
         intern = _Interner()
-        for event, elem in events:
-            if event == "start":
-                if elem.tag == "pdml":
-                    self.creator = elem.get("creator", "")
-                continue
-            if elem.tag != "packet":
-                continue
-            record = self._record(elem, intern)
-            # Constant memory: drop this packet and every earlier sibling from the tree.
+        record = self._record
+        for _event, elem in events:
+            if not self.frames:
+                self.creator = elem.getparent().get("creator", "")
+            rec = record(elem, intern)
+            # Constant memory: drop this packet (already parsed; earlier ones are gone too).
             elem.clear()
-            parent = elem.getparent()
-            while elem.getprevious() is not None:
-                del parent[0]
+            elem.getparent().remove(elem)
             self.frames += 1
-            yield record
+            yield rec
+        if not self.frames and events.root is not None:
+            self.creator = events.root.get("creator", "")
 
     def _record(self, packet: etree._Element, intern: _Interner) -> Record:
-        frame = 0
-        time = 0.0
-        values: dict[str, object] = {}
+        values = _DEFAULTS.copy()
+        role_defs: list[str] | None = None
         for proto in packet:
             name = proto.get("name")
-            if name == "geninfo":
+            if name == "lblab":
+                slot = _SLOT
+                for f in proto:
+                    fname = f.get("name")
+                    found = slot.get(fname)
+                    if found is not None:
+                        pos, kind = found
+                        show = f.get("show", "")
+                        if kind == _INTERN:
+                            values[pos] = intern(show)
+                        elif kind == _INT:
+                            values[pos] = int(show)
+                        else:
+                            values[pos] = show
+                    elif fname == "lblab.role_def":
+                        if role_defs is None:
+                            role_defs = []
+                        role_defs.append(f.get("show", ""))
+                    elif fname.startswith("_ws.lua"):
+                        self._lua_error(values[0], f.get("show", ""))
+            elif name == "geninfo":
                 for f in proto:
                     fname = f.get("name")
                     if fname == "num":
-                        frame = int(f.get("show"))
+                        values[0] = int(f.get("show"))
                     elif fname == "timestamp":
-                        time = float(f.get("value"))
-            elif name == "lblab":
-                role_defs: list[str] = []
-                for f in proto:
-                    fname = f.get("name")
-                    attr = _FIELDS.get(fname)
-                    if attr is not None:
-                        show = f.get("show", "")
-                        if attr in _INTS:
-                            values[attr] = int(show)
-                        elif attr in _INTERNED:
-                            values[attr] = intern(show)
-                        else:
-                            values[attr] = show
-                    elif fname == "lblab.role_def":
-                        role_defs.append(f.get("show", ""))
-                    elif fname.startswith("_ws.lua"):
-                        self._lua_error(frame, f.get("show", ""))
-                if role_defs:
-                    values["role_defs"] = tuple(role_defs)
+                        values[1] = float(f.get("value"))
             elif name == "fake-field-wrapper":
                 # A Lua error inside a dissector lands here as an unnamed "Lua Error: …" item.
                 for f in proto:
                     if f.get("name") != "_ws.lua.fake" and "Lua Error" in f.get("show", ""):
-                        self._lua_error(frame, f.get("show", ""))
-        return Record(frame, time, **values)  # type: ignore[arg-type]
+                        self._lua_error(values[0], f.get("show", ""))
+        if role_defs:
+            values[_ROLE_DEFS] = tuple(role_defs)
+        return Record(*values)
 
     def _lua_error(self, frame: int, message: str) -> None:
         self.lua_errors += 1
