@@ -141,3 +141,41 @@ def test_lab_validation_names_the_key() -> None:
     lab = parse_lab({"farm": {"balancer": ["fd00:56::103"]}, "backends": {"M1": ["fd00:56::101"]}},
                     source="x", path="lab.toml")
     assert preferences(lab)[:2] == ["lblab.balancer:fd00:56::103", "lblab.backends:M1=fd00:56::101"]
+
+
+def test_spilled_requests_read_back_identically(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the memory budget requests go to a spill file, in chunks when they are seen again
+    later: every output must be the same as with everything held in memory."""
+    import dataclasses
+    import io
+
+    from lbreport import lifecycle
+    from lbreport.render import renderer
+
+    # Interleaved requests (three in flight), some frames with an unknown backend, and a late
+    # frame of request 1 after everything else.
+    records = _many(["M1", "M2", "M1", "M2", "M2", "M1"] * 4)
+    order = sorted(records, key=lambda r: (r.frame % 15, r.req // 3, r.frame))
+    records = [dataclasses.replace(r, frame=i, time=100.0 + i / 1000)
+               for i, r in enumerate(order, start=1)]
+    records[5] = dataclasses.replace(records[5], backend="", evidence="")
+    late = dataclasses.replace(records[0], frame=len(records) + 1, time=200.0, step="ACK-resp")
+    records.append(late)
+
+    def outputs() -> list[str]:
+        rep = _report(records)
+        texts = []
+        for fmt in ("json", "csv", "markdown"):
+            out = io.StringIO()
+            renderer(fmt)(rep, out)
+            texts.append(out.getvalue())
+        return texts
+
+    held = outputs()
+    monkeypatch.setattr(lifecycle, "_MAX_HELD_REQUESTS", 2)
+    monkeypatch.setattr(lifecycle, "_MAX_HELD_STEPS", 15)
+    b = LifecycleBuilder()
+    for r in records:
+        b.add(r)
+    assert b._spill is not None and b._spill.more  # spilled, some requests in several chunks
+    assert outputs() == held

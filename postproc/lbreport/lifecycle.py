@@ -5,12 +5,18 @@ evidence); this module only groups, measures and judges across packets. It never
 role or an index.
 
 Memory stays small on big captures: each request keeps its steps as two packed arrays
-(frame and label id; time) and the labels themselves are interned once in `_Labels`.
+(frame and label id; time) and the labels themselves are interned once in `_Labels`. Past
+`_MAX_HELD_REQUESTS` requests (or `_MAX_HELD_STEPS` steps) in memory, the least recently seen
+ones go to a temporary spill file (`_Spill`); one seen again afterwards simply starts another
+chunk there, and chunks are merged when the request is read. What stays per request is a few
+numbers (its spill offset, its backend and latency for the summary): ~30 bytes.
 `Report.requests()` rebuilds readable `Request` objects one at a time for the renderers.
 """
 
 from __future__ import annotations
 
+import marshal
+import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,10 +33,17 @@ TIMING_KEYS = (
     "total",
 )
 _LABEL_BITS = 20  # a step is packed as frame << 20 | label id
+_MASK = (1 << _LABEL_BITS) - 1
+# Held in memory before the least recently seen requests are spilled to a temporary file.
+_MAX_HELD_REQUESTS = 20_000
+_MAX_HELD_STEPS = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Step:
+    """Read-only by convention; not `frozen` because a frozen dataclass's __init__ costs ~5x
+    more and the renderers build one Step per frame. Hashable and comparable as before."""
+
     frame: int
     time: float  # seconds since the capture's first frame
     src_role: str
@@ -141,6 +154,84 @@ class _Acc:
         self.packed = array("q")
         self.times = array("d")
 
+    def dumps(self) -> bytes:
+        return marshal.dumps((
+            self.index, self.client, self.method, self.uri, self.up_method, self.up_uri,
+            self.status, self.up_statuses, self.backend, self.evidence, self.packed.tobytes(),
+            self.times.tobytes(),
+        ))  # fmt: skip
+
+    @classmethod
+    def loads(cls, data: bytes) -> _Acc:
+        acc = cls.__new__(cls)
+        (acc.index, acc.client, acc.method, acc.uri, acc.up_method, acc.up_uri, acc.status,
+         acc.up_statuses, acc.backend, acc.evidence, packed, times) = marshal.loads(data)
+        acc.packed = array("q")
+        acc.packed.frombytes(packed)
+        acc.times = array("d")
+        acc.times.frombytes(times)
+        return acc
+
+    def merge(self, later: _Acc) -> None:
+        """Append a later chunk of the same request: the same first-seen rules as `add`."""
+        self.packed.extend(later.packed)
+        self.times.extend(later.times)
+        self.client = self.client or later.client
+        self.backend = self.backend or later.backend
+        self.evidence = self.evidence or later.evidence
+        if not self.method and (later.method or later.uri):
+            self.method, self.uri = later.method, later.uri
+        if not self.up_method and (later.up_method or later.up_uri):
+            self.up_method, self.up_uri = later.up_method, later.up_uri
+        if later.up_statuses:
+            self.up_statuses = (self.up_statuses or []) + later.up_statuses
+        self.status = self.status or later.status
+
+
+class _Spill:
+    """Requests' chunks in a temporary file: 1 + the offset of each request's first chunk
+    (indexed by request number; 0: none), and the offsets of any later chunks."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(buffering=1 << 20)  # noqa: SIM115 - closed by GC
+        self._size = 0
+        self._reading = False
+        self.first = array("q")
+        self.more: dict[int, list[int]] = {}
+
+    def put(self, acc: _Acc) -> None:
+        if self._reading:
+            self._file.seek(0, 2)
+            self._reading = False
+        data = acc.dumps()
+        offset = self._size
+        self._file.write(len(data).to_bytes(4, "little"))
+        self._file.write(data)
+        self._size += 4 + len(data)
+        i = acc.index
+        if i >= len(self.first):
+            self.first.frombytes(bytes(8 * (max(i + 1, 2 * len(self.first)) - len(self.first))))
+        if self.first[i]:
+            self.more.setdefault(i, []).append(offset)
+        else:
+            self.first[i] = offset + 1
+
+    def has(self, index: int) -> bool:
+        return 0 < index < len(self.first) and self.first[index] != 0
+
+    def get(self, index: int) -> _Acc:
+        """The request's chunks, merged in the order they were written (frame order)."""
+        acc = self._read(self.first[index] - 1)
+        for offset in self.more.get(index, ()):
+            acc.merge(self._read(offset))
+        return acc
+
+    def _read(self, offset: int) -> _Acc:
+        self._reading = True
+        f = self._file
+        f.seek(offset)
+        return _Acc.loads(f.read(int.from_bytes(f.read(4), "little")))
+
 
 class LifecycleBuilder:
     """Feed records in frame order with `add`; `finish` returns the `Report`.
@@ -150,7 +241,9 @@ class LifecycleBuilder:
 
     def __init__(self) -> None:
         self._labels = _Labels()
-        self._reqs: dict[int, _Acc] = {}
+        self._reqs: dict[int, _Acc] = {}  # held in memory
+        self._held_steps = 0
+        self._spill: _Spill | None = None
         self.roles: dict[str, list[str]] = {}
         self.frames_total = 0
         self.frames_in_requests = 0
@@ -179,7 +272,12 @@ class LifecycleBuilder:
         self.frames_in_requests += 1
         acc = self._reqs.get(r.req)
         if acc is None:
+            if len(self._reqs) >= _MAX_HELD_REQUESTS:
+                self._evict()
             acc = self._reqs[r.req] = _Acc(r.req)
+        self._held_steps += 1
+        if self._held_steps > _MAX_HELD_STEPS:
+            self._evict()
         acc.packed.append(r.frame << _LABEL_BITS | self._labels.id(r))
         acc.times.append(r.time)
         if r.client and not acc.client:
@@ -202,26 +300,58 @@ class LifecycleBuilder:
             elif not acc.status:
                 acc.status = r.status
 
+    def _evict(self) -> None:
+        """Spill the least recently seen half of the held requests (by their last frame)."""
+        if self._spill is None:
+            self._spill = _Spill()
+        held = sorted(self._reqs.values(), key=lambda a: a.packed[-1])
+        for acc in held:
+            if (len(self._reqs) <= _MAX_HELD_REQUESTS // 2
+                    and self._held_steps <= _MAX_HELD_STEPS // 2):
+                break
+            self._spill.put(acc)
+            del self._reqs[acc.index]
+            self._held_steps -= len(acc.times)
+
+    def _indexes(self) -> array:
+        """Every request's index, ascending."""
+        if self._spill is None:
+            return array("q", sorted(self._reqs))
+        spill, held = self._spill, self._reqs
+        top = max(len(spill.first) - 1, max(held, default=0))
+        return array("q", (i for i in range(1, top + 1) if i in held or spill.has(i)))
+
+    def _acc(self, index: int) -> _Acc:
+        """One request's accumulated frames, from memory and/or the spill file."""
+        spill = self._spill
+        if spill is None or not spill.has(index):
+            return self._reqs[index]
+        acc = spill.get(index)
+        held = self._reqs.get(index)
+        if held is not None:
+            acc.merge(held)
+        return acc
+
     def finish(self, *, policy: str = "round-robin", weights: dict[str, int] | None = None,
                configured_backends: Iterable[str] = ()) -> Report:
         capture_point = _capture_point(self.legs, self.back_roles)
         first_time = self.first_time or 0.0
-        order = sorted(self._reqs)
+        order = self._indexes()
         statuses: Counter[str] = Counter()
         per_backend: Counter[str] = Counter()
-        sequence: list[tuple[int, str]] = []
+        sequence = _Sequence()
         latencies: dict[str, array] = {"time_to_first_byte": array("d"), "backend_time": array("d")}
         labels = self._labels.values
-        mask = (1 << _LABEL_BITS) - 1
+        mask = _MASK
         for index in order:
             # Only what the summary needs: no Step objects, no anomaly verdicts (the
             # renderers rebuild each request in full, one at a time).
-            acc = self._reqs[index]
+            acc = self._acc(index)
             status = _status(acc, capture_point)
             statuses[str(status) if status else "none"] += 1
             per_backend[acc.backend or "unknown"] += 1
             if acc.backend:
-                sequence.append((index, acc.backend))
+                sequence.append(index, acc.backend)
             steps = [(labels[p & mask][3], t) for p, t in zip(acc.packed, acc.times, strict=True)]
             measured = timings(steps)
             for basis, values in latencies.items():
@@ -247,11 +377,11 @@ class LifecycleBuilder:
 
     def _request(self, acc: _Acc, first_time: float, capture_point: str) -> Request:
         labels = self._labels.values
-        mask = (1 << _LABEL_BITS) - 1
-        steps = tuple(
+        mask = _MASK
+        steps = tuple([
             Step(packed >> _LABEL_BITS, time - first_time, *labels[packed & mask])
             for packed, time in zip(acc.packed, acc.times, strict=True)
-        )
+        ])
         up_statuses = tuple(acc.up_statuses or ())
         status = _status(acc, capture_point)
         return Request(
@@ -285,7 +415,7 @@ class Report:
     roles: dict[str, list[str]]
     summary: Summary
     first_time: float
-    _order: list[int]
+    _order: Sequence[int]  # request indexes, ascending (an array on big captures)
     capture: str = ""
     roles_source: str = "inferred"  # "configured" | "inferred"
     lab_source: str = ""
@@ -295,7 +425,7 @@ class Report:
     def requests(self) -> Iterator[Request]:
         b = self._builder
         for index in self._order:
-            yield b._request(b._reqs[index], self.first_time, self.capture_point)
+            yield b._request(b._acc(index), self.first_time, self.capture_point)
 
 
 # -- measures and verdicts (pure functions of a request's steps) -----------------------------
@@ -303,9 +433,7 @@ class Report:
 
 def timings(steps: Sequence[tuple[str, float]]) -> dict[str, float | None]:
     """The request's durations, from its (step name, time) pairs in frame order."""
-    first: dict[str, float] = {}
-    for step, time in steps:
-        first.setdefault(step, time)
+    first = dict(reversed(steps))  # each step's first time: earlier pairs overwrite later ones
 
     def between(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else round(b - a, 9)
@@ -429,8 +557,37 @@ def _backend_roles(configured: Iterable[str], roles: dict[str, list[str]],
     return sorted(dict.fromkeys(known), key=_role_key)
 
 
+class _Sequence:
+    """(request index, backend) pairs in request order, packed: two numbers a request."""
+
+    def __init__(self) -> None:
+        self._index = array("q")
+        self._backend = array("l")
+        self._ids: dict[str, int] = {}
+        self._names: list[str] = []
+
+    def append(self, index: int, backend: str) -> None:
+        found = self._ids.get(backend)
+        if found is None:
+            found = self._ids[backend] = len(self._names)
+            self._names.append(backend)
+        self._index.append(index)
+        self._backend.append(found)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i: int) -> tuple[int, str]:
+        return self._index[i], self._names[self._backend[i]]
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        names = self._names
+        for index, b in zip(self._index, self._backend, strict=True):
+            yield index, names[b]
+
+
 def _balance(policy: str, weights: dict[str, int], backends: list[str],
-             sequence: list[tuple[int, str]], unknown: int, capture_point: str) -> Balance:
+             sequence: Sequence[tuple[int, str]], unknown: int, capture_point: str) -> Balance:
     observed = {b: 0 for b in backends}
     for _, b in sequence:
         observed[b] = observed.get(b, 0) + 1
@@ -455,12 +612,12 @@ def _balance(policy: str, weights: dict[str, int], backends: list[str],
     return result("matches" if matches else "differs", "", broken)
 
 
-def _rotation_break(sequence: list[tuple[int, str]], k: int) -> int | None:
+def _rotation_break(sequence: Sequence[tuple[int, str]], k: int) -> int | None:
     """Round robin repeats with period k and visits k different backends per period."""
     for i, (index, backend) in enumerate(sequence):
         if i >= k and backend != sequence[i - k][1]:
             return index
-        if i < k and any(backend == b for _, b in sequence[:i]):
+        if i < k and any(backend == sequence[j][1] for j in range(i)):
             return index
     return None
 
