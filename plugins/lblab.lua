@@ -896,30 +896,40 @@ local function back_conn_of(f)
     return h_conn[b]
 end
 
--- A back-leg connection that carried no HTTP request (refused, reset): it
--- belongs to the front request that was waiting then and either went on to
--- another backend (failover) or got no backend at all (502).
+-- The front request that was waiting at time t for an upstream attempt (to
+-- `target`, when given): the one whose linked back-leg connection opens soonest
+-- after t. Else, as a fallback, the latest one waiting with no back leg at all.
+local function waiting_front(fronts, t, target)
+    local best, best_gap, fallback = 0, math.huge, 0
+    local i = front_at(fronts, t)
+    local scanned = 0
+    while i >= 1 and scanned < 256 do
+        local f = fronts[i]
+        if in_progress(f, t) then
+            local bc = back_conn_of(f)
+            if bc ~= 0 and (target == nil or c_b[bc] == target) and c_t0[bc] >= t
+                and c_t0[bc] - t < best_gap then
+                best, best_gap = f, c_t0[bc] - t
+            elseif bc == 0 and fallback == 0 and h_arp_backend[f] == false then
+                fallback = f
+            end
+        end
+        i = i - 1
+        scanned = scanned + 1
+    end
+    if best ~= 0 then return best end
+    return fallback
+end
+
+-- A back-leg connection that never got going (refused: no SYN/ACK, or reset
+-- before any request) belongs to the front request that was waiting then and
+-- either went on to another backend (failover) or got none at all (502). An
+-- established connection that carries no request (a TCP health check, an
+-- idle pre-connect) belongs to no request.
 local function link_failed_conns(fronts)
     for c = 1, nconn_max do
-        if c_a[c] ~= nil and c_nreq[c] == 0 and conn_leg(c) == LEG_BACK then
-            local t = c_t0[c]
-            local best, best_gap, fallback = 0, math.huge, 0
-            local i = front_at(fronts, t)
-            local scanned = 0
-            while i >= 1 and scanned < 256 do
-                local f = fronts[i]
-                if in_progress(f, t) then
-                    local bc = back_conn_of(f)
-                    if bc ~= 0 and c_t0[bc] >= t and c_t0[bc] - t < best_gap then
-                        best, best_gap = f, c_t0[bc] - t
-                    elseif bc == 0 then
-                        fallback = f
-                    end
-                end
-                i = i - 1
-                scanned = scanned + 1
-            end
-            if best == 0 then best = fallback end
+        if c_a[c] ~= nil and c_nreq[c] == 0 and c_synack[c] == 0 and conn_leg(c) == LEG_BACK then
+            local best = waiting_front(fronts, c_t0[c], nil)
             c_fail_front[c] = best
             if best ~= 0 then h_fail[best] = true end
         end
@@ -940,24 +950,7 @@ local function link_arps(fronts)
             front = last_ask[key] or 0
         elseif ra == "M3" and rs ~= nil and rs ~= "client" and rs ~= "M3" then
             -- M3 looks for a backend: the request whose upstream attempt to it comes next.
-            local best, best_gap, fallback = 0, math.huge, 0
-            local j = front_at(fronts, t)
-            local scanned = 0
-            while j >= 1 and scanned < 256 do
-                local f = fronts[j]
-                if in_progress(f, t) then
-                    local bc = back_conn_of(f)
-                    if bc ~= 0 and c_b[bc] == subject and c_t0[bc] >= t and c_t0[bc] - t < best_gap then
-                        best, best_gap = f, c_t0[bc] - t
-                    end
-                    if bc == 0 and h_arp_backend[f] == false then fallback = f end
-                end
-                j = j - 1
-                scanned = scanned + 1
-            end
-            -- Failed attempts (refused) towards the subject count too.
-            if best == 0 then best = fallback end
-            front = best
+            front = waiting_front(fronts, t, subject)
             if front ~= 0 and h_arp_backend[front] == false then h_arp_backend[front] = rs end
         elseif ra == "client" and rs == "M3" then
             -- A client looks for M3: the request it is about to send.
