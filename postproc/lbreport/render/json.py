@@ -7,6 +7,7 @@ never becomes one giant dict. Keys are never translated.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from typing import Any, TextIO
 
@@ -56,6 +57,37 @@ def request_json(req: Request) -> dict[str, Any]:
     }
 
 
+def _request_line(req: Request, tails: dict[tuple[Any, ...], str]) -> str:
+    """`json.dumps(request_json(req), ensure_ascii=False)`, byte for byte, but each step's
+    labels are encoded once per distinct combination (a few dozen per capture) instead of
+    once per frame: the steps are most of a report's JSON."""
+    head = json.dumps({
+        "index": req.index,
+        "client": req.client,
+        "method": req.method,
+        "uri": req.uri,
+        "status": req.status,
+        "backend": req.backend,
+        "backend_evidence": req.evidence,
+        "upstream_statuses": [{"backend": b, "status": s} for b, s in req.upstream_statuses],
+    }, ensure_ascii=False)  # fmt: skip
+    tail = json.dumps({
+        "timings": {k: _round(v) for k, v in req.timings.items()},
+        "anomalies": [str(a) for a in req.anomalies],
+    }, ensure_ascii=False)  # fmt: skip
+    steps = []
+    for s in req.steps:
+        key = (s.src_role, s.dst_role, s.leg, s.step, s.flags, s.arp_target)
+        labels = tails.get(key)
+        if labels is None:
+            labels = tails[key] = json.dumps(_step(s), ensure_ascii=False).split(", ", 2)[2]
+        time = round(s.time, 6)
+        # json writes finite floats as repr(); anything else goes through json itself.
+        time_text = repr(time) if math.isfinite(time) else json.dumps(time)
+        steps.append(f'{{"frame": {s.frame}, "time": {time_text}, {labels}')
+    return f'{head[:-1]}, "steps": [{", ".join(steps)}], {tail[1:]}'
+
+
 def summary_json(report: Report) -> dict[str, Any]:
     s = report.summary
     balance = asdict(s.balance)
@@ -85,9 +117,10 @@ def render(report: Report, out: TextIO) -> None:
     out.write(json.dumps(head, indent=2, ensure_ascii=False)[:-2])  # drop "\n}" to go on
     out.write(',\n  "requests": [')
     sep = "\n    "
+    tails: dict[tuple[Any, ...], str] = {}
     for req in report.requests():
         out.write(sep)
-        out.write(json.dumps(request_json(req), ensure_ascii=False))
+        out.write(_request_line(req, tails))
         sep = ",\n    "
     out.write("\n  ],\n  \"summary\": ")
     out.write(json.dumps(summary_json(report), indent=2, ensure_ascii=False).replace("\n", "\n  "))
