@@ -256,7 +256,8 @@ end
 ------------------------------------------------------------------------------
 -- Per-capture state. Reset in init and prefs_changed.
 ------------------------------------------------------------------------------
--- Frames: parallel integer arrays indexed by frame number.
+-- Frames: parallel integer arrays indexed by frame number (dense: conn, step,
+-- request; sparse, only where they apply: TCP findings, ARP/ND record).
 local fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req
 -- Connections: parallel arrays indexed by tcp.stream + 1.
 local c_a, c_b, c_aport, c_bport, c_t0, c_first_frame
@@ -779,7 +780,8 @@ local function record_tcp(frame, pinfo, stream, tvb)
     end
 
     -- The direction rides on the step (+FROM_B) so labelling needs no pinfo.
-    fr_conn[frame], fr_step[frame], fr_h[frame], fr_flags[frame] = c, from_a and step or step + FROM_B, h, findings
+    fr_conn[frame], fr_step[frame], fr_h[frame] = c, from_a and step or step + FROM_B, h
+    if findings ~= 0 then fr_flags[frame] = findings end
 end
 
 local function record_arp(frame, pinfo)
@@ -821,7 +823,7 @@ end
 
 local function record(frame, pinfo, tvb)
     record_gen = record_gen + 1
-    fr_conn[frame], fr_step[frame], fr_h[frame], fr_flags[frame], fr_arp[frame] = 0, 0, 0, 0, 0
+    fr_conn[frame], fr_step[frame], fr_h[frame] = 0, 0, 0
     local stream = first_value(F.tcp_stream)
     if stream ~= nil then
         record_tcp(frame, pinfo, stream, tvb)
@@ -1032,7 +1034,7 @@ local function request_of_frame(frame, visited)
     if fr_conn[frame] ~= 0 then
         front = front_of_tcp_frame(frame)
     else
-        local a = fr_arp[frame]
+        local a = fr_arp[frame] or 0
         if a ~= 0 then
             front = a_front[a]
             if front == 0 and not visited and (a_kind[a] == S_ARP_REQ or a_kind[a] == S_ND_SOL)
@@ -1105,7 +1107,7 @@ local function add_tcp_labels(t, frame, pinfo)
     else
         tree_add(t, pf.step, FRONT_STEP[step])
     end
-    local bits = fr_flags[frame]
+    local bits = fr_flags[frame] or 0
     if bits ~= 0 then tree_add(t, pf.flags, flags_text(bits)) end
     local h = fr_h[frame]
     if h ~= 0 then
@@ -1185,7 +1187,7 @@ function lblab.dissector(tvb, pinfo, tree)
     local c = fr_conn[frame]
     if c ~= 0 then
         leg, step, h = add_tcp_labels(t, frame, pinfo)
-    elseif fr_arp[frame] ~= 0 then
+    elseif fr_arp[frame] then
         add_arp_labels(t, frame)
     else
         local src, dst = net_src(), net_dst()
