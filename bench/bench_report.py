@@ -121,16 +121,17 @@ def main() -> None:
 
     runs_a: list[float] = []
     runs_b: list[float] = []
-    peak_kb = 0
+    peaks: list[int] = []
     for _ in range(args.repeat):
         runs_a.append(time_tshark_fields(capture))
         b, peak, summary = time_lbreport(capture)
         runs_b.append(b)
-        peak_kb = max(peak_kb, peak)
-    a, b = min(runs_a), min(runs_b)
+        peaks.append(peak)
+    a, b, peak_kb = min(runs_a), min(runs_b), max(peaks)
     ratio = a / b
     print(f"best of {args.repeat} interleaved runs (wall); all runs: "
-          f"A {' '.join(f'{x:.1f}' for x in runs_a)}  B {' '.join(f'{x:.1f}' for x in runs_b)}")
+          f"A {' '.join(f'{x:.1f}' for x in runs_a)}  B {' '.join(f'{x:.1f}' for x in runs_b)}"
+          f"  peak MB {' '.join(f'{x / 1024:.0f}' for x in peaks)}")
     print(f"A  tshark -T fields -e lblab.req : {a:7.1f} s  {n / a:9,.0f} packets/s")
     print(f"B  lbreport report --format json : {b:7.1f} s  {n / b:9,.0f} packets/s")
     print(f"throughput B/A: {ratio:.2f}  (target >= 0.80)  {'OK' if ratio >= 0.8 else 'MISS'}")
