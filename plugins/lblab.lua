@@ -256,9 +256,10 @@ end
 ------------------------------------------------------------------------------
 -- Per-capture state. Reset in init and prefs_changed.
 ------------------------------------------------------------------------------
--- Frames: parallel integer arrays indexed by frame number (dense: conn, step,
--- request; sparse, only where they apply: TCP findings, ARP/ND record).
-local fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req
+-- Frames, indexed by frame number: one packed number each (connection, step,
+-- request: see pack_frame), and sparse arrays where they apply (TCP findings,
+-- ARP/ND record).
+local fr_pk, fr_flags, fr_arp, fr_req
 -- Connections: parallel arrays indexed by tcp.stream + 1.
 local c_a, c_b, c_aport, c_bport, c_t0, c_first_frame
 local c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp
@@ -282,7 +283,7 @@ local front_count, pending_front_conns, last_open_front, has_front
 local frame_defs
 
 local function reset_state()
-    fr_conn, fr_step, fr_h, fr_flags, fr_arp, fr_req = {}, {}, {}, {}, {}, {}
+    fr_pk, fr_flags, fr_arp, fr_req = {}, {}, {}, {}
     c_a, c_b, c_aport, c_bport, c_t0, c_first_frame = {}, {}, {}, {}, {}, {}
     c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp = {}, {}, {}, {}, {}, {}, {}
     c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred = {}, {}, {}, {}, {}, {}
@@ -647,6 +648,21 @@ local function provisional_request(h)
     end
 end
 
+-- A frame's connection, step (+FROM_B) and HTTP request, packed in one number:
+-- one array slot per frame instead of three (memory is what large captures
+-- cost). Steps < 64, connections < 2^23, requests < 2^24: within a double's 53 bits.
+local CONN_SPAN = 8388608
+local function pack_frame(c, step, h)
+    return (h * CONN_SPAN + c) * 64 + step
+end
+
+local function unpack_frame(x)
+    local step = x % 64
+    local rest = (x - step) / 64
+    local c = rest % CONN_SPAN
+    return floor(c), floor(step), floor((rest - c) / CONN_SPAN)
+end
+
 -- TCP flags and payload length read straight from the frame's bytes for the
 -- common Ethernet + IPv4/IPv6 + TCP layout: one call into Wireshark instead of
 -- four extractor calls, on every TCP frame. Anything else returns nil and the
@@ -780,7 +796,7 @@ local function record_tcp(frame, pinfo, stream, tvb)
     end
 
     -- The direction rides on the step (+FROM_B) so labelling needs no pinfo.
-    fr_conn[frame], fr_step[frame], fr_h[frame] = c, from_a and step or step + FROM_B, h
+    fr_pk[frame] = pack_frame(c, from_a and step or step + FROM_B, h)
     if findings ~= 0 then fr_flags[frame] = findings end
 end
 
@@ -801,7 +817,7 @@ local function record_arp(frame, pinfo)
     -- backends only this way).
     note_host(target, frame, nil)
     roles_dirty = true
-    fr_arp[frame], fr_step[frame] = na, a_kind[na]
+    fr_arp[frame], fr_pk[frame] = na, pack_frame(0, a_kind[na], 0)
 end
 
 local function record_nd(frame, pinfo, icmp_type)
@@ -818,12 +834,12 @@ local function record_nd(frame, pinfo, icmp_type)
     note_host(src, frame, mac)
     if a_subject[na] then note_host(a_subject[na], frame, nil) end
     roles_dirty = true
-    fr_arp[frame], fr_step[frame] = na, a_kind[na]
+    fr_arp[frame], fr_pk[frame] = na, pack_frame(0, a_kind[na], 0)
 end
 
 local function record(frame, pinfo, tvb)
     record_gen = record_gen + 1
-    fr_conn[frame], fr_step[frame], fr_h[frame] = 0, 0, 0
+    fr_pk[frame] = 0
     local stream = first_value(F.tcp_stream)
     if stream ~= nil then
         record_tcp(frame, pinfo, stream, tvb)
@@ -1017,10 +1033,9 @@ end
 ------------------------------------------------------------------------------
 -- Labelling
 ------------------------------------------------------------------------------
--- The front request (hreq id) a TCP frame belongs to, or 0.
-local function front_of_tcp_frame(frame)
-    local c = fr_conn[frame]
-    local h = fr_h[frame]
+-- The front request (hreq id) a TCP frame of connection c, recorded as part
+-- of HTTP request h (0: before the first), belongs to, or 0.
+local function front_of_tcp_frame(c, h)
     if h == 0 then
         h = c_first_h[c]
         if h == 0 then return c_fail_front[c] end
@@ -1029,10 +1044,10 @@ local function front_of_tcp_frame(frame)
     return h
 end
 
-local function request_of_frame(frame, visited)
+local function request_of_frame(frame, c, h, visited)
     local front = 0
-    if fr_conn[frame] ~= 0 then
-        front = front_of_tcp_frame(frame)
+    if c ~= 0 then
+        front = front_of_tcp_frame(c, h)
     else
         local a = fr_arp[frame] or 0
         if a ~= 0 then
@@ -1092,9 +1107,7 @@ local function flags_text(bits)
     return tconcat(names, ",")
 end
 
-local function add_tcp_labels(t, frame, pinfo)
-    local c = fr_conn[frame]
-    local step = fr_step[frame]
+local function add_tcp_labels(t, frame, c, step, h)
     local leg, ra, rb = conn_roles(c)
     local rs, rd = ra, rb
     if step > FROM_B then step, rs, rd = step - FROM_B, rb, ra end
@@ -1109,7 +1122,6 @@ local function add_tcp_labels(t, frame, pinfo)
     end
     local bits = fr_flags[frame] or 0
     if bits ~= 0 then tree_add(t, pf.flags, flags_text(bits)) end
-    local h = fr_h[frame]
     if h ~= 0 then
         -- Facts read once per message, not per frame: each field added to
         -- every frame costs tshark measurably (bench/bench_plugin.py).
@@ -1123,7 +1135,7 @@ local function add_tcp_labels(t, frame, pinfo)
         end
     end
     if step == S_RST then tree_add_expert(t, ex.rst) end
-    return leg, step, h
+    return leg, step
 end
 
 local function add_arp_labels(t, frame)
@@ -1178,15 +1190,15 @@ function lblab.dissector(tvb, pinfo, tree)
     local frame = pinfo.number
     local visited = pinfo.visited
     -- Record each frame once, whatever the number of first-pass dissections.
-    if fr_step[frame] == nil then record(frame, pinfo, tvb) end
+    if fr_pk[frame] == nil then record(frame, pinfo, tvb) end
     if visited and resolved_gen ~= record_gen then resolve() end
     if roles_dirty then infer_roles() end
 
     local t = tree_add(tree, lblab)
-    local leg, step, h = LEG_NONE, 0, 0
-    local c = fr_conn[frame]
+    local c, step, h = unpack_frame(fr_pk[frame])
+    local leg = LEG_NONE
     if c ~= 0 then
-        leg, step, h = add_tcp_labels(t, frame, pinfo)
+        leg, step = add_tcp_labels(t, frame, c, step, h)
     elseif fr_arp[frame] then
         add_arp_labels(t, frame)
     else
@@ -1201,11 +1213,11 @@ function lblab.dissector(tvb, pinfo, tree)
     if visited then
         front = fr_req[frame]
         if front == nil then
-            front = request_of_frame(frame, true)
+            front = request_of_frame(frame, c, h, true)
             fr_req[frame] = front
         end
     else
-        front = request_of_frame(frame, false)
+        front = request_of_frame(frame, c, h, false)
         if front == 0 and c ~= 0 and c_pred[c] ~= 0 and c_first_h[c] == 0 then
             -- Single pass, handshake of a front connection whose request is
             -- still to come: the predicted index.
