@@ -262,7 +262,7 @@ end
 local fr_pk, fr_flags, fr_arp, fr_req
 -- Connections: parallel arrays indexed by tcp.stream + 1.
 local c_a, c_b, c_aport, c_bport, c_t0, c_first_frame
-local c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp
+local c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp
 local c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred
 local c_gen, c_ra, c_rb, c_leg, c_client
 local nconn_max
@@ -271,12 +271,12 @@ local h_conn, h_frame, h_time, h_method, h_uri, h_xff, h_resp_frame, h_resp_time
 local h_status, h_marker, h_next, h_fidx, h_link, h_backlink, h_arp_backend, h_fail
 local nh
 -- ARP and neighbour-discovery records.
-local a_frame, a_time, a_asker, a_subject, a_kind, a_front
+local a_time, a_asker, a_subject, a_kind, a_front
 local na
 -- Hosts and host pairs (small).
 local host_first_frame, host_mac, pairs_seen, marker_tally
 -- Derived state.
-local role_of, mac_role, role_addr_defs, roles_dirty, resolved_gen, record_gen
+local role_of, mac_role, roles_dirty, resolved_gen, record_gen
 local roles_gen = 0
 local h_label_backend, h_label_evidence
 local front_count, pending_front_conns, last_open_front, has_front
@@ -285,7 +285,7 @@ local frame_defs
 local function reset_state()
     fr_pk, fr_flags, fr_arp, fr_req = {}, {}, {}, {}
     c_a, c_b, c_aport, c_bport, c_t0, c_first_frame = {}, {}, {}, {}, {}, {}
-    c_syn, c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp = {}, {}, {}, {}, {}, {}, {}
+    c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp = {}, {}, {}, {}, {}, {}
     c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred = {}, {}, {}, {}, {}, {}
     c_gen, c_ra, c_rb, c_leg, c_client = {}, {}, {}, {}, {}
     nconn_max = 0
@@ -293,10 +293,10 @@ local function reset_state()
     h_resp_frame, h_resp_time, h_status, h_marker, h_next = {}, {}, {}, {}, {}
     h_fidx, h_link, h_backlink, h_arp_backend, h_fail = {}, {}, {}, {}, {}
     nh = 0
-    a_frame, a_time, a_asker, a_subject, a_kind, a_front = {}, {}, {}, {}, {}, {}
+    a_time, a_asker, a_subject, a_kind, a_front = {}, {}, {}, {}, {}
     na = 0
     host_first_frame, host_mac, pairs_seen, marker_tally = {}, {}, {}, {}
-    role_of, mac_role, role_addr_defs = {}, {}, {}
+    role_of, mac_role = {}, {}
     roles_dirty, resolved_gen, record_gen = true, -1, 0
     roles_gen = roles_gen + 1
     h_label_backend, h_label_evidence = {}, {}
@@ -331,7 +331,6 @@ local function note_pair(a, b, is_http, xff)
     return p
 end
 
-local function is_balancer_role(role) return role == "M3" end
 
 -- Which backend role the responses from an address name most often.
 local function marker_role_for(addr)
@@ -581,7 +580,7 @@ local function new_conn(c, pinfo, src, dst, flags, frame)
     c_client[c] = endpoint(c_a[c], c_aport[c])
     c_gen[c] = -1
     c_nreq[c], c_first_h[c], c_last_h[c], c_resp_h[c] = 0, 0, 0, 0
-    c_syn[c], c_synack[c], c_hs_done[c], c_fin_a[c], c_fin_b[c], c_last_ack[c] = 0, 0, 0, 0, 0, 0
+    c_synack[c], c_hs_done[c], c_fin_a[c], c_fin_b[c], c_last_ack[c] = 0, 0, 0, 0, 0
     c_last_dir_resp[c], c_fail_front[c], c_pred[c] = false, 0, 0
     if c > nconn_max then nconn_max = c end
     local pair = note_pair(c_a[c], c_b[c], is_http_port(c_bport[c]), false)
@@ -634,7 +633,9 @@ local function provisional_request(h)
         local best = 0
         local scanned = 0
         while f > 0 and scanned < 64 do
-            if h_fidx[f] > 0 and h_link[f] == 0 and h_method[f] == h_method[h] and h_uri[f] == h_uri[h] then best = f end
+            if h_fidx[f] > 0 and h_link[f] == 0 and h_method[f] == h_method[h] and h_uri[f] == h_uri[h] then
+                best = f
+            end
             f = f - 1
             scanned = scanned + 1
         end
@@ -737,12 +738,13 @@ local function record_tcp(frame, pinfo, stream, tvb)
         if has_bit(flags, TCP_ACK) then
             step = S_SYNACK; c_synack[c] = frame
         else
-            step = S_SYN; c_syn[c] = frame
+            step = S_SYN
         end
     end
 
     if method ~= nil and from_a and findings % 2 == 0 then
-        h = new_request(c, frame, pinfo, tostring(method), tostring(first_value(F.http_uri) or ""), forwarded_client(tvb))
+        local uri = tostring(first_value(F.http_uri) or "")
+        h = new_request(c, frame, pinfo, tostring(method), uri, forwarded_client(tvb))
         provisional_request(h)
         if step == S_ACK then step = S_REQUEST end
         c_last_dir_resp[c] = false
@@ -806,7 +808,7 @@ local function record_arp(frame, pinfo)
     if op == nil or sender == nil or target == nil then return end
     if sender == target then return end -- gratuitous ARP: announces, asks nobody
     na = na + 1
-    a_frame[na], a_time[na], a_front[na] = frame, pinfo.abs_ts, 0
+    a_time[na], a_front[na] = pinfo.abs_ts, 0
     if op == 1 then
         a_kind[na], a_asker[na], a_subject[na] = S_ARP_REQ, sender, target
     else
@@ -825,7 +827,7 @@ local function record_nd(frame, pinfo, icmp_type)
     local src = net_src()
     if src == nil then return end
     na = na + 1
-    a_frame[na], a_time[na], a_front[na] = frame, pinfo.abs_ts, 0
+    a_time[na], a_front[na] = pinfo.abs_ts, 0
     if icmp_type == 135 then
         a_kind[na], a_asker[na], a_subject[na] = S_ND_SOL, src, field_text(F.nd_ns_target)
     else

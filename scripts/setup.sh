@@ -10,7 +10,7 @@ for cmd_pkg in tshark:tshark dumpcap:tshark nginx:nginx haproxy:haproxy apache2:
                ab:apache2-utils ip:iproute2 curl:curl pkill:procps \
                ethtool:ethtool ping:iputils-ping \
                wireshark:wireshark Xvfb:xvfb xdotool:xdotool import:imagemagick \
-               chromium:chromium; do
+               chromium:chromium luac5.2:lua5.2 luac5.4:lua5.4 luacheck:lua-check; do
     cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg##*:}
     if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then
         need_apt+=("$pkg")
