@@ -199,6 +199,7 @@ class TsharkRun:
             argv, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
             bufsize=1 << 16,
         )  # fmt: skip
+        _widen_pipe(self.stdout)
 
     @property
     def stdout(self) -> IO[bytes]:
@@ -222,6 +223,20 @@ class TsharkRun:
             self.proc.kill()
             self.proc.wait()
         self._stderr.close()
+
+
+PIPE_SIZE = 1 << 20
+
+
+def _widen_pipe(stream: IO[bytes]) -> None:
+    """A 1 MB pipe (Linux) instead of 64 KB (~30 packets of PDML): tshark and the parser
+    stop waiting on each other at every burst. Best effort: refused above pipe-max-size."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def judge_stderr(capture: Path, err: str, code: int, *, allow_cut_short: bool) -> Outcome:
