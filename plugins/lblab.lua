@@ -60,11 +60,12 @@ local pf = {
     marker = ProtoField.string("lblab.marker", "Backend named by a response marker"),
     arp_target = ProtoField.string("lblab.arp_target", "Role whose address is asked for"),
     role_def = ProtoField.string("lblab.role_def", "Role address (first seen here)"),
+    pkt = ProtoField.string("lblab.pkt", "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target)"),
 }
 lblab.fields = {
     pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
     pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
-    pf.marker, pf.arp_target, pf.role_def,
+    pf.marker, pf.arp_target, pf.role_def, pf.pkt,
 }
 
 local ex = {
@@ -92,6 +93,9 @@ lblab.prefs.clients = Pref.string("Clients", "",
     "Comma-separated client addresses (hosts talking HTTP to M3 are clients anyway).")
 lblab.prefs.ports = Pref.string("HTTP port(s)", "80",
     "Comma-separated TCP ports the balancer and backends serve HTTP on.")
+lblab.prefs.compact = Pref.bool("Compact labels (for lbreport)", false,
+    "One lblab.pkt field per packet instead of the separate label fields: lbreport reads only "
+    .. "that (less PDML to parse). Leave off in the GUI: columns and filters use the separate fields.")
 lblab.prefs.markers = Pref.string("Response markers", "",
     "Semicolon-separated ROLE=text pairs: a response containing text was served by ROLE, "
     .. "e.g. M1=Soy la máquina 1;M2=Soy la máquina 2. 'Soy la máquina N' is always recognised.")
@@ -230,7 +234,8 @@ local cfg = {}
 
 local function parse_prefs()
     local p = lblab.prefs
-    cfg = { balancer = {}, backends = {}, clients = {}, ports = {}, markers = {}, configured = false }
+    cfg = { balancer = {}, backends = {}, clients = {}, ports = {}, markers = {}, configured = false,
+            compact = p.compact == true }
     for _, addr in ipairs(split(p.balancer, ",; ")) do
         cfg.balancer[slower(addr)] = true
         cfg.configured = true
@@ -1035,6 +1040,31 @@ end
 ------------------------------------------------------------------------------
 -- Labelling
 ------------------------------------------------------------------------------
+-- The per-packet labels, by position in lblab.pkt.
+local LABEL_FIELD = { pf.req, pf.step, pf.src_role, pf.dst_role, pf.leg, pf.backend,
+    pf.backend_evidence, pf.flags, pf.arp_target }
+local NLABELS = #LABEL_FIELD
+local compact_labels = {}
+
+-- A per-packet label: its own field, or (compact mode) a slot of lblab.pkt.
+local function label(t, key, value)
+    if cfg.compact then
+        compact_labels[key] = value
+    else
+        tree_add(t, LABEL_FIELD[key], value)
+    end
+end
+
+local function flush_compact(t)
+    local parts = compact_labels
+    for i = 1, NLABELS do
+        local v = parts[i]
+        parts[i] = v == nil and "" or tostring(v)
+    end
+    tree_add(t, pf.pkt, tconcat(parts, ";", 1, NLABELS))
+    for i = 1, NLABELS do parts[i] = nil end
+end
+
 -- The front request (hreq id) a TCP frame of connection c, recorded as part
 -- of HTTP request h (0: before the first), belongs to, or 0.
 local function front_of_tcp_frame(c, h)
@@ -1113,17 +1143,17 @@ local function add_tcp_labels(t, frame, c, step, h)
     local leg, ra, rb = conn_roles(c)
     local rs, rd = ra, rb
     if step > FROM_B then step, rs, rd = step - FROM_B, rb, ra end
-    if rs then tree_add(t, pf.src_role, rs) end
-    if rd then tree_add(t, pf.dst_role, rd) end
+    if rs then label(t, 3, rs) end
+    if rd then label(t, 4, rd) end
     if leg == LEG_FRONT then
-        tree_add(t, pf.step, FRONT_STEP[step]); tree_add(t, pf.leg, "front")
+        label(t, 2, FRONT_STEP[step]); label(t, 5, "front")
     elseif leg == LEG_BACK then
-        tree_add(t, pf.step, BACK_STEP[step]); tree_add(t, pf.leg, "back")
+        label(t, 2, BACK_STEP[step]); label(t, 5, "back")
     else
-        tree_add(t, pf.step, FRONT_STEP[step])
+        label(t, 2, FRONT_STEP[step])
     end
     local bits = fr_flags[frame] or 0
-    if bits ~= 0 then tree_add(t, pf.flags, flags_text(bits)) end
+    if bits ~= 0 then label(t, 8, flags_text(bits)) end
     if h ~= 0 then
         -- Facts read once per message, not per frame: each field added to
         -- every frame costs tshark measurably (bench/bench_plugin.py).
@@ -1151,32 +1181,32 @@ local function add_arp_labels(t, frame)
         local mac = field_text(F.eth_src)
         if mac then rs = mac_role[mac] end
     end
-    if rs then tree_add(t, pf.src_role, rs) end
+    if rs then label(t, 3, rs) end
     if is_answer then
         local rd = role(asker)
-        if rd then tree_add(t, pf.dst_role, rd) end
+        if rd then label(t, 4, rd) end
     else
         local rsub = subject and role(subject)
         if first_value(F.eth_dst_group) then
-            tree_add(t, pf.dst_role, "broadcast")
+            label(t, 4, "broadcast")
         elseif rsub then
-            tree_add(t, pf.dst_role, rsub)
+            label(t, 4, rsub)
         end
-        if rsub then tree_add(t, pf.arp_target, rsub) end
+        if rsub then label(t, 9, rsub) end
     end
-    tree_add(t, pf.step, ARP_STEP[kind])
-    tree_add(t, pf.leg, "arp")
+    label(t, 2, ARP_STEP[kind])
+    label(t, 5, "arp")
 end
 
 local function add_request_labels(t, front, frame, leg, step, h, visited)
-    tree_add(t, pf.req, h_fidx[front])
+    label(t, 1, h_fidx[front])
     if step == S_REQUEST or step == S_RESPONSE then
         local client = client_of(front)
         if client then tree_add(t, pf.client, client) end
     end
     local backend, evidence = backend_of(front, visited)
-    if backend then tree_add(t, pf.backend, backend) end
-    tree_add(t, pf.backend_evidence, EVIDENCE_NAME[evidence])
+    if backend then label(t, 6, backend) end
+    label(t, 7, EVIDENCE_NAME[evidence])
     if leg == LEG_FRONT and h == front then
         if step == S_REQUEST and h_frame[front] == frame then
             if visited and h_resp_frame[front] == 0 then tree_add_expert(t, ex.no_response) end
@@ -1206,8 +1236,8 @@ function lblab.dissector(tvb, pinfo, tree)
     else
         local src, dst = net_src(), net_dst()
         local rs, rd = src and role(src), dst and role(dst)
-        if rs then tree_add(t, pf.src_role, rs) end
-        if rd then tree_add(t, pf.dst_role, rd) end
+        if rs then label(t, 3, rs) end
+        if rd then label(t, 4, rd) end
     end
 
     -- The request a frame belongs to, cached per frame once resolved.
@@ -1223,7 +1253,7 @@ function lblab.dissector(tvb, pinfo, tree)
         if front == 0 and c ~= 0 and c_pred[c] ~= 0 and c_first_h[c] == 0 then
             -- Single pass, handshake of a front connection whose request is
             -- still to come: the predicted index.
-            tree_add(t, pf.req, c_pred[c])
+            label(t, 1, c_pred[c])
         end
     end
     if front ~= 0 then add_request_labels(t, front, frame, leg, step, h, visited) end
@@ -1237,6 +1267,7 @@ function lblab.dissector(tvb, pinfo, tree)
             for _, d in ipairs(defs) do tree_add(t, pf.role_def, d) end
         end
     end
+    if cfg.compact then flush_compact(t) end
 end
 
 function lblab.init()

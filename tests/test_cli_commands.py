@@ -87,4 +87,6 @@ def test_keep_pdml(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = pdml.read_text()
     assert text.count("<packet>") == 32
-    assert 'name="lblab.req"' in text
+    # The report asks the plugin for its compact mode: one lblab.pkt field per packet.
+    assert text.count('name="lblab.pkt"') == 32
+    assert 'show="1;SYN;client;M3;front;M1;marker;;"' in text

@@ -274,3 +274,23 @@ def test_health_checks_are_orphan_back_legs() -> None:
     assert all(req != "" for _stream, xff, req in rows if xff)
     orphans = expert_frames(capture, "orphan_backleg")
     assert len(orphans) == len(checks)
+
+
+def test_compact_mode_carries_the_same_labels(truth_path: Path) -> None:
+    """lblab.pkt (what lbreport reads) equals the separate fields (what the GUI shows)."""
+    capture = capture_of(truth_path)
+    proc = subprocess.run(
+        ["tshark", "-n", "-2", "-Y", "frame", "-r", str(capture), "-X", f"lua_script:{PLUGIN}",
+         "-o", "lblab.compact:TRUE", "-T", "fields", "-e", "lblab.pkt", "-e", "lblab.step"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0 and "Lua:" not in proc.stderr, proc.stderr
+    lines = proc.stdout.splitlines()
+    full = label(capture).rows
+    assert len(lines) == len(full)
+    for line, row in zip(lines, full, strict=True):
+        pkt, separate_step = (line.split("\t") + [""])[:2]
+        assert separate_step == "", "compact mode adds no separate label fields"
+        want = [str(row.req) if row.req is not None else "", row.step, row.src_role,
+                row.dst_role, row.leg, row.backend, row.evidence, row.flags, row.arp_target]
+        assert pkt.split(";") == want, (row.frame, pkt)

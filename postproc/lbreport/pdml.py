@@ -73,6 +73,10 @@ _SLOT = {
     for name, attr in _FIELDS.items()
 }
 _ROLE_DEFS = _POSITIONS["role_defs"]
+# lblab.pkt (the plugin's compact mode): these fields, in this order, `;`-separated.
+_PKT_FIELDS = ("lblab.req", "lblab.step", "lblab.src_role", "lblab.dst_role", "lblab.leg",
+               "lblab.backend", "lblab.backend_evidence", "lblab.flags", "lblab.arp_target")
+_PKT_SLOTS = tuple(_SLOT[name] for name in _PKT_FIELDS)
 
 
 class PdmlReader:
@@ -126,6 +130,12 @@ class PdmlReader:
                             values[pos] = int(show)
                         else:
                             values[pos] = show
+                    elif fname == "lblab.pkt":
+                        # Compact mode: the per-packet labels in one field, by position.
+                        for (pos, kind), part in zip(_PKT_SLOTS, f.get("show", "").split(";"),
+                                                     strict=False):
+                            if part:
+                                values[pos] = int(part) if kind == _INT else intern(part)
                     elif fname == "lblab.role_def":
                         if role_defs is None:
                             role_defs = []

@@ -54,7 +54,7 @@ def build_report(
     looks_like_capture = tshark.check_capture(capture)
     pre = tshark.preflight(capture)
     lab, roles_source = choose_lab(lab_path, pre.addresses)
-    argv = tshark.pdml_command(pre.info, capture, pre.plugin, preferences(lab))
+    argv = tshark.pdml_command(pre.info, capture, pre.plugin, preferences(lab), pre.compact)
 
     run = tshark.TsharkRun(argv, capture)
     builder = LifecycleBuilder()

@@ -121,6 +121,7 @@ class Preflight:
     info: TsharkInfo
     plugin: list[str]
     addresses: set[str]  # addresses in the capture's first frames ("" entries dropped)
+    compact: bool = False  # the plugin that runs offers lblab.compact (one field per packet)
 
 
 def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
@@ -144,7 +145,24 @@ def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
         out, err, code = outputs["addresses"]
         judge_stderr(capture, err, code, allow_cut_short=True)
         addresses = {a for a in re.split(r"[,\s]+", out) if a}
-    return Preflight(info, plugin_args(outputs["plugins"][0]), addresses)
+    listing = outputs["plugins"][0]
+    return Preflight(info, plugin_args(listing), addresses, offers_compact(listing))
+
+
+# The plugin's compact mode: one `lblab.pkt` field per packet instead of nine, a third less
+# PDML for lxml to parse (the report's bottleneck). The GUI keeps the separate fields.
+COMPACT_PREF = "lblab.compact:TRUE"
+
+
+def offers_compact(plugins_listing: str) -> bool:
+    """Whether the plugin that will run knows `lblab.compact`: an older installed copy does
+    not, and tshark rejects an unknown `-o`."""
+    path = installed_plugin(plugins_listing)
+    source = Path(path) if path else REPO_PLUGIN
+    try:
+        return "lblab.pkt" in source.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
 
 
 def _run_parallel(runs: dict[str, list[str]]) -> dict[str, tuple[str, str, int]]:
@@ -165,12 +183,14 @@ def _run_parallel(runs: dict[str, list[str]]) -> dict[str, tuple[str, str, int]]
     return results
 
 
-def pdml_command(info: TsharkInfo, capture: Path, plugin: list[str], prefs: list[str]) -> list[str]:
+def pdml_command(
+    info: TsharkInfo, capture: Path, plugin: list[str], prefs: list[str], compact: bool = False
+) -> list[str]:
     """Two passes so labels may use later frames; `-Y frame` so pass 1 builds trees (without
     a filter, `-2` leaves every Field extractor nil); never `-2 -R`. `-J lblab` keeps PDML small:
     geninfo survives it and gives the frame number and timestamp."""
     argv = [info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *plugin]
-    for pref in prefs:
+    for pref in [*prefs, *([COMPACT_PREF] if compact else [])]:
         argv += ["-o", pref]
     return [*argv, "-T", "pdml", "-J", "lblab"]
 
