@@ -41,7 +41,8 @@ def _step(s: Step) -> dict[str, Any]:
     return step
 
 
-def request_json(req: Request) -> dict[str, Any]:
+def _request_head(req: Request) -> dict[str, Any]:
+    """A request's keys before its steps, in the contract's order."""
     return {
         "index": req.index,
         "client": req.client,
@@ -51,30 +52,27 @@ def request_json(req: Request) -> dict[str, Any]:
         "backend": req.backend,
         "backend_evidence": req.evidence,
         "upstream_statuses": [{"backend": b, "status": s} for b, s in req.upstream_statuses],
-        "steps": [_step(s) for s in req.steps],
+    }
+
+
+def _request_tail(req: Request) -> dict[str, Any]:
+    """A request's keys after its steps."""
+    return {
         "timings": {k: _round(v) for k, v in req.timings.items()},
         "anomalies": [str(a) for a in req.anomalies],
     }
+
+
+def request_json(req: Request) -> dict[str, Any]:
+    return {**_request_head(req), "steps": [_step(s) for s in req.steps], **_request_tail(req)}
 
 
 def _request_line(req: Request, tails: dict[tuple[Any, ...], str]) -> str:
     """`json.dumps(request_json(req), ensure_ascii=False)`, byte for byte, but each step's
     labels are encoded once per distinct combination (a few dozen per capture) instead of
     once per frame: the steps are most of a report's JSON."""
-    head = json.dumps({
-        "index": req.index,
-        "client": req.client,
-        "method": req.method,
-        "uri": req.uri,
-        "status": req.status,
-        "backend": req.backend,
-        "backend_evidence": req.evidence,
-        "upstream_statuses": [{"backend": b, "status": s} for b, s in req.upstream_statuses],
-    }, ensure_ascii=False)  # fmt: skip
-    tail = json.dumps({
-        "timings": {k: _round(v) for k, v in req.timings.items()},
-        "anomalies": [str(a) for a in req.anomalies],
-    }, ensure_ascii=False)  # fmt: skip
+    head = json.dumps(_request_head(req), ensure_ascii=False)
+    tail = json.dumps(_request_tail(req), ensure_ascii=False)
     steps = []
     for s in req.steps:
         key = (s.src_role, s.dst_role, s.leg, s.step, s.flags, s.arp_target)
