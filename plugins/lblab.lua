@@ -669,47 +669,9 @@ local function unpack_frame(x)
     return floor(c), floor(step), floor((rest - c) / CONN_SPAN)
 end
 
--- TCP flags and payload length read straight from the frame's bytes for the
--- common Ethernet + IPv4/IPv6 + TCP layout: one call into Wireshark instead of
--- four extractor calls, on every TCP frame. Anything else returns nil and the
--- extractors answer.
-local sbyte = string.byte
-local function tcp_from_bytes(tvb)
-    local n = tvb:len()
-    if n < 54 then return nil end
-    local raw = tvb:raw(0, n < 98 and n or 98)
-    local e1, e2 = sbyte(raw, 13, 14)
-    local ip = 15 -- 1-based offset of the IP header
-    if e1 == 0x81 and e2 == 0x00 then
-        e1, e2 = sbyte(raw, 17, 18)
-        ip = 19
-    end
-    local tcp, payload
-    if e1 == 0x08 and e2 == 0x00 then
-        local vihl = sbyte(raw, ip)
-        if vihl == nil or floor(vihl / 16) ~= 4 or sbyte(raw, ip + 9) ~= 6 then return nil end
-        local ihl = (vihl % 16) * 4
-        local t1, t2 = sbyte(raw, ip + 2, ip + 3)
-        tcp, payload = ip + ihl, t1 * 256 + t2 - ihl
-    elseif e1 == 0x86 and e2 == 0xDD then
-        local v = sbyte(raw, ip)
-        if v == nil or floor(v / 16) ~= 6 or sbyte(raw, ip + 6) ~= 6 then return nil end
-        local p1, p2 = sbyte(raw, ip + 4, ip + 5)
-        tcp, payload = ip + 40, p1 * 256 + p2
-    else
-        return nil
-    end
-    local off, flags = sbyte(raw, tcp + 12, tcp + 13)
-    if flags == nil then return nil end
-    return flags, payload - floor(off / 16) * 4
-end
-
 local function record_tcp(frame, pinfo, stream, tvb)
     local c = stream + 1
-    local flags, len = tcp_from_bytes(tvb)
-    if flags == nil then
-        flags, len = first_value(F.tcp_flags) or 0, first_value(F.tcp_len) or 0
-    end
+    local flags, len = first_value(F.tcp_flags) or 0, first_value(F.tcp_len) or 0
     local from_a
     if c_a[c] == nil then
         local src, dst = net_src(), net_dst()
