@@ -364,13 +364,13 @@ class LifecycleBuilder:
             frames_total=self.frames_total,
             frames_in_requests=self.frames_in_requests,
             frames_other=self.frames_total - self.frames_in_requests,
-            backend_distribution={b: per_backend[b] for b in _role_sort(per_backend)},
+            backend_distribution={b: per_backend[b] for b in role_sort(per_backend)},
             status_counts=dict(sorted(statuses.items())),
             balance=_balance(policy, weights or {}, backends, sequence,
                              per_backend["unknown"], capture_point),
             latency=_latency(latencies),
         )
-        roles = {role: self.roles[role] for role in _role_sort(self.roles)}
+        roles = {role: self.roles[role] for role in role_sort(self.roles)}
         return Report(self, capture_point, roles, summary, first_time, order)
 
     # -- one request ------------------------------------------------------------------------
@@ -644,5 +644,5 @@ def _role_key(role: str) -> tuple[int, int, str]:
     return (3, 0, role)
 
 
-def _role_sort(roles: Iterable[str]) -> list[str]:
+def role_sort(roles: Iterable[str]) -> list[str]:
     return sorted(roles, key=_role_key)

@@ -7,7 +7,7 @@ from pathlib import Path
 from lbreport import tshark
 from lbreport.config import to_toml
 from lbreport.errors import LbreportError
-from lbreport.lifecycle import _role_sort
+from lbreport.lifecycle import role_sort
 from lbreport.messages import t
 
 _FIELDS = ["lblab.role_def", "lblab.step", "lblab.leg", "tcp.dstport"]
@@ -38,7 +38,7 @@ def inferred_lab_file(capture: Path) -> str:
         run.kill()
     if "M3" not in roles:
         raise LbreportError(t("roles.none", path=capture))
-    backends = {r: roles[r] for r in _role_sort(roles) if r not in ("client", "M3", "broadcast")}
+    backends = {r: roles[r] for r in role_sort(roles) if r not in ("client", "M3", "broadcast")}
     return to_toml(
         clients=roles.get("client", []),
         balancer=roles["M3"],

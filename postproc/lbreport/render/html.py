@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from lbreport import __version__
-from lbreport.lifecycle import BACK, FRONT, TIMING_KEYS, Report, Request, Step, _role_sort
+from lbreport.lifecycle import BACK, FRONT, TIMING_KEYS, Report, Request, Step, role_sort
 from lbreport.messages import language, step_name, t
 from lbreport.render import common
 from lbreport.render.safe import printable
@@ -85,7 +85,7 @@ def lanes(report: Report, req: Request) -> list[str]:
     so diagrams can be compared at a glance."""
     roles = set(report.roles) | {s.src_role or "?" for s in req.steps}
     roles |= {s.dst_role or "?" for s in req.steps}
-    return _role_sort(roles)
+    return role_sort(roles)
 
 
 def _step_label(s: Step) -> str:
@@ -391,7 +391,7 @@ def _request(report: Report, req: Request, is_open: bool) -> str:
 def render(report: Report, out: TextIO) -> None:
     rows = _rows(report)
     backends = [b for b in report.summary.backend_distribution if b != "unknown"]
-    backends = _role_sort({*backends, *(r for r in report.roles if r[:1] == "M" and r != "M3")})
+    backends = role_sort({*backends, *(r for r in report.roles if r[:1] == "M" and r != "M3")})
     out.write(
         f'<!DOCTYPE html>\n<html lang="{language()}"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -10,7 +10,7 @@ lanes and arrows as SVG from `lanes()` and the request's steps.
 
 from __future__ import annotations
 
-from lbreport.lifecycle import Request, Step, _role_sort
+from lbreport.lifecycle import Request, Step, role_sort
 from lbreport.messages import step_name, t
 from lbreport.render.safe import printable
 
@@ -19,7 +19,7 @@ LANE = 18  # columns between two lanes: the longest label ("up-FIN-backend") fit
 
 def lanes(request: Request) -> list[str]:
     roles = {s.src_role or "?" for s in request.steps} | {s.dst_role or "?" for s in request.steps}
-    return _role_sort(roles)
+    return role_sort(roles)
 
 
 def _label(s: Step) -> str:
