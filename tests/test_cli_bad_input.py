@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from craft import CAPTURES, assert_clean_failure, invoke
 from lbreport import tshark
+from lbreport.errors import LbreportError
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
@@ -90,21 +91,66 @@ Lua, with GnuTLS 3.7.9 and PKCS #11 support.
 """
 
 
-def test_tshark_without_lua_or_too_old() -> None:
-    info = tshark.parse_version(VERSION_NO_LUA, "tshark")
-    with pytest.raises(Exception, match="without Lua") as exc:
-        tshark.require(info)
-    assert "tshark" in str(exc.value)
-    old = tshark.parse_version(VERSION_NO_LUA.replace("4.0.17", "3.6.2"), "tshark")
-    with pytest.raises(Exception, match="too old"):
-        tshark.require(old)
+VERSION_46 = """TShark (Wireshark) 4.6.9 (Git v4.6.9 packaged as 4.6.9-1).
+
+Compiled (64-bit) using GCC 15.2.0, with GLib 2.86.0, with libpcap, with POSIX
+capabilities (Linux), with libnl 3, +Lua 5.4.9, +GnuTLS 3.8.9, +Gcrypt 1.11.2.
+"""
 
 
-def test_real_tshark_version_has_lua() -> None:
-    out = subprocess.run(["tshark", "-v"], capture_output=True, text=True).stdout
-    info = tshark.parse_version(out, "tshark")
-    tshark.require(info)
-    assert info.lua  # "with Lua\n5.2.4" wraps across lines on Debian 12
+def test_version_text_wordings() -> None:
+    """The Lua version is read from any wording (messages only); the version from each."""
+    real = subprocess.run(["tshark", "-v"], capture_output=True, text=True).stdout
+    assert tshark.parse_version(real, "tshark").lua  # "with Lua\n5.2.4" wraps on Debian 12
+    new = tshark.parse_version(VERSION_46, "tshark")
+    assert (new.version, new.lua) == ((4, 6, 9), "5.4.9")
+    assert tshark.parse_version(VERSION_NO_LUA, "tshark").lua == ""
+    assert tshark.parse_version(VERSION_46.replace("+Lua 5.4.9", "-Lua"), "tshark").lua == ""
+
+
+def _probe_outputs(version: str, fields: str = "", errors: str = "") -> dict:
+    return {"version": (version, "", 0), "fields": (fields, errors, 0), "plugins": ("", "", 0)}
+
+
+def test_runner_decided_by_loading_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether Lua works is what loading the plugin says, whatever `tshark -v` words."""
+    monkeypatch.setattr(tshark, "unprivileged", lambda: None)
+    loaded = "F\tRequest index\tlblab.req\tFT_UINT32\tlblab\nF\tx\tlblab.pkt\tFT_STRING\tlblab\n"
+    runner = tshark.make_runner(_probe_outputs(VERSION_46, loaded), "tshark")
+    assert runner.compact and runner.plugin[0] == "-X" and runner.unprivileged is None
+    with pytest.raises(LbreportError, match="without Lua"):
+        tshark.make_runner(_probe_outputs(VERSION_NO_LUA), "tshark")
+    with pytest.raises(LbreportError, match="Lua error"):
+        tshark.make_runner(_probe_outputs(VERSION_46, "", "tshark: Lua: Error during loading"),
+                           "tshark")
+    with pytest.raises(LbreportError, match="too old"):
+        tshark.make_runner(_probe_outputs(VERSION_NO_LUA.replace("4.0.17", "3.6.2")), "tshark")
+    monkeypatch.setattr(tshark.os, "geteuid", lambda: 0)
+    with pytest.raises(LbreportError, match="run_user_scripts_when_superuser"):
+        tshark.make_runner(_probe_outputs(VERSION_46), "tshark")
+
+
+def test_pdml_reader_survives_invalid_utf8() -> None:
+    """A raw non-UTF-8 byte in PDML (a dissector copying packet bytes) must not stop the
+    parse: libxml2 would give up on the whole document."""
+    import io
+
+    from lbreport.pdml import PdmlReader
+
+    pdml = (b'<?xml version="1.0" encoding="utf-8"?>\n<pdml creator="x">\n'
+            b'<packet><proto name="geninfo"><field name="num" show="1"/>'
+            b'<field name="timestamp" show="x" value="1.5"/></proto>'
+            b'<proto name="lblab"><field name="lblab.uri" show="/a\xe3b\xc3"/></proto></packet>'
+            b'<packet><proto name="geninfo"><field name="num" show="2"/>'
+            b'<field name="timestamp" show="x" value="2.5"/></proto></packet></pdml>')
+    for chunk in (1, 3, 7, 1 << 16):  # split multibyte sequences at every boundary
+        class Chunked(io.BytesIO):
+            def read(self, size: int = -1, _c: int = chunk) -> bytes:  # noqa: ARG002
+                return super().read(_c)
+
+        records = list(PdmlReader(Chunked(pdml)))
+        assert [r.frame for r in records] == [1, 2]
+        assert records[0].uri == "/a\ufffdb\ufffd"
 
 
 @pytest.mark.parametrize(

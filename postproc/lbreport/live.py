@@ -278,7 +278,7 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     from lbreport import live_capture as lc
 
     lab, roles_source = lc.choose_live_lab(opts.lab_path, opts.iface)
-    plugin, prefs = lc.plugin_and_prefs(lab)
+    runner, prefs = lc.plugin_and_prefs(lab)
     lc.check_interface(opts.iface)
     bpf = lc.capture_filter(lab) if opts.bpf is None else opts.bpf
     if opts.write is not None:
@@ -291,7 +291,7 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     output = _Output(opts.fmt, out, err)
     lab_text = (f"configured: {lab.source}" if roles_source == "configured"
                 else "inferred from the traffic (give --lab LAB.toml to fix them)")
-    source = lc.LiveSource(opts.iface, bpf, plugin, prefs, opts.write)
+    source = lc.LiveSource(opts.iface, bpf, runner, prefs, opts.write)
     tracker = LiveTracker()
 
     stop_reason: list[str] = []

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import threading
@@ -162,13 +163,21 @@ class LiveSource:
     and exits, and the thread puts `CaptureEnd`.
     """
 
-    def __init__(self, iface: str, bpf: str, plugin: list[str], prefs: list[str],
+    def __init__(self, iface: str, bpf: str, runner: tshark.Runner, prefs: list[str],
                  write: Path | None) -> None:
         self.iface = iface
         self.bpf = bpf
-        self.plugin = plugin
+        self.plugin = runner.plugin
         self.prefs = prefs
         self.write = write
+        # As root on a Wireshark that skips user Lua scripts, tshark dissects as an ordinary
+        # user (dumpcap still captures as root): it writes --write into its own folder first.
+        self.tshark_path: str | None = None
+        self._written: Path | None = write
+        if runner.unprivileged is not None:
+            self.tshark_path = str(runner.unprivileged.tshark_wrapper(runner.info.path))
+            if write is not None:
+                self._written = runner.unprivileged.home / "live.pcapng"
         self.queue: queue.Queue[Record | CaptureEnd | tuple[str, str]] = queue.Queue()
         self.lua_errors = 0
         self._capture: Any = None
@@ -191,7 +200,8 @@ class LiveSource:
                 interface=self.iface, bpf_filter=self.bpf,
                 custom_parameters=[*self.plugin, "-J", "lblab"],
                 override_prefs=override,
-                output_file=str(self.write) if self.write else None,
+                output_file=str(self._written) if self._written else None,
+                tshark_path=self.tshark_path,
             )  # fmt: skip
             for pkt in self._capture.sniff_continuously():
                 record, lua_error = packet_record(pkt)
@@ -203,6 +213,9 @@ class LiveSource:
             error = f"{type(exc).__name__}: {exc}".strip()
         finally:
             self._close_quietly()
+            if self._written is not None and self.write is not None and self._written != self.write:
+                with contextlib.suppress(OSError):
+                    shutil.copyfile(self._written, self.write)
         self.queue.put(CaptureEnd(error))
 
     def _close_quietly(self) -> None:
@@ -300,9 +313,8 @@ def _close_leaked_pipe(dumpcap_pids: list[int]) -> None:
             continue
 
 
-def plugin_and_prefs(lab: Lab) -> tuple[list[str], list[str]]:
-    """tshark.py's one decision on which plugin copy runs, and the lab's preferences."""
+def plugin_and_prefs(lab: Lab) -> tuple[tshark.Runner, list[str]]:
+    """tshark.py's one decision on how tshark runs the plugin, and the lab's preferences."""
     from lbreport.config import preferences
 
-    pre = tshark.preflight(None)
-    return pre.plugin, preferences(lab)
+    return tshark.preflight(None).runner, preferences(lab)

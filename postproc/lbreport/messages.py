@@ -43,6 +43,20 @@ EN: dict[str, str] = {
         "tshark {version} was built without Lua, so it cannot run the lblab plugin. "
         "Install a build with Lua (Debian's `tshark` package has it)."
     ),
+    "err.root_skips_lua": (
+        "tshark {version} runs as root and skips user Lua scripts (Wireshark 4.2 and newer "
+        "do, unless `run_user_scripts_when_superuser` is set), and lbreport could not run it as "
+        "an ordinary user instead (`setpriv` is missing?). Run lbreport as an ordinary user, or "
+        "install the plugin for every user with `lbreport install --system`."
+    ),
+    "err.plugin_not_loaded": (
+        "tshark {version} did not load the lblab plugin and said nothing about why. "
+        "`lbreport doctor` checks each step."
+    ),
+    "err.stalled": (
+        "tshark stopped making progress for {seconds} s (no CPU used, no output read): it was "
+        "stopped. Please report this with the capture."
+    ),
     "err.tshark_version": "Could not tell which tshark this is (`tshark -v` said: {detail}).",
     "err.plugin_missing": (
         "The lblab plugin was not found: neither {path} nor an installed copy in Wireshark's "
@@ -171,6 +185,16 @@ EN: dict[str, str] = {
     "doc.version": "tshark version ≥ {minimum}",
     "doc.lua": "tshark built with Lua",
     "doc.plugin": "lblab plugin",
+    "doc.plugin_version": "plugin version",
+    "doc.untested": (
+        "{version} (newer than {newest}, the newest Wireshark this release was tested on: "
+        "it should work; report anything odd)"
+    ),
+    "doc.as_user": (
+        "as root, tshark {version} skips user Lua scripts: lbreport runs it as uid {uid} "
+        "for the dissection (for the GUI: run Wireshark as your own user, or `lbreport "
+        "install --system`)"
+    ),
     "doc.plugin_loads": "plugin loads without Lua errors",
     "doc.plugin_repo": "{path} (passed with -X)",
     "doc.plugin_installed": "installed in Wireshark's plugin folder ({path})",

@@ -44,6 +44,20 @@ ES: dict[str, str] = {
         "tshark {version} se compiló sin Lua, así que no puede ejecutar el plugin lblab. "
         "Instala una versión con Lua (el paquete `tshark` de Debian la tiene)."
     ),
+    "err.root_skips_lua": (
+        "tshark {version} se ejecuta como root y no carga scripts Lua de usuario (Wireshark 4.2 "
+        "y posteriores no lo hacen salvo que `run_user_scripts_when_superuser` esté activado), y "
+        "lbreport no pudo ejecutarlo como usuario normal (¿falta `setpriv`?). Ejecuta lbreport "
+        "como usuario normal, o instala el plugin para todos con `lbreport install --system`."
+    ),
+    "err.plugin_not_loaded": (
+        "tshark {version} no cargó el plugin lblab y no dijo por qué. `lbreport doctor` "
+        "comprueba cada paso."
+    ),
+    "err.stalled": (
+        "tshark dejó de avanzar durante {seconds} s (sin usar CPU ni producir salida): se ha "
+        "detenido. Por favor, notifícalo junto con la captura."
+    ),
     "err.tshark_version": "No se pudo saber qué tshark es este (`tshark -v` dijo: {detail}).",
     "err.plugin_missing": (
         "No se encuentra el plugin lblab: ni {path} ni una copia instalada en las carpetas de "
@@ -192,6 +206,16 @@ ES: dict[str, str] = {
     "doc.version": "versión de tshark ≥ {minimum}",
     "doc.lua": "tshark compilado con Lua",
     "doc.plugin": "plugin lblab",
+    "doc.plugin_version": "versión del plugin",
+    "doc.untested": (
+        "{version} (más reciente que {newest}, la última versión de Wireshark probada: "
+        "debería funcionar; informa de cualquier rareza)"
+    ),
+    "doc.as_user": (
+        "como root, tshark {version} no carga scripts Lua de usuario: lbreport lo ejecuta "
+        "como uid {uid} para la disección (en la interfaz gráfica: ejecuta Wireshark con "
+        "tu usuario, o `lbreport install --system`)"
+    ),
     "doc.plugin_loads": "el plugin carga sin errores de Lua",
     "doc.plugin_repo": "{path} (se pasa con -X)",
     "doc.plugin_installed": "instalado en la carpeta de plugins de Wireshark ({path})",

@@ -7,6 +7,7 @@ labels). Protocols are found by name, never by position (a pcapng comment or the
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import IO
@@ -94,7 +95,7 @@ class PdmlReader:
         # huge_tree: a single field can exceed libxml2's default limits on odd captures.
         # Only packets' end events (one Python iteration per frame); no whitespace nodes.
         events = etree.iterparse(
-            self._stream, events=("end",), tag="packet", huge_tree=True,
+            _Utf8Clean(self._stream), events=("end",), tag="packet", huge_tree=True,
             remove_blank_text=True, collect_ids=False,
         )  # fmt: skip
         intern = _Interner()
@@ -170,3 +171,22 @@ class _Interner(dict):
 
     def __call__(self, s: str) -> str:
         return self.setdefault(s, s)
+
+
+class _Utf8Clean:
+    """tshark's PDML with every invalid UTF-8 sequence replaced (U+FFFD). PDML says UTF-8, but
+    a dissector may copy a packet's raw bytes into it, and one such byte makes libxml2 stop
+    the whole parse ("Invalid bytes in character encoding"). ASCII chunks pass untouched."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            data = self._raw.read(size)
+            if data.isascii() and not self._decoder.getstate()[0]:
+                return data
+            out = self._decoder.decode(data, final=not data).encode("utf-8")
+            if out or not data:  # b"" only at the end, never for a split multibyte character
+                return out

@@ -54,10 +54,13 @@ def build_report(
     looks_like_capture = tshark.check_capture(capture)
     pre = tshark.preflight(capture)
     lab, roles_source = choose_lab(lab_path, pre.addresses)
-    argv = tshark.pdml_command(pre.info, capture, pre.plugin, preferences(lab), pre.compact)
+    runner = pre.runner
+    reads = runner.capture_path(capture)
+    argv = tshark.pdml_command(runner, reads, preferences(lab))
 
-    run = tshark.TsharkRun(argv, capture)
+    run = tshark.TsharkRun(argv, capture, runner.env(), reads=reads)
     builder = LifecycleBuilder()
+    reader: PdmlReader | None = None
     try:
         keep = _open_keep(keep_pdml)
         with keep as sink, (progress(run) if progress else nullcontext()):  # type: ignore[attr-defined]
@@ -68,9 +71,10 @@ def build_report(
                     builder.add(record)
             except etree.XMLSyntaxError as exc:
                 # No PDML at all usually means tshark refused the file: its stderr says why.
-                run.proc.wait()
+                # Stop tshark first: waiting for a writer whose pipe nobody reads never ends.
+                run.kill()
                 outcome = tshark.judge_stderr(
-                    capture, run.stderr_text(), run.proc.returncode or 0, allow_cut_short=True
+                    capture, run.stderr_text(), 0, allow_cut_short=True
                 )
                 if not outcome.truncated:
                     raise LbreportError(
@@ -78,10 +82,11 @@ def build_report(
                     ) from None
         outcome = run.finish()
     finally:
-        run.kill()
+        run.close()
 
     for line in outcome.warnings:
         warn(t("warn.stderr", line=line))
+    assert reader is not None
     if reader.lua_errors:
         raise LbreportError(
             t("err.plugin_frames", count=reader.lua_errors, frame=reader.first_lua_error_frame,

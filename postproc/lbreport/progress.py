@@ -22,7 +22,7 @@ class TsharkProgress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         try:
-            self._size = run.capture.stat().st_size
+            self._size = run.reads.stat().st_size
         except OSError:
             self._size = 0
 
@@ -49,7 +49,7 @@ class TsharkProgress:
             task = bar.add_task(t("progress.pass1"), total=self._size)
             seen_two, second_pass = False, False
             while not self._stop.wait(0.2):
-                positions = tshark.read_positions(self._run.proc.pid, self._run.capture)
+                positions = tshark.read_positions(self._run.proc.pid, self._run.reads)
                 if not positions:
                     continue
                 seen_two = seen_two or len(positions) > 1

@@ -15,10 +15,11 @@ _FIELDS = ["lblab.role_def", "lblab.step", "lblab.leg", "tcp.dstport"]
 
 def inferred_lab_file(capture: Path) -> str:
     tshark.check_capture(capture)
-    pre = tshark.preflight(None)
+    runner = tshark.preflight(None).runner
     # No preferences: the plugin infers every role from the traffic.
-    argv = tshark.fields_command(pre.info, capture, pre.plugin, [], _FIELDS)
-    run = tshark.TsharkRun(argv, capture)
+    reads = runner.capture_path(capture)
+    argv = tshark.fields_command(runner, reads, [], _FIELDS)
+    run = tshark.TsharkRun(argv, capture, runner.env(), reads=reads)
     roles: dict[str, list[str]] = {}
     ports: list[int] = []
     try:
@@ -35,7 +36,7 @@ def inferred_lab_file(capture: Path) -> str:
                     ports.append(port)
         run.finish()
     finally:
-        run.kill()
+        run.close()
     if "M3" not in roles:
         raise LbreportError(t("roles.none", path=capture))
     backends = {r: roles[r] for r in role_sort(roles) if r not in ("client", "M3", "broadcast")}

@@ -5,11 +5,17 @@ Everything that knows tshark's flags and messages lives here.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -18,6 +24,8 @@ from lbreport.errors import LbreportError
 from lbreport.messages import t
 
 MINIMUM_VERSION = (4, 0)
+# The newest Wireshark this release was verified on (CI runs 4.0, 4.4 and 4.6).
+NEWEST_TESTED = (4, 6)
 PLUGIN_NAME = "lblab.lua"
 # The repository's copy: <repo>/plugins/lblab.lua, two levels above postproc/lbreport/.
 REPO_PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / PLUGIN_NAME
@@ -51,27 +59,35 @@ def find_tshark() -> str:
 
 
 def parse_version(text: str, path: str) -> TsharkInfo:
-    """`tshark -v` → version and Lua. The Lua mention may wrap across lines."""
+    """`tshark -v` → version, and the Lua version it mentions (for messages only: whether Lua
+    works is decided by loading the plugin, not by this text, whose wording changes: 4.0 and
+    4.4 say `with Lua 5.2.4`, 4.6 lists `+Lua 5.4.9`)."""
     flat = " ".join(text.split())
     m = re.search(r"TShark \(Wireshark\) (\d+)\.(\d+)\.(\d+)", flat)
     if m is None:
         raise LbreportError(t("err.tshark_version", detail=text.strip()[:200] or "nothing"))
-    lua = re.search(r"with Lua (\d[\d.]*)", flat)
+    lua = re.search(r"(?<![-\w])(?:with |\+)?Lua (\d[\d.]*)", flat)
+    if lua and re.search(r"(?:without|-)\s*Lua", flat[max(0, lua.start() - 9):lua.end()]):
+        lua = None
     version = tuple(int(x) for x in m.groups())
     return TsharkInfo(path, version, ".".join(m.groups()), lua.group(1) if lua else "")
 
 
 def require(info: TsharkInfo) -> None:
-    """Refuse a tshark that cannot run the plugin."""
+    """Refuse a tshark too old to run the plugin."""
     minimum = ".".join(map(str, MINIMUM_VERSION))
     if info.version[:2] < MINIMUM_VERSION:
         raise LbreportError(t("err.tshark_old", version=info.version_text, minimum=minimum))
-    if not info.lua:
-        raise LbreportError(t("err.tshark_no_lua", version=info.version_text))
+
+
+def untested(info: TsharkInfo) -> bool:
+    """Newer than the newest Wireshark this release was verified on (README: versions)."""
+    return info.version[:2] > NEWEST_TESTED
 
 
 def installed_plugin(plugins_listing: str) -> str | None:
-    """The installed lblab.lua's path from `tshark -G plugins`, or None."""
+    """The installed lblab.lua's path from `tshark -G plugins`, or None. A copy passed with
+    -X is listed under the path it was given, an installed one under its file name."""
     for line in plugins_listing.splitlines():
         parts = line.split("\t")
         if parts and parts[0].strip() == PLUGIN_NAME:
@@ -114,22 +130,220 @@ def check_capture(path: Path) -> bool:
     return head.startswith(_CAPTURE_MAGIC)
 
 
+# --------------------------------------------------------------------------- privileges
+# Wireshark 4.2+ ships no init.lua and, started as root, skips every user Lua script (`-X
+# lua_script:`, the personal plugin folder) unless `run_user_scripts_when_superuser` is set;
+# nothing is printed. lbreport then runs the dissecting tshark as an ordinary user: the
+# capture needs no privilege to be read, and Wireshark itself recommends dissecting unprivileged.
+
+
 @dataclass(frozen=True, slots=True)
-class Preflight:
-    """What lbreport learns from tshark before the real run (three quick runs, in parallel)."""
+class Unprivileged:
+    """Run tshark as this user (`setpriv`), with a private HOME holding what it must read."""
+
+    uid: int
+    gid: int
+    home: Path
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                "--", *argv]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(HOME=str(self.home), XDG_CONFIG_HOME=str(self.home / ".config"))
+        return env
+
+    def plugin_copy(self) -> Path:
+        return self.home / PLUGIN_NAME
+
+    def tshark_wrapper(self, tshark: str) -> Path:
+        """A `tshark` for programs that start tshark themselves (pyshark, for `live`): it
+        dissects as this user; listing interfaces (-D) and -v stay as they are. `dumpcap`
+        beside it is the real one (pyshark looks for it next to tshark): capturing keeps the
+        rights it has."""
+        bin_dir = self.home / "bin"
+        wrapper = bin_dir / "tshark"
+        if not wrapper.exists():
+            bin_dir.mkdir(mode=0o755, exist_ok=True)
+            env = [f"HOME={self.home}", f"XDG_CONFIG_HOME={self.home / '.config'}"]
+            dissect = " ".join(map(shlex.quote, self.wrap(["env", *env, tshark])))
+            wrapper.write_text(
+                "#!/bin/sh\n"
+                f'case "$1" in -D|-v|--version) exec {shlex.quote(tshark)} "$@";; esac\n'
+                f'exec {dissect} "$@"\n')
+            wrapper.chmod(0o755)
+            dumpcap = shutil.which("dumpcap", path=f"{Path(tshark).parent}:{os.defpath}")
+            if dumpcap:
+                (bin_dir / "dumpcap").symlink_to(dumpcap)
+        return wrapper
+
+    def readable(self, capture: Path) -> Path:
+        """The capture as that user can read it: itself, or a private copy."""
+        probe = subprocess.run(self.wrap(["test", "-r", str(capture)]), env=self.env(),
+                               stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        if probe.returncode == 0:
+            return capture
+        copy = self.home / "capture" / capture.name
+        if not copy.exists():
+            copy.parent.mkdir(mode=0o755, exist_ok=True)
+            shutil.copyfile(capture, copy)
+            os.chmod(copy, 0o644)
+        return copy
+
+
+def _unprivileged_user() -> tuple[int, int]:
+    """Who `sudo` was run by, else nobody."""
+    try:
+        uid, gid = int(os.environ.get("SUDO_UID", "")), int(os.environ.get("SUDO_GID", ""))
+        if uid > 0:
+            return uid, gid
+    except ValueError:
+        pass
+    try:
+        import pwd
+
+        entry = pwd.getpwnam("nobody")
+        return entry.pw_uid, entry.pw_gid
+    except (ImportError, KeyError):
+        return 65534, 65534
+
+
+_unprivileged: Unprivileged | None = None
+
+
+def unprivileged() -> Unprivileged | None:
+    """The unprivileged user and its HOME for this process (made once, removed at exit), or
+    None when that cannot be done (not root, no setpriv)."""
+    global _unprivileged
+    if _unprivileged is not None:
+        return _unprivileged
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return None
+    uid, gid = _unprivileged_user()
+    home = Path(tempfile.mkdtemp(prefix="lbreport-"))
+    atexit.register(shutil.rmtree, home, True)
+    os.chown(home, uid, gid)
+    os.chmod(home, 0o755)
+    shutil.copyfile(REPO_PLUGIN, home / PLUGIN_NAME)
+    os.chmod(home / PLUGIN_NAME, 0o644)
+    _unprivileged = Unprivileged(uid, gid, home)
+    return _unprivileged
+
+
+# --------------------------------------------------------------------------- the plugin probe
+
+
+@dataclass(frozen=True, slots=True)
+class PluginProbe:
+    """What tshark says when asked to load the plugin: the plugin's own answer (the fields it
+    registers, `-G fields`) rather than anything read from its source or from `tshark -v`."""
+
+    listing: str  # `tshark -G plugins` (with the repository copy passed through -X)
+    fields: frozenset[str]  # lblab.* fields registered
+    lua_errors: list[str]
+
+    @property
+    def loaded(self) -> bool:
+        return "lblab.req" in self.fields
+
+    @property
+    def compact(self) -> bool:
+        return "lblab.pkt" in self.fields
+
+
+def _probe_runs(tshark: str, plugin: list[str]) -> dict[str, list[str]]:
+    return {"fields": [tshark, "-G", "fields", *plugin], "plugins": [tshark, "-G", "plugins",
+                                                                      *plugin]}
+
+
+def _probe(outputs: dict[str, tuple[str, str, int]]) -> PluginProbe:
+    fields = frozenset(
+        parts[2] for line in outputs["fields"][0].splitlines()
+        if (parts := line.split("\t")) and len(parts) > 2 and parts[0] == "F"
+        and parts[2].startswith("lblab.")
+    )
+    errors = [ln for _, err, _ in outputs.values() for ln in err.splitlines() if "Lua:" in ln]
+    return PluginProbe(outputs["plugins"][0], fields, errors)
+
+
+@dataclass(frozen=True, slots=True)
+class Runner:
+    """How every dissecting tshark is started: its path and version, the plugin copy that
+    runs, whether it offers compact labels, and the user it runs as (None: as we are)."""
 
     info: TsharkInfo
     plugin: list[str]
+    compact: bool = False
+    unprivileged: Unprivileged | None = None
+    listing: str = ""
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return self.unprivileged.wrap(argv) if self.unprivileged else argv
+
+    def env(self) -> dict[str, str] | None:
+        return self.unprivileged.env() if self.unprivileged else None
+
+    def capture_path(self, capture: Path) -> Path:
+        return self.unprivileged.readable(capture) if self.unprivileged else capture
+
+
+def _no_plugin_error(info: TsharkInfo, probe: PluginProbe, as_root_skipped: bool) -> LbreportError:
+    if probe.lua_errors:
+        return LbreportError(t("err.plugin_lua", detail="\n".join(probe.lua_errors[:10])))
+    if not info.lua:
+        return LbreportError(t("err.tshark_no_lua", version=info.version_text))
+    if as_root_skipped and info.version[:2] >= (4, 2):
+        return LbreportError(t("err.root_skips_lua", version=info.version_text))
+    return LbreportError(t("err.plugin_not_loaded", version=info.version_text))
+
+
+def make_runner(outputs: dict[str, tuple[str, str, int]], tshark: str) -> Runner:
+    """Decide, from the probe runs' outputs, how tshark will run (raising when it cannot run
+    the plugin at all, with the real cause)."""
+    info = parse_version(outputs["version"][0], tshark)
+    require(info)
+    probe = _probe(outputs)
+    if probe.loaded:
+        return Runner(info, plugin_args(probe.listing), probe.compact, None, probe.listing)
+    if probe.lua_errors:
+        raise _no_plugin_error(info, probe, False)
+    drop = unprivileged()
+    if drop is not None:
+        plugin = ["-X", f"lua_script:{drop.plugin_copy()}"]
+        runs = {name: drop.wrap(argv) for name, argv in _probe_runs(tshark, plugin).items()}
+        probe_as_user = _probe(_run_parallel(runs, env=drop.env()))
+        if probe_as_user.loaded:
+            return Runner(info, plugin, probe_as_user.compact, drop, probe_as_user.listing)
+        if probe_as_user.lua_errors:
+            raise _no_plugin_error(info, probe_as_user, False)
+    raise _no_plugin_error(info, probe, os.geteuid() == 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What lbreport learns from tshark before the real run (quick runs, in parallel)."""
+
+    runner: Runner
     addresses: set[str]  # addresses in the capture's first frames ("" entries dropped)
-    compact: bool = False  # the plugin that runs offers lblab.compact (one field per packet)
+
+    @property
+    def info(self) -> TsharkInfo:
+        return self.runner.info
+
+    @property
+    def plugin(self) -> list[str]:
+        return self.runner.plugin
+
+    @property
+    def compact(self) -> bool:
+        return self.runner.compact
 
 
 def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
     tshark = find_tshark()
-    runs = {
-        "version": [tshark, "-v"],
-        "plugins": [tshark, "-G", "plugins"],
-    }
+    plugin = ["-X", f"lua_script:{REPO_PLUGIN}"] if REPO_PLUGIN.is_file() else []
+    runs = {"version": [tshark, "-v"], **_probe_runs(tshark, plugin)}
     if capture is not None:
         runs["addresses"] = [
             tshark, "-n", "-r", str(capture), "-c", str(probe_frames), "-T", "fields",
@@ -138,15 +352,13 @@ def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
             "-e", "arp.dst.proto_ipv4",
         ]  # fmt: skip
     outputs = _run_parallel(runs)
-    info = parse_version(outputs["version"][0], tshark)
-    require(info)
+    runner = make_runner(outputs, tshark)
     addresses: set[str] = set()
     if capture is not None:
         out, err, code = outputs["addresses"]
         judge_stderr(capture, err, code, allow_cut_short=True)
         addresses = {a for a in re.split(r"[,\s]+", out) if a}
-    listing = outputs["plugins"][0]
-    return Preflight(info, plugin_args(listing), addresses, offers_compact(listing))
+    return Preflight(runner, addresses)
 
 
 # The plugin's compact mode: one `lblab.pkt` field per packet instead of nine, a third less
@@ -154,21 +366,12 @@ def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
 COMPACT_PREF = "lblab.compact:TRUE"
 
 
-def offers_compact(plugins_listing: str) -> bool:
-    """Whether the plugin that will run knows `lblab.compact`: an older installed copy does
-    not, and tshark rejects an unknown `-o`."""
-    path = installed_plugin(plugins_listing)
-    source = Path(path) if path else REPO_PLUGIN
-    try:
-        return "lblab.pkt" in source.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-
-
-def _run_parallel(runs: dict[str, list[str]]) -> dict[str, tuple[str, str, int]]:
+def _run_parallel(runs: dict[str, list[str]], env: dict[str, str] | None = None
+                  ) -> dict[str, tuple[str, str, int]]:
     procs = {
         name: subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            env=env,
         )
         for name, argv in runs.items()
     }
@@ -183,66 +386,136 @@ def _run_parallel(runs: dict[str, list[str]]) -> dict[str, tuple[str, str, int]]
     return results
 
 
-def pdml_command(
-    info: TsharkInfo, capture: Path, plugin: list[str], prefs: list[str], compact: bool = False
-) -> list[str]:
+def pdml_command(runner: Runner, capture: Path, prefs: list[str]) -> list[str]:
     """Two passes so labels may use later frames; `-Y frame` so pass 1 builds trees (without
     a filter, `-2` leaves every Field extractor nil); never `-2 -R`. `-J lblab` keeps PDML small:
     geninfo survives it and gives the frame number and timestamp."""
-    argv = [info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *plugin]
-    for pref in [*prefs, *([COMPACT_PREF] if compact else [])]:
+    argv = [runner.info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *runner.plugin]
+    for pref in [*prefs, *([COMPACT_PREF] if runner.compact else [])]:
         argv += ["-o", pref]
-    return [*argv, "-T", "pdml", "-J", "lblab"]
+    return runner.wrap([*argv, "-T", "pdml", "-J", "lblab"])
 
 
-def fields_command(
-    info: TsharkInfo, capture: Path, plugin: list[str], prefs: list[str], fields: list[str]
-) -> list[str]:
-    argv = [info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *plugin]
+def fields_command(runner: Runner, capture: Path, prefs: list[str], fields: list[str]
+                   ) -> list[str]:
+    argv = [runner.info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *runner.plugin]
     for pref in prefs:
         argv += ["-o", pref]
     argv += ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]
     for name in fields:
         argv += ["-e", name]
-    return argv
+    return runner.wrap(argv)
+
+
+# No progress for this long (tshark used no CPU, nothing of its output was read, lbreport
+# itself computed nothing) means both sides wait for each other: stop tshark and say so.
+STALL_SECONDS = 60.0
 
 
 class TsharkRun:
     """A running tshark whose stdout is streamed; stderr goes to a temporary file so a chatty
-    tshark can never block on a full pipe while we read stdout."""
+    tshark can never block on a full pipe while we read stdout. A watchdog thread turns any
+    stall into an error instead of a hang."""
 
-    def __init__(self, argv: list[str], capture: Path) -> None:
-        self.capture = capture
-        # Closed in finish()/kill(): its life spans the caller's read loop.
+    def __init__(self, argv: list[str], capture: Path, env: dict[str, str] | None = None,
+                 stall_seconds: float = STALL_SECONDS, reads: Path | None = None) -> None:
+        self.capture = capture  # as the user named it (messages)
+        self.reads = reads or capture  # the file tshark reads (a private copy when unprivileged)
+        self.stalled = False
+        # Closed in close(): its life spans the caller's read loop.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
-            bufsize=1 << 16,
+            bufsize=1 << 16, env=env,
         )  # fmt: skip
-        _widen_pipe(self.stdout)
+        assert self.proc.stdout is not None
+        _widen_pipe(self.proc.stdout)
+        self._out = _CountingReader(self.proc.stdout)
+        self._done = threading.Event()
+        self._stall_seconds = stall_seconds
+        threading.Thread(target=self._watch, name="tshark-watchdog", daemon=True).start()
 
     @property
     def stdout(self) -> IO[bytes]:
-        assert self.proc.stdout is not None
-        return self.proc.stdout
+        return self._out  # type: ignore[return-value]
 
     def stderr_text(self) -> str:
+        if self._stderr.closed:
+            return ""
         self._stderr.seek(0)
         return self._stderr.read().decode("utf-8", "replace")
 
+    def _watch(self) -> None:
+        last = (-1, -1, -1.0)
+        since = time.monotonic()
+        while not self._done.wait(min(2.0, self._stall_seconds / 4)):
+            if self.proc.poll() is not None:
+                return
+            now = (_cpu_ticks(self.proc.pid), self._out.count, round(time.process_time(), 1))
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= self._stall_seconds:
+                self.stalled = True
+                self.proc.kill()
+                return
+
     def finish(self) -> Outcome:
         """Wait for tshark and judge its stderr. Raises on errors; returns warnings."""
-        self.stdout.close()
+        self.proc.stdout.close()  # type: ignore[union-attr]
         code = self.proc.wait()
+        self._done.set()
+        if self.stalled:
+            raise LbreportError(t("err.stalled", seconds=int(self._stall_seconds)))
         err = self.stderr_text()
-        self._stderr.close()
+        self.close()
         return judge_stderr(self.capture, err, code, allow_cut_short=True)
 
     def kill(self) -> None:
+        """Stop tshark now (never wait for a writer whose output nobody reads)."""
+        self._done.set()
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdout.close()  # type: ignore[union-attr]
+        self.proc.wait()
+
+    def close(self) -> None:
+        self.kill()
         self._stderr.close()
+
+
+class _CountingReader:
+    """tshark's stdout, counting what the parser has read (the watchdog's sign of life)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.count += len(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._raw:
+            self.count += len(line)
+            yield line
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, from /proc (-1 where unavailable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return -1
 
 
 PIPE_SIZE = 1 << 20
