@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,6 +81,13 @@ class FarmSpec:
     keepalive: int = 0  # nginx: `keepalive N` in the upstream block
     weights: tuple[int, ...] = ()
     health_checks: bool = False  # haproxy: `check` on each server
+    # HTTPS (issue 11): M3 terminates TLS on https_port with a throwaway self-signed
+    # certificate made at start-up, and forwards plain HTTP to the backends.
+    tls: bool = False
+    https_port: int = 443
+    http2: bool = False  # nginx: HTTP/2 on the TLS listener
+    redirect_http: bool = False  # nginx: http_port only answers 301 to https://
+    tls_protocols: str = ""  # nginx `ssl_protocols` (e.g. "TLSv1.3"); "" = nginx's default
 
 
 def backend_number(i: int) -> int:
@@ -206,13 +214,16 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
         '"upstream_response_time":"$upstream_response_time","connection":"$connection",'
         '"connection_requests":"$connection_requests"}'
     )
+    if spec.tls:
+        fmt = fmt[:-1] + NGINX_TLS_LOG_FIELDS + "}"
     return (
         nginx_common(d)
         + f"    log_format truth escape=json '{fmt}';\n"
         + f"    access_log {d / 'access.log'} truth;\n"
         + f"    upstream {UPSTREAM_NAME} {{\n{servers}    }}\n"
         + "    server {\n"
-        + listen_lines(m3, spec.http_port)
+        + ("" if spec.redirect_http else listen_lines(m3, spec.http_port))
+        + (nginx_tls_lines(d, spec, m3) if spec.tls else "")
         + "        server_name balanceador;\n"
         + "        location / {\n"
         + f"            proxy_pass http://{UPSTREAM_NAME};\n"
@@ -222,7 +233,9 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
         + "            proxy_http_version 1.1;\n"
         # As in the course's config: without it nginx sends "Connection: close" upstream.
         + '            proxy_set_header Connection "";\n'
-        + "        }\n    }\n}\n"
+        + "        }\n    }\n"
+        + (nginx_redirect_server(spec, m3) if spec.redirect_http else "")
+        + "}\n"
     )
 
 
@@ -235,6 +248,8 @@ def haproxy_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host]) -> str
     binds = "".join(
         f"    bind {a if ':' not in a else f'[{a}]'}:{spec.http_port}\n" for a in m3.addrs
     )
+    if spec.tls:
+        binds += haproxy_tls_binds(d, spec, m3)
     servers = ""
     for i, b in enumerate(backends):
         weight = f" weight {spec.weights[i]}" if spec.weights else ""
@@ -248,7 +263,7 @@ def haproxy_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host]) -> str
         "    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n"
         "    timeout http-keep-alive 10s\n"
         f"frontend balanceador\n{binds}"
-        f'    log-format "{HAPROXY_LOG_FORMAT}"\n'
+        f'    log-format "{HAPROXY_TLS_LOG_FORMAT if spec.tls else HAPROXY_LOG_FORMAT}"\n'
         f"    default_backend {UPSTREAM_NAME}\n"
         f"backend {UPSTREAM_NAME}\n    balance roundrobin\n"
         + ("    option httpchk GET /ejemplo.html\n" if spec.health_checks else "")
@@ -287,6 +302,99 @@ def nginx_backend_conf(d: Path, host: Host, port: int) -> str:
     )
 
 
+# --------------------------------------------------------------------------- HTTPS (issue 11)
+# M3 terminates TLS with a throwaway certificate; the backends still get plain HTTP. The
+# client's curl writes the TLS secrets to Farm.keylog (SSLKEYLOGFILE), which regenerate.py
+# stores as captures/<name>.keys so tshark can decrypt the front leg.
+
+# Added to the nginx truth log format when the balancer terminates TLS.
+NGINX_TLS_LOG_FIELDS = (
+    ',"scheme":"$scheme","server_port":"$server_port","server_protocol":"$server_protocol",'
+    '"http2":"$http2","ssl_protocol":"$ssl_protocol","request_id":"$request_id"'
+)
+# haproxy: frontend port, HTTP version ("HTTP/1.1"), TLS version ("-" on plain HTTP).
+HAPROXY_TLS_LOG_FORMAT = HAPROXY_LOG_FORMAT + " %fp %HV %sslv"
+CERT_FILE, KEY_FILE, PEM_FILE = "cert.pem", "key.pem", "haproxy.pem"
+
+
+def make_certificate(d: Path, host: Host) -> None:
+    """A self-signed certificate for M3 in its run directory (deleted with it on exit)."""
+    san = ",".join(f"IP:{a}" for a in host.addrs)
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=balanceador",
+         "-addext", f"subjectAltName={san}",
+         "-keyout", str(d / KEY_FILE), "-out", str(d / CERT_FILE)])
+    # haproxy wants the certificate and its key in one file.
+    (d / PEM_FILE).write_text((d / CERT_FILE).read_text() + (d / KEY_FILE).read_text())
+    for name in (KEY_FILE, PEM_FILE):
+        (d / name).chmod(0o600)
+
+
+def nginx_version() -> tuple[int, ...]:
+    found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", run(["nginx", "-v"]).stderr)
+    return tuple(int(x) for x in found.groups()) if found else (0,)
+
+
+def nginx_tls_lines(d: Path, spec: FarmSpec, m3: Host) -> str:
+    """The TLS listener inside the balancer's server block."""
+    # `http2 on;` exists from nginx 1.25.1; before (Debian 12: 1.22) http2 is a listen flag.
+    h2_directive = spec.http2 and nginx_version() >= (1, 25, 1)
+    flag = " http2" if spec.http2 and not h2_directive else ""
+    return (
+        listen_lines(m3, spec.https_port, end=f" ssl{flag};")
+        + ("        http2 on;\n" if h2_directive else "")
+        + f"        ssl_certificate {d / CERT_FILE};\n"
+        + f"        ssl_certificate_key {d / KEY_FILE};\n"
+        + (f"        ssl_protocols {spec.tls_protocols};\n" if spec.tls_protocols else "")
+    )
+
+
+def nginx_redirect_server(spec: FarmSpec, m3: Host) -> str:
+    """Plain HTTP answered by M3 itself: 301 to the same URL over HTTPS (no backend)."""
+    port = "" if spec.https_port == 443 else f":{spec.https_port}"
+    return (
+        "    server {\n"
+        + listen_lines(m3, spec.http_port)
+        + "        server_name balanceador;\n"
+        + f"        return 301 https://$host{port}$request_uri;\n"
+        + "    }\n"
+    )
+
+
+def haproxy_tls_binds(d: Path, spec: FarmSpec, m3: Host) -> str:
+    alpn = "h2,http/1.1" if spec.http2 else "http/1.1"
+    return "".join(
+        f"    bind {a if ':' not in a else f'[{a}]'}:{spec.https_port} ssl crt {d / PEM_FILE}"
+        f" alpn {alpn}\n"
+        for a in m3.addrs
+    )
+
+
+def tls_request_keys(scheme: str, protocol: str, tls_protocol: str) -> dict[str, Any]:
+    """The truth's per-request HTTPS keys: scheme, http_version ("1.1", "2"), tls_protocol."""
+    version = protocol.removeprefix("HTTP/")
+    return {
+        "scheme": scheme,
+        "http_version": "2" if version.startswith("2") else version,
+        "tls_protocol": tls_protocol or None,
+    }
+
+
+def parse_nginx_tls_line(line: str, role_of: Any) -> dict[str, Any]:
+    rec = json.loads(line)
+    return {**parse_nginx_line(line, role_of),
+            **tls_request_keys(rec["scheme"], rec["server_protocol"], rec["ssl_protocol"])}
+
+
+def parse_haproxy_tls_line(line: str, role_of: Any) -> dict[str, Any]:
+    fields = line.split()
+    n = len(HAPROXY_LOG_FORMAT.split())
+    _, version, sslv = fields[n:]
+    tls = "" if sslv == "-" else sslv
+    return {**parse_haproxy_line(" ".join(fields[:n]), role_of),
+            **tls_request_keys("https" if tls else "http", version, tls)}
+
+
 # --------------------------------------------------------------------------- the farm
 
 
@@ -304,6 +412,7 @@ class Farm:
         self._procs: dict[str, Proc] = {}
         self._captures: dict[str, tuple[Proc, Path, Host]] = {}
         self.finished_captures: dict[str, tuple[Path, Host]] = {}
+        self.keylog: Path | None = None  # HTTPS: the client's SSLKEYLOGFILE (curl_tls)
 
     # ---- lookup
     def host(self, name: str) -> Host:
@@ -323,6 +432,10 @@ class Farm:
     @property
     def m3(self) -> Host:
         return self.host("m3")
+
+    def https_url(self, path: str = "/ejemplo.html") -> str:
+        port = "" if self.spec.https_port == 443 else f":{self.spec.https_port}"
+        return f"https://{self.m3.url_host}{port}{path}"
 
     def url(self, path: str = "/ejemplo.html") -> str:
         port = "" if self.spec.http_port == 80 else f":{self.spec.http_port}"
@@ -462,6 +575,8 @@ class Farm:
         self._start_balancer()
         for h in [*self.backends, self.m3]:
             self.wait_listening(h)
+        if self.spec.tls:
+            self.wait_listening(self.m3, port=self.spec.https_port)
 
     def _start_backend(self, host: Host, n: int) -> None:
         d = self._host_dir(host)
@@ -484,6 +599,9 @@ class Farm:
         m3 = self.m3
         d = self._host_dir(m3)
         conf = d / "balancer.conf"
+        if self.spec.tls:
+            make_certificate(d, m3)
+            self.keylog = d.parent / "sslkeys.log"
         if self.spec.balancer == "nginx":
             conf.write_text(nginx_balancer_conf(d, self.spec, m3, self.backends))
             cmd = ["nginx", "-c", str(conf)]
@@ -496,10 +614,10 @@ class Farm:
             raise LabError(f"unknown balancer {self.spec.balancer!r}")
         self._start(m3.name, m3, cmd, stdout, d / "stderr.log")
 
-    def wait_listening(self, host: Host, timeout: float = 15) -> None:
+    def wait_listening(self, host: Host, timeout: float = 15, port: int | None = None) -> None:
         """Wait until the host's server listens on the HTTP port (no packet is sent)."""
         deadline = time.monotonic() + timeout
-        port = f":{self.spec.http_port}"
+        port = f":{port or self.spec.http_port}"
         while time.monotonic() < deadline:
             proc = self._procs.get(host.name)
             if proc and proc.popen.poll() is not None:
@@ -575,6 +693,12 @@ class Farm:
         """One curl process: several URLs share one keep-alive connection."""
         return self.run_in(client, ["curl", "-sS", "--max-time", "10", *(urls or [self.url()])])
 
+    def curl_tls(self, *urls: str, options: tuple[str, ...] = (), client: str = "client1") -> str:
+        """curl -k (the certificate is self-signed), TLS secrets appended to self.keylog."""
+        assert self.keylog is not None, "curl_tls needs FarmSpec(tls=True)"
+        return self.run_in(client, ["env", f"SSLKEYLOGFILE={self.keylog}", "curl", "-sS", "-k",
+                                    "--max-time", "10", *options, *(urls or [self.https_url()])])
+
     def ab(self, n: int, c: int, client: str = "client1") -> str:
         return self.run_in(client, ["ab", "-q", "-n", str(n), "-c", str(c), self.url()])
 
@@ -611,13 +735,16 @@ class Farm:
         assert self.rundir is not None
         text = (self.rundir / "m3" / "access.log").read_text(encoding="utf-8")
         parse = parse_nginx_line if self.spec.balancer == "nginx" else parse_haproxy_line
+        if self.spec.tls:
+            nginx = self.spec.balancer == "nginx"
+            parse = parse_nginx_tls_line if nginx else parse_haproxy_tls_line
         reqs = [parse(ln, self.role_of) for ln in text.splitlines() if ln.strip()]
         # Python's sort is stable: requests in the same millisecond keep log order.
         return sorted(reqs, key=lambda r: r["start"])
 
     def truth(self, capture: str, scenario: str) -> dict[str, Any]:
         path, host = self.finished_captures[capture]
-        return {
+        truth = {
             "capture": path.name,
             "scenario": scenario,
             "balancer": self.spec.balancer,
@@ -631,6 +758,12 @@ class Farm:
             "health_checks": self.spec.health_checks,
             "requests": self.balancer_log(),
         }
+        if self.spec.tls:
+            # HTTPS: the TLS port and the client's key log, stored beside the capture.
+            requests = truth.pop("requests")
+            truth.update(https_port=self.spec.https_port, keylog=f"{path.stem}.keys",
+                         requests=requests)
+        return truth
 
 
 # --------------------------------------------------------------------------- log parsing

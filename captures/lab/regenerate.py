@@ -113,6 +113,63 @@ SCENARIOS = [
 ]
 
 
+# --------------------------------------------------------------------------- HTTPS (issue 11)
+# M3 terminates TLS (throwaway certificate), the backends get plain HTTP; each scenario is
+# recorded at the client and at M3, and the client's key log is stored as <capture>.keys.
+
+
+def https_sequential(n: int, pause: float = 0.2) -> Callable[[Farm], None]:
+    """n separate `curl -k https://M3/ejemplo.html`: one TLS connection each."""
+
+    def traffic(farm: Farm) -> None:
+        for _ in range(n):
+            farm.curl_tls(farm.https_url())
+            time.sleep(pause)
+
+    return traffic
+
+
+def https_keepalive(farm: Farm) -> None:
+    # One curl, four URLs: one TLS connection carries the four requests.
+    farm.curl_tls(*[farm.https_url()] * 4)
+
+
+def https_h2(farm: Farm) -> None:
+    # HTTP/2 with parallel transfers: curl waits for the connection and multiplexes the six
+    # requests as streams of it (no --parallel-immediate, which would open more connections).
+    urls = [farm.https_url(f"/ejemplo.html?n={i}") for i in range(1, 7)]
+    farm.curl_tls(*urls, options=("--http2", "--parallel", "--parallel-max", "6"))
+
+
+def https_redirect(farm: Farm) -> None:
+    # http:// answered with 301 by M3 itself; curl -L follows it to https:// (twice).
+    for _ in range(2):
+        farm.curl_tls(farm.url(), options=("-L",))
+        time.sleep(0.2)
+
+
+HTTPS = FarmSpec(tls=True)
+
+
+def https_scenario(name: str, spec: FarmSpec, traffic: Callable[[Farm], None]) -> Scenario:
+    return Scenario(name, spec, {f"{name}-client": "client1", f"{name}-m3": "m3"}, traffic,
+                    flush=True)
+
+
+HTTPS_SCENARIOS = [
+    https_scenario("https", HTTPS, https_sequential(3)),
+    https_scenario("https-redirect", FarmSpec(tls=True, redirect_http=True), https_redirect),
+    # nginx 1.22 (Debian 12) offers TLS 1.2 at most unless told: these two use TLS 1.3.
+    https_scenario("https-keepalive", FarmSpec(tls=True, tls_protocols="TLSv1.2 TLSv1.3"),
+                   https_keepalive),
+    https_scenario("https-h2", FarmSpec(tls=True, http2=True, tls_protocols="TLSv1.2 TLSv1.3"),
+                   https_h2),
+    https_scenario("https-haproxy", FarmSpec(balancer="haproxy", tls=True),
+                   https_sequential(3)),
+]
+SCENARIOS.extend(HTTPS_SCENARIOS)
+
+
 def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
     """Build the scenario's farm, record it, write its captures and truth files to out_dir."""
     written = []
@@ -132,6 +189,10 @@ def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
             shutil.copyfile(src, dest)
             dest.chmod(0o644)
             truth = farm.truth(capture, scenario.name)
+            if farm.keylog is not None:  # HTTPS: the client's TLS secrets beside the capture
+                keys = out_dir / truth["keylog"]
+                shutil.copyfile(farm.keylog, keys)
+                keys.chmod(0o644)
             write_truth(truth, out_dir / f"{capture}.truth.json")
             written.append(dest)
             print(f"{capture}: {truth['frames']} frames, {len(truth['requests'])} requests",
