@@ -60,12 +60,13 @@ local pf = {
     marker = ProtoField.string("lblab.marker", "Backend named by a response marker"),
     arp_target = ProtoField.string("lblab.arp_target", "Role whose address is asked for"),
     role_def = ProtoField.string("lblab.role_def", "Role address (first seen here)"),
+    client_xff = ProtoField.string("lblab.client_xff", "X-Forwarded-For written by the client itself"),
     pkt = ProtoField.string("lblab.pkt", "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target)"),
 }
 lblab.fields = {
     pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
     pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
-    pf.marker, pf.arp_target, pf.role_def, pf.pkt,
+    pf.marker, pf.arp_target, pf.role_def, pf.pkt, pf.client_xff,
 }
 
 local ex = {
@@ -139,6 +140,7 @@ F.ipv6_dst = Field.new("ipv6.dst")
 local floor = math.floor
 local tostring, tonumber, pairs, ipairs = tostring, tonumber, pairs, ipairs
 local sfind, sformat, smatch, sgsub, slower = string.find, string.format, string.match, string.gsub, string.lower
+local sbyte, schar, ssub = string.byte, string.char, string.sub
 local tinsert, tsort, tconcat = table.insert, table.sort, table.concat
 
 -- TreeItem methods looked up once: `t:add(...)` looks the method up on every call.
@@ -274,6 +276,9 @@ local nconn_max
 -- HTTP requests (front and back leg), in frame order.
 local h_conn, h_frame, h_time, h_method, h_uri, h_xff, h_resp_frame, h_resp_time
 local h_status, h_marker, h_next, h_fidx, h_link, h_backlink, h_arp_backend, h_fail
+-- What the sender itself wrote in X-Forwarded-For (sparse): the values before the
+-- last hop's, and the whole header (all of it is the client's on the front leg).
+local h_own_xff, h_xff_all
 local nh
 -- ARP and neighbour-discovery records.
 local a_time, a_asker, a_subject, a_kind, a_front
@@ -297,6 +302,7 @@ local function reset_state()
     h_conn, h_frame, h_time, h_method, h_uri, h_xff = {}, {}, {}, {}, {}, {}
     h_resp_frame, h_resp_time, h_status, h_marker, h_next = {}, {}, {}, {}, {}
     h_fidx, h_link, h_backlink, h_arp_backend, h_fail = {}, {}, {}, {}, {}
+    h_own_xff, h_xff_all = {}, {}
     nh = 0
     a_time, a_asker, a_subject, a_kind, a_front = {}, {}, {}, {}, {}
     na = 0
@@ -391,7 +397,18 @@ local function infer_roles()
                 local score = count(sources)
                 if better(x, server, score, server_score) then server, server_score = x, score end
             end
-            if server and xff_into[server] and not cfg.clients[server] then
+            -- A server that itself asks ARP/ND for hosts it does not talk HTTP with is
+            -- the balancer looking for its backends, whatever a client wrote in
+            -- X-Forwarded-For.
+            local asks_others = false
+            for i = 1, na do
+                if a_asker[i] == server and a_subject[i] and not (inbound[server] or {})[a_subject[i]]
+                    and (a_kind[i] == S_ARP_REQ or a_kind[i] == S_ND_SOL) then
+                    asks_others = true
+                    break
+                end
+            end
+            if server and xff_into[server] and not asks_others and not cfg.clients[server] then
                 for a in pairs(inbound[server]) do m3[a] = true end
             elseif server then
                 m3[server] = true
@@ -444,10 +461,11 @@ local function infer_roles()
             if not roles[a] then roles[a] = "client" end
         end
     end
-    -- In a backend's view the clients are only known from X-Forwarded-For.
+    -- In a backend's view the clients are only known from X-Forwarded-For: the
+    -- value the balancer wrote, on what it sent (never one a client wrote to M3).
     for h = 1, nh do
         local xff = h_xff[h]
-        if xff and not roles[xff] then roles[xff] = "client" end
+        if xff and not roles[xff] and m3[c_a[h_conn[h]]] then roles[xff] = "client" end
     end
 
     role_of = roles
@@ -527,21 +545,99 @@ local function tcp_findings()
     return bits
 end
 
--- The address a client's request came from, as the balancer wrote it in
--- X-Forwarded-For (last hop) or X-Real-IP.
--- The address a client's request came from, as the balancer wrote it in
--- X-Forwarded-For (last hop) or X-Real-IP. Header lines are searched in the
--- frame's bytes: extracting every header line as a field costs every frame.
-local function forwarded_client(tvb)
-    local xff = first_value(F.http_xff)
-    if xff then
-        local last = nil
-        for item in string.gmatch(tostring(xff), "[^,%s]+") do last = item end
-        if last then return slower(last) end
+-- Text from packets goes into the tree (and so into PDML, columns, reports) only as
+-- valid UTF-8 without control characters: each control byte and each byte of an
+-- invalid UTF-8 sequence becomes a visible \xNN (a client writes its own bytes).
+local function utf8_len_at(s, i)
+    local c = sbyte(s, i)
+    local n, min
+    if c >= 0xC2 and c <= 0xDF then n, min = 1, 0x80
+    elseif c >= 0xE0 and c <= 0xEF then n, min = 2, 0x800
+    elseif c >= 0xF0 and c <= 0xF4 then n, min = 3, 0x10000
+    else return nil end
+    local cp = c % (2 ^ (6 - n))
+    for k = 1, n do
+        local b = sbyte(s, i + k)
+        if b == nil or b < 0x80 or b > 0xBF then return nil end
+        cp = cp * 64 + (b - 0x80)
     end
-    local v = smatch(tvb:raw(), "\n[Xx]%-[Rr][Ee][Aa][Ll]%-[Ii][Pp]:[ \t]*([^%s]+)")
-    if v then return slower(v) end
+    if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return nil end
+    return n + 1
+end
+
+local function hex_byte(c) return sformat("\\x%02x", sbyte(c)) end
+
+local function safe_text(s)
+    s = sgsub(s, "[\0-\31\127]", hex_byte)
+    if not sfind(s, "[\128-\255]") then return s end
+    local out, i, n = {}, 1, #s
+    while i <= n do
+        local c = sbyte(s, i)
+        if c < 0x80 then
+            tinsert(out, schar(c)); i = i + 1
+        else
+            local len = utf8_len_at(s, i)
+            if len then
+                tinsert(out, ssub(s, i, i + len - 1)); i = i + len
+            else
+                tinsert(out, sformat("\\x%02x", c)); i = i + 1
+            end
+        end
+    end
+    return tconcat(out)
+end
+
+-- An address as text, or nil when it does not parse as IPv4 or IPv6.
+local function parse_address(v)
+    if v == nil then return nil end
+    local a, b, c, d = smatch(v, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    if a then
+        if tonumber(a) > 255 or tonumber(b) > 255 or tonumber(c) > 255 or tonumber(d) > 255 then
+            return nil
+        end
+        return sformat("%d.%d.%d.%d", a, b, c, d)
+    end
+    v = smatch(v, "^%[?([%x:%.]+)%]?$")
+    if v and #v >= 2 and #v <= 45 and sfind(v, ":", 1, true) and not sfind(v, ":::", 1, true) then
+        return slower(v)
+    end
     return nil
+end
+
+-- The address a request was forwarded for, as the last hop wrote it: the last
+-- value of the last X-Forwarded-For header (nginx appends to a client's own
+-- value, haproxy adds a header after it), else the last X-Real-IP header. Only a
+-- value that parses as an address counts. Also returns what the client wrote
+-- itself (earlier values or headers), escaped, when it wrote any.
+local function forwarded_client(tvb)
+    local xffs = { F.http_xff() }
+    local values = {}
+    for _, fi in ipairs(xffs) do
+        for item in string.gmatch(tostring(fi.value), "[^,]+") do tinsert(values, trim(item)) end
+    end
+    if #values > 0 then
+        local client = parse_address(values[#values])
+        local own = nil
+        if #values > 1 then own = safe_text(tconcat(values, ", ", 1, #values - 1)) end
+        return client, own, safe_text(tconcat(values, ", "))
+    end
+    local raw = tvb:raw()
+    local last = nil
+    for v in string.gmatch(raw, "\n[Xx]%-[Rr][Ee][Aa][Ll]%-[Ii][Pp]:[ \t]*([^\r\n]*)") do last = v end
+    if last then return parse_address(trim(last)), nil end
+    return nil, nil
+end
+
+-- The request's URI as sent: Wireshark's field stops at a NUL byte; the request
+-- line in the frame's bytes does not (what follows is kept, and the NUL shows as \x00).
+local function full_uri(tvb, method, uri)
+    local raw = tvb:raw()
+    local s, e = sfind(raw, method .. " " .. uri, 1, true)
+    if s then
+        local rest = smatch(raw, "^[^ \r\n]+", e + 1)
+        if rest then uri = uri .. rest end
+    end
+    return safe_text(uri)
 end
 
 local function marker_in(text)
@@ -554,6 +650,20 @@ local function marker_in(text)
     return nil
 end
 
+-- A field's bytes: http.file_data is a string field in 4.0 but bytes since 4.2,
+-- whose tostring() is hex; a ByteArray gives its bytes with raw().
+local function field_bytes(fi)
+    local v = fi.value
+    if type(v) == "string" then return v end
+    if type(v) == "userdata" then
+        local ok, bytes = pcall(function() return v:raw() end)
+        if ok and type(bytes) == "string" then return bytes end
+    end
+    local ok, bytes = pcall(function() return fi.range:raw() end)
+    if ok and type(bytes) == "string" then return bytes end
+    return ""
+end
+
 -- The backend a response names: searched in the frame's own bytes (headers
 -- and a body that fits one segment, exactly as sent), else in the body HTTP
 -- reassembled, de-chunked or decompressed.
@@ -561,7 +671,7 @@ local function match_marker(tvb)
     local m = marker_in(tvb:raw())
     if m then return m end
     local body = F.http_file_data()
-    if body then return marker_in(tostring(body.value)) end
+    if body then return marker_in(field_bytes(body)) end
     return nil
 end
 
@@ -710,8 +820,12 @@ local function record_tcp(frame, pinfo, stream, tvb)
     end
 
     if method ~= nil and from_a and findings % 2 == 0 then
-        local uri = tostring(first_value(F.http_uri) or "")
-        h = new_request(c, frame, pinfo, tostring(method), uri, forwarded_client(tvb))
+        local m = safe_text(tostring(method))
+        local uri = full_uri(tvb, tostring(method), tostring(first_value(F.http_uri) or ""))
+        local xff, own, all = forwarded_client(tvb)
+        h = new_request(c, frame, pinfo, m, uri, xff)
+        if own then h_own_xff[h] = own end
+        if all then h_xff_all[h] = all end
         provisional_request(h)
         if step == S_ACK then step = S_REQUEST end
         c_last_dir_resp[c] = false
@@ -1160,11 +1274,26 @@ local function add_arp_labels(t, frame)
     label(t, 5, "arp")
 end
 
+-- What the client wrote itself in X-Forwarded-For: all of it on the front leg;
+-- on the back leg, the values before the balancer's own.
+local function client_written_xff(front)
+    if conn_leg(h_conn[front]) == LEG_FRONT then
+        if h_xff_all[front] then return h_xff_all[front] end
+        local b = h_link[front]
+        return b ~= 0 and h_own_xff[b] or nil
+    end
+    return h_own_xff[front]
+end
+
 local function add_request_labels(t, front, frame, leg, step, h, visited)
     label(t, 1, h_fidx[front])
     if step == S_REQUEST or step == S_RESPONSE then
         local client = client_of(front)
         if client then tree_add(t, pf.client, client) end
+        if step == S_REQUEST and h == front and h_frame[front] == frame then
+            local own = client_written_xff(front)
+            if own then tree_add(t, pf.client_xff, own) end
+        end
     end
     local backend, evidence = backend_of(front, visited)
     if backend then label(t, 6, backend) end

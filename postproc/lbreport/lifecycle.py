@@ -78,6 +78,8 @@ class Request:
     steps: tuple[Step, ...]
     timings: dict[str, float | None]
     anomalies: tuple[Anomaly, ...]
+    # What the client wrote itself in X-Forwarded-For (never taken as its address), or "".
+    client_forwarded_for: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,7 @@ class _Acc:
 
     __slots__ = (
         "index", "client", "method", "uri", "up_method", "up_uri", "status", "up_statuses",
-        "backend", "evidence", "packed", "times",
+        "backend", "evidence", "packed", "times", "client_xff",
     )  # fmt: skip
 
     def __init__(self, index: int) -> None:
@@ -153,19 +155,21 @@ class _Acc:
         self.evidence = ""
         self.packed = array("q")
         self.times = array("d")
+        self.client_xff = ""
 
     def dumps(self) -> bytes:
         return marshal.dumps((
             self.index, self.client, self.method, self.uri, self.up_method, self.up_uri,
             self.status, self.up_statuses, self.backend, self.evidence, self.packed.tobytes(),
-            self.times.tobytes(),
+            self.times.tobytes(), self.client_xff,
         ))  # fmt: skip
 
     @classmethod
     def loads(cls, data: bytes) -> _Acc:
         acc = cls.__new__(cls)
         (acc.index, acc.client, acc.method, acc.uri, acc.up_method, acc.up_uri, acc.status,
-         acc.up_statuses, acc.backend, acc.evidence, packed, times) = marshal.loads(data)
+         acc.up_statuses, acc.backend, acc.evidence, packed, times,
+         acc.client_xff) = marshal.loads(data)
         acc.packed = array("q")
         acc.packed.frombytes(packed)
         acc.times = array("d")
@@ -177,6 +181,7 @@ class _Acc:
         self.packed.extend(later.packed)
         self.times.extend(later.times)
         self.client = self.client or later.client
+        self.client_xff = self.client_xff or later.client_xff
         self.backend = self.backend or later.backend
         self.evidence = self.evidence or later.evidence
         if not self.method and (later.method or later.uri):
@@ -282,6 +287,8 @@ class LifecycleBuilder:
         acc.times.append(r.time)
         if r.client and not acc.client:
             acc.client = r.client
+        if r.client_xff and not acc.client_xff:
+            acc.client_xff = r.client_xff
         if r.backend and not acc.backend:
             acc.backend = r.backend
         if r.evidence and not acc.evidence:
@@ -396,6 +403,7 @@ class LifecycleBuilder:
             steps=steps,
             timings=timings([(st.step, st.time) for st in steps]),
             anomalies=anomalies(steps, status or None, up_statuses, capture_point),
+            client_forwarded_for=acc.client_xff,
         )
 
 

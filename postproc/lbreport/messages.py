@@ -113,6 +113,9 @@ EN: dict[str, str] = {
     "req.title": "Request {index}",
     "req.client": "Client",
     "req.request": "Request",
+    "req.client_xff": (
+        "(the client sent its own X-Forwarded-For: {value}; not taken as its address)"
+    ),
     "req.status": "Status",
     "req.backend": "Backend",
     "req.backend_unknown": "unknown",

@@ -122,6 +122,10 @@ ES: dict[str, str] = {
     "req.title": "Petición {index}",
     "req.client": "Cliente",
     "req.request": "Petición",
+    "req.client_xff": (
+        "(el cliente envió su propia X-Forwarded-For: {value}; no se toma como su "
+        "dirección)"
+    ),
     "req.status": "Estado HTTP",
     "req.backend": "Servidor final",
     "req.backend_unknown": "desconocido",

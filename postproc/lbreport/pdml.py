@@ -40,6 +40,7 @@ class Record:
     arp_target: str = ""
     conn: int = -1
     role_defs: tuple[str, ...] = ()
+    client_xff: str = ""
 
 
 # lblab field name → Record attribute. Integer fields are listed in _INTS.
@@ -59,6 +60,7 @@ _FIELDS = {
     "lblab.marker": "marker",
     "lblab.arp_target": "arp_target",
     "lblab.conn": "conn",
+    "lblab.client_xff": "client_xff",
 }
 _INTS = {"req", "status", "conn"}
 # Low-cardinality labels repeat on every frame: share one str object each. Not URIs/clients.

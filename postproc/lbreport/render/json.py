@@ -52,6 +52,7 @@ def _request_head(req: Request) -> dict[str, Any]:
         "backend": req.backend,
         "backend_evidence": req.evidence,
         "upstream_statuses": [{"backend": b, "status": s} for b, s in req.upstream_statuses],
+        "client_sent_forwarded_for": req.client_forwarded_for or None,
     }
 
 

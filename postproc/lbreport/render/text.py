@@ -45,6 +45,8 @@ def request_block(console: Console, req: Request) -> None:
     console.print(Rule(title, align="left"))
     table = _kv_table()
     table.add_row(t("req.client"), Text(printable(req.client)))
+    if req.client_forwarded_for:
+        table.add_row("", Text(t("req.client_xff", value=printable(req.client_forwarded_for))))
     table.add_row(t("req.status"), str(req.status) if req.status else t("req.no_status"))
     backend = req.backend or t("req.backend_unknown")
     table.add_row(t("req.backend"), Text(f"{backend}  ({common.evidence(req.evidence)})"))
