@@ -256,9 +256,12 @@ class LifecycleBuilder:
         self.first_time: float | None = None
         self.legs: set[str] = set()
         self.back_roles: set[str] = set()
+        self.http_requests_seen = 0  # HTTP requests in the capture, in a request or not
 
     def add(self, r: Record) -> None:
         self.frames_total += 1
+        if r.method:
+            self.http_requests_seen += 1
         self.last_frame = r.frame
         if self.first_time is None:
             self.first_time = r.time

@@ -16,11 +16,23 @@ EN: dict[str, str] = {
         "{path} is not a capture file that tshark understands (pcap or pcapng expected).\n"
         "tshark said: {detail}"
     ),
+    "err.cut_in_header": (
+        "{path} was cut short before its first packet ({size} bytes: the file ends inside its "
+        "header or its first packet): there is nothing to report."
+    ),
     "err.empty": "{path} holds no packets: nothing to report.",
     "err.empty_file": "{path} is an empty file (0 bytes), not a capture.",
     "err.not_pcap": (
         "{path} is not a pcap or pcapng capture file, and tshark found no HTTP request in it "
         "(its first bytes match no capture format lbreport expects)."
+    ),
+    "err.no_http_cut": (
+        "{path} was cut short after {frames} frame(s), before any HTTP request to the "
+        "balancer: there is nothing to report."
+    ),
+    "err.no_http_at_all": (
+        "{path}: none of its {frames} frames is an HTTP request (looked for on TCP port(s) "
+        "{ports}). Is this a capture of the farm's web traffic? Other HTTP ports: --lab LAB.toml."
     ),
     "err.no_http": (
         "{path}: none of its {frames} frames belongs to an HTTP request to the balancer.\n"

@@ -17,11 +17,23 @@ ES: dict[str, str] = {
         "{path} no es un fichero de captura que tshark entienda (se esperaba pcap o pcapng).\n"
         "tshark dijo: {detail}"
     ),
+    "err.cut_in_header": (
+        "{path} está cortado antes de su primer paquete ({size} bytes: el fichero termina "
+        "dentro de su cabecera o de su primer paquete): no hay nada que analizar."
+    ),
     "err.empty": "{path} no contiene paquetes: no hay nada que analizar.",
     "err.empty_file": "{path} es un fichero vacío (0 bytes), no una captura.",
     "err.not_pcap": (
         "{path} no es una captura pcap ni pcapng, y tshark no encontró en él ninguna petición "
         "HTTP (sus primeros bytes no corresponden a ningún formato de captura que lbreport espere)."
+    ),
+    "err.no_http_cut": (
+        "{path} está cortado tras {frames} trama(s), antes de ninguna petición HTTP al "
+        "balanceador: no hay nada que analizar."
+    ),
+    "err.no_http_at_all": (
+        "{path}: ninguna de sus {frames} tramas es una petición HTTP (buscadas en los puertos "
+        "TCP {ports}). ¿Es una captura del tráfico web de la granja? Otros puertos: --lab LAB.toml."
     ),
     "err.no_http": (
         "{path}: ninguna de sus {frames} tramas pertenece a una petición HTTP al balanceador.\n"

@@ -103,6 +103,11 @@ def build_report(
         policy=lab.policy, weights=lab.weights, configured_backends=list(lab.backends)
     )
     if report.summary.requests == 0:
+        if outcome.truncated:
+            raise LbreportError(t("err.no_http_cut", path=capture, frames=builder.frames_total))
+        if builder.http_requests_seen == 0:
+            raise LbreportError(t("err.no_http_at_all", path=capture, frames=builder.frames_total,
+                                  ports=", ".join(map(str, lab.ports or (80,)))))
         raise LbreportError(t("err.no_http", path=capture, frames=builder.frames_total))
     report.capture = str(capture)
     report.roles_source = roles_source

@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -122,12 +123,53 @@ def check_capture(path: Path) -> bool:
         raise LbreportError(t("err.directory", path=path))
     try:
         with path.open("rb") as f:
-            head = f.read(4)
+            head = f.read(1 << 16)
     except OSError as exc:
         raise LbreportError(t("err.unreadable", path=path, reason=exc.strerror)) from None
     if not head:
         raise LbreportError(t("err.empty_file", path=path))
+    if cut_before_first_packet(head, path.stat().st_size):
+        raise LbreportError(t("err.cut_in_header", path=path, size=path.stat().st_size))
     return head.startswith(_CAPTURE_MAGIC)
+
+
+def cut_before_first_packet(head: bytes, size: int) -> bool:
+    """A pcap or pcapng file that ends inside its header or its first packet (tshark then
+    guesses another format: a pcapng cut at 72 bytes reads as a one-frame MIME file)."""
+    if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        order = "<"
+    elif head[:4] in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        order = ">"
+    elif head[:4] == b"\x0a\x0d\x0d\x0a":
+        return _pcapng_cut(head, size)
+    else:
+        return False
+    if size < 24:
+        return True
+    if size == 24:
+        return False  # a whole header and no packet: empty, not cut
+    if size < 40:
+        return True
+    (captured,) = struct.unpack_from(order + "I", head, 32)
+    return size < 40 + captured
+
+
+def _pcapng_cut(head: bytes, size: int) -> bool:
+    """Walk the blocks in `head`: cut when the file ends inside one before any packet block."""
+    if len(head) < 12:
+        return True
+    order = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+    offset = 0
+    while offset + 8 <= len(head):
+        kind, length = struct.unpack_from(order + "II", head, offset)
+        if length < 12 or length % 4:
+            return False  # damaged: tshark says what it makes of it
+        if offset + length > size:
+            return True
+        if kind in (2, 3, 6):  # a packet block, complete
+            return False
+        offset += length
+    return offset < size and offset + 8 > size
 
 
 # --------------------------------------------------------------------------- privileges
