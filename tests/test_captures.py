@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -299,12 +300,14 @@ def tls_facts(truth: Truth) -> bool:
 
 
 def check_shape(truth: Truth, pcap: Path) -> None:
+    # Issue 10's optional keys are checked by check_issue10_keys; the rest must match exactly.
+    truth = {k: v for k, v in truth.items() if k not in ISSUE10_TRUTH_KEYS}
     tls = tls_facts(truth)
     assert set(truth) == TRUTH_KEYS | (TLS_TRUTH_KEYS if tls else set()), (
         f"truth keys: {sorted(truth)}")
     assert truth["capture"] == pcap.name
     assert truth["capture_point"] in truth["roles"]
-    assert truth["balancer"] in ("nginx", "haproxy")
+    assert truth["balancer"] in ("nginx", "haproxy", "apache2")
     assert truth["backend_server"] in ("apache2", "nginx")
     starts = [r["start"] for r in truth["requests"]]
     assert starts == sorted(starts), "requests not sorted by arrival at the balancer"
@@ -330,7 +333,9 @@ def check_roles(truth: Truth, pcap: Path) -> None:
     roles, kind = truth["roles"], point_kind(truth)
     used_backends = {u for r in truth["requests"] for u in r["upstreams"]}
     if kind == "client":
-        visible = set(roles["client"]) | set(roles["M3"])
+        # M3's first address is the one clients use (a two-NIC M3's back one is not seen);
+        # backends the client fetched or pinged directly are seen too.
+        visible = set(roles["client"]) | {roles["M3"][0]} | direct_backend_addrs(truth)
     elif kind == "M3":
         visible = {a for role, addrs in roles.items()
                    if role in ("client", "M3") or role in used_backends for a in addrs}
@@ -396,7 +401,9 @@ def check_back_leg(truth: Truth, pcap: Path) -> None:
         want_ips = Counter(r["client"].rsplit(":", 1)[0].strip("[]") for r in want)
         assert Counter(e.xff for e in got_req) == want_ips, f"{role}: X-Forwarded-For differs"
         marker = ascii_only(truth["markers"][role])
-        assert all(marker in e.body for e in got_resp), f"{role}: response without its marker"
+        # Only 200s with a body name their backend (not HEAD, 304, 404...).
+        named = sum(marker in e.body for e in got_resp)
+        assert named == sum(names_backend(r) for r in want), f"{role}: {named} marked responses"
 
 
 def check_refused(truth: Truth, pcap: Path) -> None:
@@ -424,7 +431,7 @@ def check_markers(truth: Truth, pcap: Path) -> None:
     for (client, n, _), r in zip(with_index(keyed), reqs, strict=True):
         body = wire.get((client, n), "")
         named = [role for role, m in markers.items() if m in body]
-        assert named == ([r["backend"]] if r["backend"] else []), (
+        assert named == ([r["backend"]] if names_backend(r) else []), (
             f"{client} #{n}: the response names {named}, truth says {r['backend']}")
 
 
@@ -436,6 +443,9 @@ def check_neighbours(truth: Truth, pcap: Path) -> None:
     used = {u for r in truth["requests"] for u in r["upstreams"]}
     for role in used:
         addr = truth["roles"][role][0]
+        if point_kind(truth) != "M3" and not same_network(
+                truth["roles"][truth["capture_point"]][0], addr):
+            continue  # a two-NIC M3 asks on its back network: other hosts never see it
         assert addr in asked, f"no ARP/ND from M3 for {role} ({addr})"
 
 
@@ -474,6 +484,231 @@ def check_tls(truth: Truth, pcap: Path) -> None:
 CHECKS = [check_shape, check_frames, check_roles, check_front_requests, check_front_responses,
           check_order, check_back_leg, check_refused, check_markers, check_neighbours,
           check_tls]
+
+
+# --------------------------------------------------------------------------- issue 10
+# What students' captures hold: other traffic (ssh, DNS, ICMP, a backend fetched directly),
+# a two-NIC M3 on `any`, a browser, Apache as M3, policies, neighbour entries expiring.
+
+ISSUE10_TRUTH_KEYS = {"policy", "weights", "capture_interface", "link_type",
+                      "direct_requests", "other_traffic", "neighbour_resets"}
+POLICIES = {"round-robin", "weights", "ip-hash", "least-conn"}
+DIRECT_KEYS = {"client", "backend", "method", "uri", "status", "start"}
+# The truth writer's display filters (farm.other_traffic_filters), written out again here.
+OTHER_FILTERS = {"ssh": "tcp.port == 22", "dns": "udp.port == 53", "icmp": "icmp", "arp": "arp",
+                 "direct": "tcp.port == {port} and not ({via_m3})"}
+LINK_TYPES = {"ether": "EN10MB", "linux-sll": "LINUX_SLL", "linux-sll2": "LINUX_SLL2"}
+ISSUE10_CAPTURES = {"noise-client", "noise-m3", "browser-client", "browser-m3",
+                    "two-nics-client", "two-nics-m3", "two-nics-m3-sll", "weights", "ip-hash",
+                    "least-conn", "apache-balancer", "neighbour-expiry-client",
+                    "neighbour-expiry-m3"}
+
+
+def names_backend(r: Truth) -> bool:
+    """Whether the response's body names its backend: a 200 with a body (HEAD, 304 have none;
+    error pages carry no marker)."""
+    return bool(r["backend"]) and r["status"] == 200 and r["method"] != "HEAD"
+
+
+def direct_backend_addrs(truth: Truth) -> set[str]:
+    """Backends the client talked to directly (fetch, ping): their address reaches it."""
+    return {truth["roles"][d["backend"]][0] for d in truth.get("direct_requests", [])}
+
+
+def same_network(a: str, b: str) -> bool:
+    net = ipaddress.ip_network(f"{a}/{64 if ':' in a else 24}", strict=False)
+    return ipaddress.ip_address(b) in net
+
+
+def via_m3(truth: Truth) -> str:
+    return " or ".join(f"{'ipv6' if ':' in a else 'ip'}.addr == {a}" for a in truth["roles"]["M3"])
+
+
+def count(pcap: Path, dfilter: str) -> int:
+    return len(tshark(pcap, dfilter, "frame.number"))
+
+
+def check_issue10_keys(truth: Truth, pcap: Path) -> None:
+    """Issue 10's optional keys are well formed (check_shape leaves them out)."""
+    assert truth.get("policy", "round-robin") in POLICIES
+    if truth.get("policy") == "weights":
+        assert len(truth["weights"]) == len(backend_roles(truth))
+    if "link_type" in truth:
+        assert truth["link_type"] in LINK_TYPES.values()
+        assert truth["capture_interface"]
+    direct = truth.get("direct_requests", [])
+    assert [d["start"] for d in direct] == sorted(d["start"] for d in direct)
+    for d in direct:
+        assert set(d) == DIRECT_KEYS, f"direct request keys: {sorted(d)}"
+        assert d["backend"] in backend_roles(truth)
+    if "other_traffic" in truth:
+        assert set(truth["other_traffic"]) == set(OTHER_FILTERS)
+    for reset in truth.get("neighbour_resets", []):
+        assert set(reset) == {"time", "how"} and reset["how"] in ("stale", "flush")
+
+
+def check_link_type(truth: Truth, pcap: Path) -> None:
+    """The link-layer header type the truth names (Ethernet, Linux cooked v1/v2)."""
+    if "link_type" not in truth:
+        return
+    out = subprocess.run(["capinfos", "-E", "-T", "-r", str(pcap)], capture_output=True,
+                         text=True, check=True).stdout.strip().split("\t")[-1]
+    assert LINK_TYPES.get(out, out) == truth["link_type"]
+
+
+def check_direct(truth: Truth, pcap: Path) -> None:
+    """Requests straight to a backend (not through M3): exactly the backend logs' ones, where
+    the capture point can see them (the client that made them, or that backend)."""
+    if "direct_requests" not in truth:
+        return
+    roles, port = truth["roles"], str(truth["http_port"])
+    m3 = set(roles["M3"])
+    role_of = {a: role for role, addrs in roles.items() for a in addrs}
+    frames = frames_of(pcap)
+    got_req = Counter((fmt_client(f.src, f.sport), role_of.get(f.dst), f"{f.method} {f.uri}")
+                      for f in frames if f.method and f.dport == port
+                      and f.src not in m3 and f.dst not in m3)
+    got_resp = Counter((fmt_client(f.dst, f.dport), role_of.get(f.src), f.code)
+                       for f in frames if f.code and f.sport == port
+                       and f.src not in m3 and f.dst not in m3)
+    want = [d for d in truth["direct_requests"]
+            if point_kind(truth) == "client" or truth["capture_point"] == d["backend"]]
+    assert got_req == Counter((d["client"], d["backend"], f"{d['method']} {d['uri']}")
+                              for d in want), f"direct requests on the wire: {got_req}"
+    assert got_resp == Counter((d["client"], d["backend"], str(d["status"])) for d in want), (
+        f"direct responses on the wire: {got_resp}")
+
+
+def check_other_traffic(truth: Truth, pcap: Path) -> None:
+    """Frames of each other kind as the truth counts them, and nothing of no known kind."""
+    if "other_traffic" not in truth:
+        return
+    port = truth["http_port"]
+    got = {kind: count(pcap, f.format(port=port, via_m3=via_m3(truth)))
+           for kind, f in OTHER_FILTERS.items()}
+    assert got == truth["other_traffic"], f"other traffic: {got}"
+    balanced = count(pcap, f"tcp.port == {port} and ({via_m3(truth)})")
+    assert balanced + sum(got.values()) == truth["frames"], "frames of no known kind"
+
+
+def check_policy(truth: Truth, pcap: Path) -> None:
+    """The back legs M3 sent (per client, by X-Forwarded-For) follow the truth's policy."""
+    policy = truth.get("policy")
+    if policy is None or point_kind(truth) != "M3":
+        return
+    v = view(truth, pcap)
+    served = {role: Counter(e.xff for e in v.back_requests[role] if e.xff)
+              for role in backend_roles(truth)}
+    totals = {role: sum(c.values()) for role, c in served.items()}
+    n = sum(totals.values())
+    if policy == "weights":
+        weights = dict(zip(backend_roles(truth), truth["weights"], strict=True))
+        for role, w in weights.items():
+            share = n * w / sum(weights.values())
+            assert abs(totals[role] - share) <= 1, f"{role}: {totals[role]} of {n}, weight {w}"
+    elif policy == "ip-hash":
+        for ip in {ip for c in served.values() for ip in c}:
+            by = [role for role, c in served.items() if c[ip]]
+            assert len(by) == 1, f"ip_hash: {ip} went to {by}"
+    elif policy == "least-conn":
+        assert all(totals.values()), f"least_conn left a backend idle: {totals}"
+    else:
+        failover = truth["health_checks"] or any(
+            len(r["upstreams"]) != 1 or r["backend"] is None for r in truth["requests"])
+        if not failover:
+            assert max(totals.values()) - min(totals.values()) <= 1, f"round robin: {totals}"
+
+
+def check_neighbour_resets(truth: Truth, pcap: Path) -> None:
+    """After each time M3's neighbour entries expired (stale) or were flushed, M3 asks ARP
+    again for every backend it then uses; the client only sees the broadcast (flush) ones."""
+    resets = truth.get("neighbour_resets", [])
+    if not resets:
+        return
+    m3 = truth["roles"]["M3"]
+    sender = " or ".join(f"arp.src.proto_ipv4 == {a}" for a in m3)
+    asks = [(float(t), target) for t, target in
+            tshark(pcap, f"arp.opcode == 1 and ({sender})", "frame.time_epoch",
+                   "arp.dst.proto_ipv4")]
+    for i, reset in enumerate(resets):
+        if point_kind(truth) != "M3" and reset["how"] != "flush":
+            continue  # a stale entry is re-checked by unicast: only that backend sees it
+        end = resets[i + 1]["time"] if i + 1 < len(resets) else float("inf")
+        used = {r["backend"] for r in truth["requests"]
+                if r["backend"] and reset["time"] <= r["start"] < end}
+        assert used, f"no request after the {reset['how']} at {reset['time']}"
+        for role in used:
+            addr = truth["roles"][role][0]
+            assert any(reset["time"] <= t < end and target == addr for t, target in asks), (
+                f"no ARP from M3 for {role} after the {reset['how']} at {reset['time']}")
+
+
+ISSUE10_CHECKS = [check_issue10_keys, check_link_type, check_direct, check_other_traffic,
+                  check_policy, check_neighbour_resets]
+
+
+def test_issue10_captures_are_there() -> None:
+    names = {p.name.removesuffix(".truth.json") for p in TRUTH_FILES}
+    assert ISSUE10_CAPTURES <= names
+
+
+def swap_m3_addresses(t: Truth) -> None:
+    t["roles"]["M3"].reverse()
+
+
+def other_backend(t: Truth, i: int = 0) -> None:
+    r = t["requests"][i]
+    b = "M2" if r["backend"] == "M1" else "M1"
+    r.update(backend=b, upstreams=[b])
+
+
+# Wrong truths each issue-10 check must reject: (capture, check, mutation).
+ISSUE10_MUTATIONS = {
+    "direct status": ("noise-client", check_direct,
+                      lambda t: t["direct_requests"][0].update(status=404)),
+    "direct backend": ("noise-client", check_direct,
+                       lambda t: t["direct_requests"][0].update(backend="M2")),
+    "direct lost": ("noise-client", check_direct, lambda t: t["direct_requests"].clear()),
+    "ssh frames": ("noise-m3", check_other_traffic,
+                   lambda t: t["other_traffic"].update(ssh=t["other_traffic"]["ssh"] + 1)),
+    "icmp frames": ("noise-client", check_other_traffic,
+                    lambda t: t["other_traffic"].update(icmp=0)),
+    "noise roles": ("noise-client", check_roles, lambda t: t["direct_requests"].clear()),
+    "policy": ("weights", check_policy, lambda t: t.update(policy="ip-hash")),
+    "weights": ("weights", check_policy, lambda t: t.update(weights=[1, 1])),
+    "ip-hash as rr": ("ip-hash", check_policy, lambda t: t.update(policy="round-robin")),
+    "rr as weights": ("noise-m3", check_policy, lambda t: t.update(policy="weights",
+                                                                    weights=[1, 3])),
+    "link type": ("two-nics-m3", check_link_type, lambda t: t.update(link_type="LINUX_SLL")),
+    "sll link type": ("two-nics-m3-sll", check_link_type,
+                      lambda t: t.update(link_type="EN10MB")),
+    "front address": ("two-nics-client", check_roles, swap_m3_addresses),
+    "two-nics backend": ("two-nics-m3", check_back_leg, other_backend),
+    "304 named": ("browser-m3", check_markers,
+                  lambda t: [r.update(status=200) for r in t["requests"] if r["status"] == 304]),
+    "post status": ("browser-client", check_front_responses,
+                    lambda t: [r.update(status=405) for r in t["requests"]
+                               if r["method"] == "POST"]),
+    "apache backend": ("apache-balancer", check_back_leg, other_backend),
+    "stale seen by client": ("neighbour-expiry-client", check_neighbour_resets,
+                             lambda t: t["neighbour_resets"][0].update(how="flush")),
+    "reset after the end": ("neighbour-expiry-m3", check_neighbour_resets,
+                            lambda t: t["neighbour_resets"][-1].update(time=t["neighbour_resets"][-1]["time"] + 60)),
+}
+
+
+@pytest.mark.parametrize("name", ISSUE10_MUTATIONS)
+def test_issue10_checks_reject_a_wrong_truth(name: str) -> None:
+    capture, check, mutate = ISSUE10_MUTATIONS[name]
+    truth, pcap = load(CAPTURES / f"{capture}.truth.json")
+    check(truth, pcap)  # the real truth passes...
+    wrong = copy.deepcopy(truth)
+    mutate(wrong)
+    with pytest.raises(AssertionError):
+        check(wrong, pcap)  # ...and the wrong one does not
+
+
+CHECKS.extend(ISSUE10_CHECKS)
 
 
 def check_capture(truth: Truth, pcap: Path) -> None:

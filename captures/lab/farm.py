@@ -81,6 +81,12 @@ class FarmSpec:
     keepalive: int = 0  # nginx: `keepalive N` in the upstream block
     weights: tuple[int, ...] = ()
     health_checks: bool = False  # haproxy: `check` on each server
+    # Issue 10 (what students' captures hold): balancing policy, other services, two NICs.
+    policy: str = "round-robin"  # nginx: "round-robin" | "weights" | "ip-hash" | "least-conn"
+    noise: bool = False  # M3 also runs sshd and a DNS server (dnsmasq); truth counts them
+    back_ipv4_prefix: str | None = None  # e.g. "10.0.0.": backends on a second bridge (br1)
+    balancer_back_host: int = 3  # M3's second NIC on that back network
+    back_backend_hosts: tuple[int, ...] = (1, 2, 4, 5, 6)
     # HTTPS (issue 11): M3 terminates TLS on https_port with a throwaway self-signed
     # certificate made at start-up, and forwards plain HTTP to the backends.
     tls: bool = False
@@ -104,10 +110,12 @@ class Host:
     ipv6: str | None
     ns: str = ""
     ifname: str = "eth0"
+    bridge: str = "br0"  # the switch's bridge this host's eth0 is plugged into
+    back_ipv4: str | None = None  # M3's second NIC (eth1) on the back network, if any
 
     @property
     def addrs(self) -> list[str]:
-        return [a for a in (self.ipv4, self.ipv6) if a]
+        return [a for a in (self.ipv4, self.ipv6, self.back_ipv4) if a]
 
     @property
     def addr(self) -> str:
@@ -137,7 +145,20 @@ def make_hosts(spec: FarmSpec) -> list[Host]:
     for i in range(spec.backends):
         n = backend_number(i)
         hosts.append(Host(f"m{n}", f"M{n}", 100 + n, *addrs(spec.backend_hosts[i])))
+    if spec.back_ipv4_prefix:
+        place_back_network(spec, hosts)
     return hosts
+
+
+def place_back_network(spec: FarmSpec, hosts: list[Host]) -> None:
+    """Two-NIC balancer: the backends move to a second bridge, M3 gets an address there."""
+    i = 0
+    for h in hosts:
+        if h.role == "M3":
+            h.back_ipv4 = f"{spec.back_ipv4_prefix}{spec.balancer_back_host}"
+        elif h.role != "client":
+            h.ipv4, h.ipv6, h.bridge = f"{spec.back_ipv4_prefix}{spec.back_backend_hosts[i]}", None, "br1"
+            i += 1
 
 
 # --------------------------------------------------------------------------- processes
@@ -204,6 +225,8 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
         weight = f" weight={spec.weights[i]}" if spec.weights else ""
         port = "" if spec.http_port == 80 else f":{spec.http_port}"
         servers += f"        server {b.url_host}{port}{weight};\n"
+    # The balancing method goes before `keepalive` (nginx requires it).
+    servers = NGINX_POLICY_LINES.get(spec.policy, "") + servers
     if spec.keepalive:
         servers += f"        keepalive {spec.keepalive};\n"
     # One JSON object per request: the ground truth (escape=json keeps it parseable).
@@ -287,7 +310,8 @@ def apache_conf(d: Path, host: Host, port: int) -> str:
         + "TypesConfig /etc/mime.types\nDirectoryIndex ejemplo.html\n"
         + f'DocumentRoot "{d / "www"}"\n<Directory "{d / "www"}">\n'
         + "    Require all granted\n</Directory>\n"
-        + 'LogFormat "%a %{X-Forwarded-For}i \\"%r\\" %>s %b" lab\n'
+        # Client port and arrival time (ms): the truth of requests sent straight to a backend.
+        + 'LogFormat "%a %{remote}p %{X-Forwarded-For}i \\"%r\\" %>s %b %{msec}t" lab\n'
         + f"CustomLog {d / 'access.log'} lab\n"
     )
 
@@ -395,6 +419,115 @@ def parse_haproxy_tls_line(line: str, role_of: Any) -> dict[str, Any]:
             **tls_request_keys("https" if tls else "http", version, tls)}
 
 
+# --------------------------------------------------------------------------- issue 10
+# Policies, Apache as the balancer, the noise of a student's host (ssh, DNS, ping, direct).
+
+NGINX_POLICY_LINES = {"ip-hash": "        ip_hash;\n", "least-conn": "        least_conn;\n"}
+PAGE_MTIME = 1767225600  # 2026-01-01 00:00:00 UTC, on every backend's page
+DNS_NAME = "balanceador.swap"  # dnsmasq on M3 answers it with M3's address
+
+
+def apache_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host]) -> str:
+    """Apache httpd as M3: mod_proxy_balancer, byrequests, pooled back-leg connections."""
+    mods = "".join(
+        f"LoadModule {m}_module {APACHE_MODULES / f'mod_{m}.so'}\n"
+        for m in ("mpm_event", "authz_core", "proxy", "proxy_http", "proxy_balancer",
+                  "lbmethod_byrequests", "slotmem_shm")
+    )
+    members = "".join(
+        f"    BalancerMember http://{b.url_host}:{spec.http_port} route={b.role}"
+        + (f" loadfactor={spec.weights[i]}" if spec.weights else "") + "\n"
+        for i, b in enumerate(backends)
+    )
+    return (
+        f'ServerRoot "{d}"\nServerName M3\n'
+        + listen_lines(m3, spec.http_port, "Listen", end="")
+        + f"PidFile {d / 'apache2.pid'}\nDefaultRuntimeDir {d}\n"
+        + f"ErrorLog {d / 'error.log'}\nLogLevel warn\n{mods}"
+        + "User www-data\nGroup www-data\n"
+        # One child process: one pool of back-leg connections.
+        + "StartServers 1\nServerLimit 1\nThreadsPerChild 25\nMaxRequestWorkers 25\n"
+        + "MinSpareThreads 5\nMaxSpareThreads 25\n"
+        + 'LogFormat "%a %{remote}p %m %U%q %>s \\"%{BALANCER_WORKER_NAME}e\\" %{msec}t %D" truth\n'
+        + f"CustomLog {d / 'access.log'} truth\n"
+        + f'<Proxy "balancer://{UPSTREAM_NAME}">\n{members}'
+        + "    ProxySet lbmethod=byrequests\n    Require all granted\n</Proxy>\n"
+        + f'ProxyPass "/" "balancer://{UPSTREAM_NAME}/"\n'
+        + f'ProxyPassReverse "/" "balancer://{UPSTREAM_NAME}/"\n'
+    )
+
+
+def parse_apache_balancer_line(line: str, role_of: Any) -> dict[str, Any]:
+    """`%a %{remote}p %m %U%q %>s "%{BALANCER_WORKER_NAME}e" %{msec}t %D`."""
+    head, worker, tail = line.split('"')
+    ip, port, method, uri, status = head.split()
+    msec, micros = tail.split()
+    role = role_of(split_hostport(worker.split("://", 1)[-1].rstrip("/"))) if worker != "-" \
+        else None
+    # Apache logs only the status it sent; a proxy error (502/503) means no backend answered.
+    answered = role is not None and status not in GATEWAY_ERRORS
+    return {
+        "client": fmt_client(ip, port),
+        "method": method,
+        "uri": uri,
+        "status": int(status),
+        "backend": role if answered else None,
+        "upstreams": [role] if role else [],
+        "upstream_statuses": [status] if role else [],
+        "start": round(int(msec) / 1000, 3),  # %{msec}t: when the request arrived
+        "request_time": int(micros) / 1e6,
+    }
+
+
+def parse_apache_backend_line(line: str) -> dict[str, Any]:
+    """`%a %{remote}p %{X-Forwarded-For}i "%r" %>s %b %{msec}t` (apache_conf's `lab`)."""
+    head, request, tail = line.split('"')
+    ip, port = head.split()[:2]
+    method, uri = request.split()[:2]
+    status, _, msec = tail.split()
+    return {"ip": ip, "port": int(port), "xff": head.split(None, 2)[2].strip(),
+            "method": method, "uri": uri, "status": int(status),
+            "start": round(int(msec) / 1000, 3)}
+
+
+def sshd_conf(d: Path, m3: Host) -> str:
+    return (
+        f"ListenAddress {m3.ipv4}\nPort 22\nHostKey {d / 'ssh_host_ed25519_key'}\n"
+        f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        "StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPrintMotd no\n"
+        "PrintLastLog no\nUseDNS no\n"
+    )
+
+
+def other_traffic_filters(m3: Host, http_port: int) -> dict[str, str]:
+    """Display filters of the truth's `other_traffic` counts (frames of each kind)."""
+    via_m3 = " or ".join(f"ip.addr == {a}" for a in m3.addrs)
+    return {
+        "ssh": "tcp.port == 22",
+        "dns": "udp.port == 53",
+        "icmp": "icmp",
+        "arp": "arp",
+        "direct": f"tcp.port == {http_port} and not ({via_m3})",
+    }
+
+
+def count_matching(path: Path, dfilter: str) -> int:
+    out = run(["tshark", "-n", "-r", str(path), "-Y", dfilter, "-T", "fields",
+               "-e", "frame.number"]).stdout
+    return len(out.split())
+
+
+# capinfos's short encapsulation names -> pcap link-type names.
+LINK_TYPES = {"ether": "EN10MB", "linux-sll": "LINUX_SLL", "linux-sll2": "LINUX_SLL2"}
+
+
+def link_type_of(path: Path) -> str:
+    """The capture's link-layer header type (pcap name), from capinfos."""
+    out = run(["capinfos", "-E", "-T", "-r", str(path)]).stdout.strip().split("\t")[-1]
+    return LINK_TYPES.get(out, out)
+
+
 # --------------------------------------------------------------------------- the farm
 
 
@@ -412,6 +545,8 @@ class Farm:
         self._procs: dict[str, Proc] = {}
         self._captures: dict[str, tuple[Proc, Path, Host]] = {}
         self.finished_captures: dict[str, tuple[Path, Host]] = {}
+        self.capture_options: dict[str, dict[str, str]] = {}  # capture -> iface, link type
+        self.extra_truth: dict[str, Any] = {}  # keys a scenario adds to every truth of its run
         self.keylog: Path | None = None  # HTTPS: the client's SSLKEYLOGFILE (curl_tls)
 
     # ---- lookup
@@ -517,14 +652,20 @@ class Farm:
         run(["ip", "-n", sw, "link", "add", "br0", "type", "bridge",
              "mcast_snooping", "0", "stp_state", "0"])
         run(["ip", "-n", sw, "link", "set", "br0", "up"])
+        if self.spec.back_ipv4_prefix:  # the back network behind a two-NIC M3
+            run(["ip", "-n", sw, "link", "add", "br1", "type", "bridge",
+                 "mcast_snooping", "0", "stp_state", "0"])
+            run(["ip", "-n", sw, "link", "set", "br1", "up"])
         for host in self.hosts:
             host.ns = self._add_ns(f"{self.prefix}-{host.name}")
             self._configure_ipv6(host)
             port = f"p-{host.name}"
             run(["ip", "-n", sw, "link", "add", port, "type", "veth",
                  "peer", "name", host.ifname, "netns", host.ns])
-            run(["ip", "-n", sw, "link", "set", port, "master", "br0", "up"])
+            run(["ip", "-n", sw, "link", "set", port, "master", host.bridge, "up"])
             self._configure_host_link(host)
+        if self.spec.back_ipv4_prefix:
+            self._add_back_nic(self.m3)
 
     def _configure_ipv6(self, host: Host) -> None:
         if not self.spec.ipv6_prefix:
@@ -575,6 +716,8 @@ class Farm:
         self._start_balancer()
         for h in [*self.backends, self.m3]:
             self.wait_listening(h)
+        if self.spec.noise:
+            self._start_noise_services()
         if self.spec.tls:
             self.wait_listening(self.m3, port=self.spec.https_port)
 
@@ -583,6 +726,7 @@ class Farm:
         page = d / "www" / "ejemplo.html"
         page.write_text(PAGE.format(n=n), encoding="utf-8")
         page.chmod(0o644)
+        os.utime(page, (PAGE_MTIME, PAGE_MTIME))
         (d / "www").chmod(0o755)
         conf = d / "server.conf"
         if self.spec.backend_server == "apache2":
@@ -596,6 +740,8 @@ class Farm:
         self._start(host.name, host, cmd, d / "stdout.log", d / "stderr.log")
 
     def _start_balancer(self) -> None:
+        if self.spec.balancer == "apache2":
+            return self._start_apache_balancer()
         m3 = self.m3
         d = self._host_dir(m3)
         conf = d / "balancer.conf"
@@ -645,7 +791,8 @@ class Farm:
         proc.stop()
 
     # ---- captures
-    def start_capture(self, capture: str, host_name: str, timeout: float = 10) -> Path:
+    def start_capture(self, capture: str, host_name: str, timeout: float = 10,
+                      iface: str | None = None, link_type: str | None = None) -> Path:
         """dumpcap on the host's interface; returns once it is really capturing."""
         host = self.host(host_name)
         path = self.workdir / f"{capture}.pcapng"
@@ -653,10 +800,14 @@ class Farm:
         assert self.rundir is not None
         errfile = self.rundir / f"dumpcap-{capture}.log"
         proc = self._start(f"dumpcap:{capture}", host,
-                           ["dumpcap", "-q", "-i", host.ifname, "-w", str(path)],
+                           ["dumpcap", "-q", "-i", iface or host.ifname,
+                            *(["-y", link_type] if link_type else []), "-w", str(path)],
                            self.rundir / f"dumpcap-{capture}.out", errfile,
                            stop_signal=signal.SIGINT)
         self._captures[capture] = (proc, path, host)
+        if iface or link_type:
+            self.capture_options[capture] = {"iface": iface or host.ifname,
+                                             "link_type": link_type or ""}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.popen.poll() is not None:
@@ -717,6 +868,100 @@ class Farm:
             for a in b.addrs:
                 run(["ip", "-n", host.ns, "neigh", "flush", "to", a], check=False)
 
+    # ---- issue 10: two NICs, Apache balancer, noise services (sshd, DNS), direct requests
+    def _add_back_nic(self, host: Host) -> None:
+        """M3's eth1 on the back bridge br1, with its back address."""
+        run(["ip", "-n", self.switch_ns, "link", "add", f"p-{host.name}b", "type", "veth",
+             "peer", "name", "eth1", "netns", host.ns])
+        run(["ip", "-n", self.switch_ns, "link", "set", f"p-{host.name}b", "master", "br1", "up"])
+        run(["ip", "-n", host.ns, "link", "set", "eth1", "address",
+             f"08:00:27:5b:{host.index // 256:02x}:{host.index % 256:02x}"])
+        run(["ip", "-n", host.ns, "addr", "add", f"{host.back_ipv4}/24", "dev", "eth1"])
+        if shutil.which("ethtool"):
+            run(self.ns_exec(host, ["ethtool", "-K", "eth1", "tx", "off"]), check=False)
+        run(["ip", "-n", host.ns, "link", "set", "eth1", "up"])
+
+    def _start_apache_balancer(self) -> None:
+        m3 = self.m3
+        d = self._host_dir(m3)
+        conf = d / "balancer.conf"
+        conf.write_text(apache_balancer_conf(d, self.spec, m3, self.backends))
+        self._start(m3.name, m3, ["apache2", "-f", str(conf), "-DFOREGROUND"],
+                    d / "stdout.log", d / "stderr.log")
+
+    def apache_balancer_log(self) -> list[dict[str, Any]]:
+        assert self.rundir is not None
+        text = (self.rundir / "m3" / "access.log").read_text(encoding="utf-8")
+        reqs = [parse_apache_balancer_line(ln, self.role_of) for ln in text.splitlines()
+                if ln.strip()]
+        return sorted(reqs, key=lambda r: r["start"])
+
+    def _start_noise_services(self) -> None:
+        """sshd (throwaway host and client keys) and dnsmasq on M3, in its namespace."""
+        m3 = self.m3
+        d = self._host_dir(m3)
+        for key in ("ssh_host_ed25519_key", "id_client"):
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f", str(d / key)])
+        shutil.copy(d / "id_client.pub", d / "authorized_keys")
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+        (d / "sshd_config").write_text(sshd_conf(d, m3))
+        self._start("sshd", m3, ["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
+                    d / "sshd.out", d / "sshd.log")
+        self._start("dnsmasq", m3, [
+            "dnsmasq", "-k", "-C", "/dev/null", "--bind-interfaces",
+            f"--listen-address={m3.ipv4}", "--no-resolv", "--no-hosts", "--user=root",
+            f"--address=/{DNS_NAME}/{m3.ipv4}", f"--pid-file={d / 'dnsmasq.pid'}",
+            "--log-queries", f"--log-facility={d / 'dnsmasq.log'}"],
+            d / "dnsmasq.out", d / "dnsmasq.err")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            tcp = run(self.ns_exec(m3, ["ss", "-Hltn"]), check=False).stdout
+            udp = run(self.ns_exec(m3, ["ss", "-Hlun"]), check=False).stdout
+            if f"{m3.ipv4}:22" in tcp and f"{m3.ipv4}:53" in udp:
+                return
+            time.sleep(0.05)
+        raise LabError(f"sshd/dnsmasq did not start: {(d / 'sshd.log').read_text()}")
+
+    def ssh_cmd(self, command: str, to: str = "m3") -> list[str]:
+        """An ssh command line (run it in a client) logging in to M3 with the throwaway key."""
+        assert self.rundir is not None
+        return ["ssh", "-F", "/dev/null", "-i", str(self.rundir / "m3" / "id_client"),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                "-o", "LogLevel=ERROR", f"root@{self.host(to).addr}", command]
+
+    def backend_log(self, host: Host) -> list[dict[str, Any]]:
+        """An Apache backend's access log, parsed (format `lab` of apache_conf)."""
+        assert self.rundir is not None
+        text = (self.rundir / host.name / "access.log").read_text(encoding="utf-8")
+        return [parse_apache_backend_line(ln) for ln in text.splitlines() if ln.strip()]
+
+    def direct_requests(self) -> list[dict[str, Any]]:
+        """Requests a backend got from anyone but M3 (a client fetching it directly)."""
+        m3 = set(self.m3.addrs)
+        out = [{"client": fmt_client(r["ip"], r["port"]), "backend": b.role,
+                "method": r["method"], "uri": r["uri"], "status": r["status"],
+                "start": r["start"]}
+               for b in self.backends for r in self.backend_log(b) if r["ip"] not in m3]
+        return sorted(out, key=lambda r: r["start"])
+
+    def truth_extras(self, path: Path, host: Host) -> dict[str, Any]:
+        """Keys added by issue 10: policy (+ weights), capture interface, noise."""
+        extras: dict[str, Any] = {"policy": self.spec.policy}
+        if self.spec.weights:
+            extras["weights"] = list(self.spec.weights)
+        opts = self.capture_options.get(path.name.removesuffix(".pcapng"))
+        if opts:
+            extras["capture_interface"] = opts["iface"]
+            extras["link_type"] = link_type_of(path)
+        extras.update(self.extra_truth)
+        if self.spec.noise:
+            extras["direct_requests"] = self.direct_requests()
+            extras["other_traffic"] = {
+                kind: count_matching(path, dfilter)
+                for kind, dfilter in other_traffic_filters(self.m3, self.spec.http_port).items()}
+        return extras
+
     # ---- truth
     def roles(self) -> dict[str, list[str]]:
         roles: dict[str, list[str]] = {}
@@ -733,6 +978,8 @@ class Farm:
     def balancer_log(self) -> list[dict[str, Any]]:
         """The balancer's requests, parsed, sorted by arrival time at the balancer."""
         assert self.rundir is not None
+        if self.spec.balancer == "apache2":
+            return self.apache_balancer_log()
         text = (self.rundir / "m3" / "access.log").read_text(encoding="utf-8")
         parse = parse_nginx_line if self.spec.balancer == "nginx" else parse_haproxy_line
         if self.spec.tls:
@@ -756,6 +1003,7 @@ class Farm:
             "markers": {b.role: MARKER.format(n=b.role[1:]) for b in self.backends},
             # The balancer's own HTTP checks: back-leg requests that serve no client.
             "health_checks": self.spec.health_checks,
+            **self.truth_extras(path, host),
             "requests": self.balancer_log(),
         }
         if self.spec.tls:

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from farm import Farm, FarmSpec, LabError, write_truth  # noqa: E402
+from farm import DNS_NAME  # noqa: E402
 
 CAPTURES_DIR = Path(__file__).resolve().parent.parent
 MAX_CAPTURE_BYTES = 2 * 1024 * 1024
@@ -170,6 +171,125 @@ HTTPS_SCENARIOS = [
 SCENARIOS.extend(HTTPS_SCENARIOS)
 
 
+# --------------------------------------------------------------------------- issue 10
+# What students' own captures hold: the host's other traffic (ssh, DNS, ping, a backend
+# fetched directly), a two-NIC balancer recorded on `any`, a browser, Apache as the
+# balancer, balancing policies, neighbour entries that expire mid-capture.
+
+
+def capture_point(host: str) -> dict[str, str]:
+    """"m3" -> its eth0; "m3@any" -> dumpcap -i any; "m3@any/LINUX_SLL2" -> and -y LINUX_SLL2.
+
+    dumpcap records `any` as LINUX_SLL (v1) unless told; tcpdump 4.99 picks LINUX_SLL2.
+    """
+    name, _, rest = host.partition("@")
+    iface, _, link_type = rest.partition("/")
+    return {"host_name": name, **({"iface": iface} if iface else {}),
+            **({"link_type": link_type} if link_type else {})}
+
+
+def noise(farm: Farm) -> None:
+    """3 balanced curls while the host also uses ssh to M3, ping, DNS and M1 directly."""
+    m1 = farm.host("M1")
+    # One ssh session lives across the whole run; a second, short one closes it.
+    session = farm.spawn_in("client1", farm.ssh_cmd("uptime; sleep 2; uptime; sleep 2; uptime"))
+    time.sleep(0.7)
+    farm.curl(farm.url())
+    time.sleep(0.3)
+    farm.run_in("client1", ["ping", "-n", "-c", "2", "-i", "0.3", "-W", "2", m1.addr])
+    farm.curl(farm.url())
+    time.sleep(0.3)
+    farm.run_in("client1", ["dig", "+tries=1", "+time=2", f"@{farm.m3.addr}", DNS_NAME])
+    farm.curl(f"http://{m1.url_host}/ejemplo.html")  # M1 itself, no balancer
+    time.sleep(0.3)
+    farm.curl(farm.url())
+    _, err = session.communicate(timeout=30)
+    if session.returncode:
+        raise LabError(f"ssh session failed: {err}")
+    farm.run_in("client1", farm.ssh_cmd("uptime"))
+
+
+def browser(farm: Farm) -> None:
+    script = Path(__file__).resolve().parent / "browser.py"
+    out = farm.run_in("client1", [sys.executable, str(script), farm.url()])
+    print(out, end="", file=sys.stderr)
+
+
+def alternate_clients(n: int, pause: float = 0.2) -> Callable[[Farm], None]:
+    """n separate curls, taking turns between the clients."""
+
+    def traffic(farm: Farm) -> None:
+        for i in range(n):
+            farm.curl(farm.url(), client=farm.clients[i % len(farm.clients)].name)
+            time.sleep(pause)
+
+    return traffic
+
+
+def concurrent_clients(n: int, c: int) -> Callable[[Farm], None]:
+    """Every client runs `ab -n n -c c` at the same time."""
+
+    def traffic(farm: Farm) -> None:
+        procs = [farm.spawn_in(cl.name, ["ab", "-q", "-n", str(n), "-c", str(c), farm.url()])
+                 for cl in farm.clients]
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            if p.returncode:
+                raise LabError(f"ab failed: {err}")
+
+    return traffic
+
+
+def apache_pool(farm: Farm) -> None:
+    sequential(4)(farm)
+    # Apache (M3) keeps its back-leg connections pooled; the backends close them after their
+    # 5 s KeepAliveTimeout: wait for those closes.
+    time.sleep(6.5)
+
+
+def neighbour_expiry(farm: Farm) -> None:
+    """M3's entries for the backends expire between bursts: M3 asks ARP again mid-capture."""
+    m3 = farm.m3
+    # Short reachability (0.5-1.5 s) and no probe delay: an idle entry goes STALE fast and
+    # the next use of it sends a unicast who-has (probe) before the TCP SYN goes out.
+    farm.run_in("m3", ["sysctl", "-qw", f"net.ipv4.neigh.{m3.ifname}.base_reachable_time_ms=1000",
+                       f"net.ipv4.neigh.{m3.ifname}.delay_first_probe_time=0"])
+    resets = []
+    sequential(2)(farm)  # cold: broadcast who-has for M1 and M2
+    time.sleep(4)
+    resets.append({"time": round(time.time(), 3), "how": "stale"})
+    sequential(2)(farm)  # stale entries: M3 re-checks them (unicast who-has)
+    time.sleep(1)
+    resets.append({"time": round(time.time(), 3), "how": "flush"})
+    farm.flush_neighbours()  # as after gc: forgotten, broadcast who-has again
+    sequential(2)(farm)
+    farm.extra_truth["neighbour_resets"] = resets
+
+
+POLICY_CLIENTS = FarmSpec(clients=2)
+ISSUE10_SCENARIOS = [
+    Scenario("noise", FarmSpec(noise=True), {"noise-client": "client1", "noise-m3": "m3"},
+             noise, flush=True),
+    Scenario("browser", CLASSIC, {"browser-client": "client1", "browser-m3": "m3"}, browser,
+             flush=True),
+    Scenario("two-nics", FarmSpec(back_ipv4_prefix="10.0.0."),
+             {"two-nics-client": "client1", "two-nics-m3": "m3@any/LINUX_SLL2",
+              "two-nics-m3-sll": "m3@any/LINUX_SLL"}, sequential(3), flush=True),
+    Scenario("weights", FarmSpec(clients=2, policy="weights", weights=(3, 1)),
+             {"weights": "m3"}, alternate_clients(8)),
+    Scenario("ip-hash", FarmSpec(clients=2, policy="ip-hash"), {"ip-hash": "m3"},
+             alternate_clients(6)),
+    Scenario("least-conn", FarmSpec(clients=2, policy="least-conn"), {"least-conn": "m3"},
+             concurrent_clients(10, 3)),
+    Scenario("apache-balancer", FarmSpec(balancer="apache2"), {"apache-balancer": "m3"},
+             apache_pool, flush=True),
+    Scenario("neighbour-expiry", CLASSIC,
+             {"neighbour-expiry-client": "client1", "neighbour-expiry-m3": "m3"},
+             neighbour_expiry, flush=True),
+]
+SCENARIOS.extend(ISSUE10_SCENARIOS)
+
+
 def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
     """Build the scenario's farm, record it, write its captures and truth files to out_dir."""
     written = []
@@ -178,7 +298,7 @@ def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
         if scenario.flush:
             farm.flush_neighbours()
         for capture, host in scenario.captures.items():
-            farm.start_capture(capture, host)
+            farm.start_capture(capture, **capture_point(host))
         scenario.traffic(farm)
         farm.stop_captures(settle=scenario.settle)
         for capture in scenario.captures:
