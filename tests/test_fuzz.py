@@ -1,0 +1,248 @@
+"""Fuzz suite (issue 12): nothing a capture contains may hang lbreport, break it, or forge
+its report.
+
+A seeded corpus (tests/fuzz/gen.py: mutated reference captures, non-captures, hostile HTTP
+crafted byte by byte) runs through the real CLI (`python -m lbreport report`, real tshark,
+real plugin), two cases at a time. Every case must:
+
+- end within TIMEOUT seconds (else "hang"; the whole process group is killed);
+- exit 0, 1 or 3, with a reason on stderr when not 0, and never print a Traceback;
+- write valid UTF-8 only, stderr included;
+- with --format json and exit 0/3: parse, account for every frame
+  (frames_in_requests + frames_other == frames_total) and count exactly the frames tshark
+  itself reads from that file; `truncated` iff exit 3;
+- on every 4th case, in text, markdown, csv (and html on some): the same exit code and no raw
+  control character (C0 but tab/newline, DEL, C1; carriage return allowed in csv and html);
+- on crafted captures (well-formed, only the bytes are hostile): exit 0, every request
+  reported, and roles only for addresses that appear in IP headers (a header the client wrote
+  must never create a role).
+
+LBREPORT_FUZZ_SEED picks another corpus; LBREPORT_FUZZ_JOBS the parallelism (default 2);
+LBREPORT_FUZZ_KEEP a folder where failing inputs are copied (default: pytest's tmp folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fuzz.gen import DEFAULT_SEED, Builder, Case, plan
+
+pytestmark = [
+    pytest.mark.fuzz,
+    pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed"),
+]
+
+SEED = int(os.environ.get("LBREPORT_FUZZ_SEED", DEFAULT_SEED))
+JOBS = max(1, int(os.environ.get("LBREPORT_FUZZ_JOBS", "2")))
+TIMEOUT = 60  # seconds per lbreport run; more is a hang
+CASES = plan(SEED)
+EXTRA_FORMATS = ("text", "markdown", "csv")
+
+# Raw control characters a terminal, a spreadsheet or a Markdown viewer could act on.
+_C0 = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f"
+CONTROL = {
+    "text": re.compile(f"[{_C0}\r]"),
+    "markdown": re.compile(f"[{_C0}\r]"),
+    "csv": re.compile(f"[{_C0}]"),
+    "html": re.compile(f"[{_C0}]"),
+    "stderr": re.compile(f"[{_C0}\r]"),
+}
+
+
+@dataclass
+class Run:
+    fmt: str
+    rc: int | None  # None: killed after TIMEOUT
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+
+    def stderr_text(self) -> str:
+        return self.stderr.decode("utf-8", "replace").strip()
+
+
+@dataclass
+class Result:
+    case: Case
+    path: Path | None = None
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    runs: list[Run] = field(default_factory=list)
+
+
+def run_lbreport(path: Path, fmt: str) -> Run:
+    argv = [sys.executable, "-m", "lbreport", "report", str(path), "--format", fmt]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+        rc: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # lbreport and its tshark children
+        out, err = proc.communicate()
+        rc = None
+    return Run(fmt, rc, out, err, time.monotonic() - t0)
+
+
+def tshark_frame_count(path: Path) -> int:
+    """How many frames tshark itself reads from the file (up to a cut, if any)."""
+    proc = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.number"],
+                          capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    return sum(1 for line in proc.stdout.splitlines() if line.strip())
+
+
+def _check_common(run: Run, problems: list[str]) -> None:
+    tag = f"[{run.fmt}]"
+    if run.rc is None:
+        problems.append(f"{tag} hang: still running after {TIMEOUT} s (killed); stderr: "
+                        f"{run.stderr_text()[-500:]!r}")
+        return
+    if b"Traceback" in run.stderr or b"Traceback" in run.stdout:
+        problems.append(f"{tag} Traceback (rc {run.rc}): {run.stderr_text()[-1500:]}")
+    if run.rc not in (0, 1, 3):
+        problems.append(f"{tag} exit code {run.rc}; stderr: {run.stderr_text()[-500:]!r}")
+    if run.rc != 0 and not run.stderr.strip():
+        problems.append(f"{tag} exit code {run.rc} without a reason on stderr")
+    for name, data in (("stdout", run.stdout), ("stderr", run.stderr)):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = data[max(0, exc.start - 40): exc.end + 40]
+            problems.append(f"{tag} {name} is not valid UTF-8 ({exc.reason} at byte "
+                            f"{exc.start}): {bad!r}")
+            continue
+        pattern = CONTROL["stderr"] if name == "stderr" else CONTROL.get(run.fmt)
+        if pattern is not None and (m := pattern.search(text)):
+            around = text[max(0, m.start() - 40): m.end() + 40]
+            problems.append(f"{tag} raw control character {m.group()!r} in {name}: {around!r}")
+
+
+def _check_json(run: Run, case: Case, path: Path, problems: list[str]) -> None:
+    if run.rc not in (0, 3):
+        if case.expect_requests is not None:
+            problems.append(f"[json] a well-formed crafted capture was not reported "
+                            f"(rc {run.rc}): {run.stderr_text()[-500:]!r}")
+        return
+    try:
+        rep = json.loads(run.stdout.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problems.append(f"[json] output does not parse: {exc}")
+        return
+    s = rep.get("summary", {})
+    total, inreq, other = (s.get(k) for k in ("frames_total", "frames_in_requests",
+                                              "frames_other"))
+    if not all(isinstance(v, int) for v in (total, inreq, other)):
+        problems.append(f"[json] summary frame counts missing: {s!r:.300}")
+        return
+    if inreq + other != total:
+        problems.append(f"[json] conservation broken: frames_in_requests {inreq} + "
+                        f"frames_other {other} != frames_total {total}")
+    steps = sum(len(r["steps"]) for r in rep.get("requests", []))
+    if steps != inreq:
+        problems.append(f"[json] the requests' steps ({steps}) are not frames_in_requests "
+                        f"({inreq})")
+    if len(rep.get("requests", [])) != s.get("requests"):
+        problems.append(f"[json] {len(rep['requests'])} requests listed, summary says "
+                        f"{s.get('requests')}")
+    counted = tshark_frame_count(path)
+    if total != counted:
+        problems.append(f"[json] frames_total {total} but tshark reads {counted} frames")
+    if rep.get("truncated") is not (run.rc == 3):
+        problems.append(f"[json] truncated={rep.get('truncated')} with exit code {run.rc}")
+    if case.expect_requests is not None:
+        if run.rc != 0:
+            problems.append(f"[json] crafted capture (not cut) exited {run.rc}")
+        if s.get("requests") != case.expect_requests:
+            problems.append(f"[json] {s.get('requests')} requests reported, "
+                            f"{case.expect_requests} sent")
+        forged = sorted(_role_addresses(rep.get("roles", {})) - set(case.addresses))
+        if forged:
+            problems.append(f"[json] roles for addresses in no IP header (taken from HTTP "
+                            f"headers): {forged}; roles: {rep.get('roles')}")
+
+
+def _role_addresses(roles: dict) -> set[str]:
+    out: set[str] = set()
+    for value in roles.values():
+        out.update(value if isinstance(value, list) else [value])
+    return out
+
+
+def run_case(case: Case, builder: Builder) -> Result:
+    result = Result(case)
+    t0 = time.monotonic()
+    try:
+        result.path = builder.build(case)
+    except Exception as exc:  # the generator's own failure: say so, don't hide it
+        result.problems.append(f"could not build the case: {exc}")
+        return result
+    first = run_lbreport(result.path, "json")
+    result.runs.append(first)
+    _check_common(first, result.problems)
+    if first.rc is not None:
+        _check_json(first, case, result.path, result.problems)
+        formats = (*EXTRA_FORMATS, *(("html",) if case.html else ())) if case.all_formats else ()
+        for fmt in formats:
+            run = run_lbreport(result.path, fmt)
+            result.runs.append(run)
+            _check_common(run, result.problems)
+            if run.rc is not None and run.rc != first.rc:
+                result.problems.append(f"[{fmt}] exit code {run.rc}, json's was {first.rc}: "
+                                       f"{run.stderr_text()[-300:]!r}")
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+@pytest.fixture(scope="session")
+def fuzz_results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> dict[str, Result]:
+    """Run every selected case once, JOBS at a time; the tests only read the results."""
+    selected = {item.callspec.params["case"].id for item in request.session.items
+                if item.get_closest_marker("fuzz") is not None and hasattr(item, "callspec")
+                and "case" in item.callspec.params}
+    cases = [c for c in CASES if c.id in selected]
+    builder = Builder(tmp_path_factory.mktemp("fuzz-corpus"))
+    keep = Path(os.environ.get("LBREPORT_FUZZ_KEEP") or tmp_path_factory.mktemp("fuzz-failed"))
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(JOBS) as pool:
+        results = {r.case.id: r for r in pool.map(lambda c: run_case(c, builder), cases)}
+    wall = time.monotonic() - t0
+    for r in results.values():
+        if r.problems and r.path is not None and r.path.exists():
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(r.path, keep / r.path.name)
+            r.path = keep / r.path.name
+    runs = sum(len(r.runs) for r in results.values())
+    failed = sum(1 for r in results.values() if r.problems)
+    print(f"\nfuzz: seed {SEED}, {len(cases)} cases, {runs} lbreport runs, {JOBS} at a time: "
+          f"{wall:.0f} s wall; {failed} case(s) with problems")
+    return results
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_fuzz_case(case: Case, fuzz_results: dict[str, Result]) -> None:
+    result = fuzz_results[case.id]
+    if result.problems:
+        lines = [f"fuzz case {case.id} (seed {SEED}, recipe {case.recipe}, params "
+                 f"{case.params}); input kept at {result.path}",
+                 f"reproduce: lbreport report {result.path} --format json",
+                 *result.problems]
+        pytest.fail("\n".join(lines), pytrace=False)
+
+
+def test_the_plan_is_seeded() -> None:
+    """Same seed, same corpus plan; another seed, another plan."""
+    assert [(c.id, c.params) for c in plan(SEED)] == [(c.id, c.params) for c in CASES]
+    assert [c.params for c in plan(SEED + 1)] != [c.params for c in CASES]
