@@ -805,7 +805,8 @@ def test_checks_reject_a_wrong_truth(name: str) -> None:
 # --------------------------------------------------------------------------- HTTPS (issue 11)
 
 HTTPS_CAPTURES = {f"{name}-{point}" for name in ("https", "https-redirect", "https-keepalive",
-                                                 "https-h2", "https-haproxy")
+                                                 "https-h2", "https-haproxy",
+                                                 "https-reencrypt")
                   for point in ("client", "m3")}
 
 
@@ -864,3 +865,22 @@ def test_tls_checks_reject_a_wrong_truth(name: str) -> None:
     mutate(wrong)
     with pytest.raises(AssertionError):
         check(wrong, pcap)
+
+
+def test_reencrypt_back_leg_needs_the_backends_secrets(tmp_path: Path) -> None:
+    """https-reencrypt: M3 re-encrypts to the backends; their key log lines (after the client's)
+    are what makes the back leg readable."""
+    truth, pcap = load(CAPTURES / "https-reencrypt-m3.truth.json")
+    check_back_leg(truth, pcap)
+    client_keys = (CAPTURES / "https-reencrypt-client.truth.json").read_text()
+    client = {r["client"] for r in json.loads(client_keys)["requests"]}
+    lines = (CAPTURES / truth["keylog"]).read_text().splitlines(keepends=True)
+    # curl's lines come first: one per client connection (TLS 1.2: CLIENT_RANDOM).
+    front_only = tmp_path / "front-only.keys"
+    front_only.write_text("".join(lines[:len(client)]))
+    shutil.copyfile(pcap, tmp_path / pcap.name)
+    wrong = copy.deepcopy(truth)
+    wrong["keylog"] = front_only.name
+    check_front_requests(wrong, tmp_path / pcap.name)  # the front leg still decrypts...
+    with pytest.raises(AssertionError):
+        check_back_leg(wrong, tmp_path / pcap.name)  # ...the back leg does not

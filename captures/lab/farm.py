@@ -94,6 +94,9 @@ class FarmSpec:
     http2: bool = False  # nginx: HTTP/2 on the TLS listener
     redirect_http: bool = False  # nginx: http_port only answers 301 to https://
     tls_protocols: str = ""  # nginx `ssl_protocols` (e.g. "TLSv1.3"); "" = nginx's default
+    # Re-encryption: the Apache backends serve TLS on https_port too (their key logs are kept)
+    # and nginx proxies to https:// there.
+    backend_tls: bool = False
 
 
 def backend_number(i: int) -> int:
@@ -224,6 +227,8 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
     for i, b in enumerate(backends):
         weight = f" weight={spec.weights[i]}" if spec.weights else ""
         port = "" if spec.http_port == 80 else f":{spec.http_port}"
+        if spec.backend_tls:
+            port = f":{spec.https_port}"
         servers += f"        server {b.url_host}{port}{weight};\n"
     # The balancing method goes before `keepalive` (nginx requires it).
     servers = NGINX_POLICY_LINES.get(spec.policy, "") + servers
@@ -249,7 +254,7 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
         + (nginx_tls_lines(d, spec, m3) if spec.tls else "")
         + "        server_name balanceador;\n"
         + "        location / {\n"
-        + f"            proxy_pass http://{UPSTREAM_NAME};\n"
+        + f"            proxy_pass {'https' if spec.backend_tls else 'http'}://{UPSTREAM_NAME};\n"
         + "            proxy_set_header Host $host;\n"
         + "            proxy_set_header X-Real-IP $remote_addr;\n"
         + "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
@@ -392,6 +397,22 @@ def haproxy_tls_binds(d: Path, spec: FarmSpec, m3: Host) -> str:
         f" alpn {alpn}\n"
         for a in m3.addrs
     )
+
+
+def apache_tls_backend(d: Path, host: Host, port: int, conf: Path, cmd: list[str]
+                       ) -> list[str]:
+    """Re-encryption: mod_ssl on `port` with the backend's own throwaway certificate; Apache
+    writes its TLS secrets to d/sslkeys.log (SSLKEYLOGFILE, mod_ssl >= 2.4.49)."""
+    make_certificate(d, host)
+    conf.write_text(
+        conf.read_text()
+        + f"LoadModule ssl_module {APACHE_MODULES / 'mod_ssl.so'}\n"
+        + listen_lines(host, port, "Listen", end="")
+        + f"<VirtualHost *:{port}>\n"
+        + f"    SSLEngine on\n    SSLCertificateFile {d / CERT_FILE}\n"
+        + f"    SSLCertificateKeyFile {d / KEY_FILE}\n</VirtualHost>\n"
+    )
+    return ["env", f"SSLKEYLOGFILE={d / 'sslkeys.log'}", *cmd]
 
 
 def tls_request_keys(scheme: str, protocol: str, tls_protocol: str) -> dict[str, Any]:
@@ -720,6 +741,9 @@ class Farm:
             self._start_noise_services()
         if self.spec.tls:
             self.wait_listening(self.m3, port=self.spec.https_port)
+        if self.spec.backend_tls:
+            for b in self.backends:
+                self.wait_listening(b, port=self.spec.https_port)
 
     def _start_backend(self, host: Host, n: int) -> None:
         d = self._host_dir(host)
@@ -732,6 +756,8 @@ class Farm:
         if self.spec.backend_server == "apache2":
             conf.write_text(apache_conf(d, host, self.spec.http_port))
             cmd = ["apache2", "-f", str(conf), "-DFOREGROUND"]
+            if self.spec.backend_tls:
+                cmd = apache_tls_backend(d, host, self.spec.https_port, conf, cmd)
         elif self.spec.backend_server == "nginx":
             conf.write_text(nginx_backend_conf(d, host, self.spec.http_port))
             cmd = ["nginx", "-c", str(conf)]
@@ -843,6 +869,14 @@ class Farm:
     def curl(self, *urls: str, client: str = "client1") -> str:
         """One curl process: several URLs share one keep-alive connection."""
         return self.run_in(client, ["curl", "-sS", "--max-time", "10", *(urls or [self.url()])])
+
+    def tls_secrets(self) -> str:
+        """The key log to store beside an HTTPS capture: the client's secrets, then (with
+        backend_tls) the backends' own (Apache's SSLKEYLOGFILE), so both legs decrypt."""
+        assert self.keylog is not None and self.rundir is not None
+        files = [self.keylog] + [self.rundir / b.name / "sslkeys.log" for b in self.backends
+                                 if self.spec.backend_tls]
+        return "".join(f.read_text() for f in files if f.exists())
 
     def curl_tls(self, *urls: str, options: tuple[str, ...] = (), client: str = "client1") -> str:
         """curl -k (the certificate is self-signed), TLS secrets appended to self.keylog."""

@@ -167,6 +167,8 @@ HTTPS_SCENARIOS = [
                    https_h2),
     https_scenario("https-haproxy", FarmSpec(balancer="haproxy", tls=True),
                    https_sequential(3)),
+    # Re-encryption: M3 decrypts, then opens TLS to Apache+mod_ssl on the backends' port 443.
+    https_scenario("https-reencrypt", FarmSpec(tls=True, backend_tls=True), https_sequential(3)),
 ]
 SCENARIOS.extend(HTTPS_SCENARIOS)
 
@@ -311,7 +313,7 @@ def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
             truth = farm.truth(capture, scenario.name)
             if farm.keylog is not None:  # HTTPS: the client's TLS secrets beside the capture
                 keys = out_dir / truth["keylog"]
-                shutil.copyfile(farm.keylog, keys)
+                keys.write_text(farm.tls_secrets())
                 keys.chmod(0o644)
             write_truth(truth, out_dir / f"{capture}.truth.json")
             written.append(dest)
