@@ -48,6 +48,7 @@ JOBS = max(1, int(os.environ.get("LBREPORT_FUZZ_JOBS", "2")))
 TIMEOUT = 60  # seconds per lbreport run; more is a hang
 CASES = plan(SEED)
 EXTRA_FORMATS = ("text", "markdown", "csv")
+PDML_UNREADABLE = b"Could not read tshark's output"  # messages.py err.pdml
 
 # Raw control characters a terminal, a spreadsheet or a Markdown viewer could act on.
 _C0 = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f"
@@ -115,6 +116,11 @@ def _check_common(run: Run, problems: list[str]) -> None:
         problems.append(f"{tag} exit code {run.rc}; stderr: {run.stderr_text()[-500:]!r}")
     if run.rc != 0 and not run.stderr.strip():
         problems.append(f"{tag} exit code {run.rc} without a reason on stderr")
+    if PDML_UNREADABLE in run.stderr:
+        # tshark accepted the file (else its own message comes first) but wrote PDML that
+        # lbreport cannot parse: the report is lost for a reason in lbreport or the plugin.
+        problems.append(f"{tag} tshark's PDML unreadable (rc {run.rc}): "
+                        f"{run.stderr_text()[-500:]!r}")
     for name, data in (("stdout", run.stdout), ("stderr", run.stderr)):
         try:
             text = data.decode("utf-8")
@@ -226,8 +232,16 @@ def fuzz_results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             r.path = keep / r.path.name
     runs = sum(len(r.runs) for r in results.values())
     failed = sum(1 for r in results.values() if r.problems)
+    log = keep / "fuzz-log.json"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(json.dumps([{
+        "id": r.case.id, "params": r.case.params, "seconds": round(r.seconds, 2),
+        "runs": [{"format": x.fmt, "rc": x.rc, "seconds": round(x.seconds, 2),
+                  "stderr": x.stderr_text()[-300:]} for x in r.runs],
+        "problems": r.problems,
+    } for r in results.values()], indent=1, default=str))
     print(f"\nfuzz: seed {SEED}, {len(cases)} cases, {runs} lbreport runs, {JOBS} at a time: "
-          f"{wall:.0f} s wall; {failed} case(s) with problems")
+          f"{wall:.0f} s wall; {failed} case(s) with problems; log: {log}")
     return results
 
 

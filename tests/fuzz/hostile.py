@@ -185,12 +185,14 @@ BACK_DAMAGE = [
     "none",  # what the balancer really sends (with the client's own XFF passed on)
     "realip-utf8",  # X-Real-IP: 192.168.56.1\xe3 and no X-Forwarded-For
     "xff-garbage",  # X-Forwarded-For damaged
+    "xff-no-address",  # X-Forwarded-For with no address in it, X-Real-IP with \xe3
     "xff-absent",  # only X-Real-IP
     "nothing",  # neither header
 ]
 
 ADDRESSES_M3 = tuple(HOSTS[r][0] for r in ("client", "M3", "M1", "M2"))
-ADDRESSES_CLIENT = tuple(HOSTS[r][0] for r in ("client", "M3"))
+# The client's view has no back leg, but the classic lab (embedded, configured) names M1/M2.
+ADDRESSES_CLIENT = ADDRESSES_M3
 
 
 def _client_xff(front: list[bytes]) -> bytes | None:
@@ -209,6 +211,8 @@ def back_headers(balancer: str, damage: str, front: list[bytes]) -> list[bytes]:
         return [b"X-Real-IP: " + client + b"\xe3"]
     if damage == "xff-garbage":
         return [b"X-Real-IP: " + client, b"X-Forwarded-For: \xe3\x00, , 999.999.1.1, \x1b"]
+    if damage == "xff-no-address":
+        return [b"X-Real-IP: " + client + b"\xe3", b"X-Forwarded-For: , ,"]
     if damage == "xff-absent":
         return [b"X-Real-IP: " + client]
     if damage == "nothing":
