@@ -163,7 +163,7 @@ def test_pdml_reader_survives_invalid_utf8() -> None:
         ('[farm]\nbalancer = ["192.168.56.103"]\n[backends]\nweb1 = ["192.168.56.101"]\n',
          "backends.web1"),
         ('[markers]\nM1 = "a;b"\n', "markers.M1"),
-        ('[policy]\nkind = "least-conn"\n', "policy.kind"),
+        ('[policy]\nkind = "random"\n', "policy.kind"),
         ('[policy]\nkind = "weights"\nweights = { M1 = 0 }\n', "policy.weights.M1"),
         ("[nonsense]\n", "nonsense"),
         ("[farm\n", "not valid TOML"),

@@ -61,7 +61,7 @@ def _run(*args: str) -> str:
 def test_text_in_spanish() -> None:
     out = _run(CLASSIC_M3, "--lang", "es")
     for words in ("Punto de captura", "Petición 1", "Servidor final", "Resumen",
-                  "Peticiones por servidor final", "Reparto de carga", "coincide con round robin",
+                  "Peticiones por servidor final", "Reparto de carga", "compatible con round",
                   "│──────petición──────>│", "up-respuesta", "FIN-cliente", "ACK-final",
                   "ARP-quién-tiene M1", "tiempo hasta la respuesta"):
         assert words in out, words
@@ -99,8 +99,11 @@ def test_json_is_never_translated() -> None:
     en = json.loads(_run(CLASSIC_M3, "--format", "json"))
     es = json.loads(_run(CLASSIC_M3, "--format", "json", "--lang", "es"))
     # Only the human sentence that explains the balance verdict follows --lang.
-    assert es["summary"]["balance"]["explanation"].startswith("coincide con round robin")
-    assert en["summary"]["balance"]["explanation"].startswith("matches round robin")
+    # The classic lab declares no policy: the sentence names the ones the sequence fits.
+    assert es["summary"]["balance"]["explanation"].startswith(
+        "no se ha declarado política; observado M1 2, M2 1: compatible con round robin")
+    assert en["summary"]["balance"]["explanation"].startswith(
+        "no policy declared; observed M1 2, M2 1: consistent with round robin")
     es["summary"]["balance"]["explanation"] = en["summary"]["balance"]["explanation"]
     assert es == en
     assert {s["step"] for r in es["requests"] for s in r["steps"]} >= {"request", "up-response"}

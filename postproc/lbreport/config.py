@@ -17,7 +17,7 @@ from lbreport.errors import LbreportError
 from lbreport.messages import t
 
 BACKEND_ROLE = re.compile(r"^M[0-9]+$")
-POLICIES = ("round-robin", "weights")
+POLICIES = ("round-robin", "weights", "ip-hash", "least-conn")
 _SECTIONS: dict[str, tuple[str, ...] | None] = {
     "farm": ("clients", "balancer", "ports"),
     "backends": None,  # any backend role name
@@ -35,7 +35,8 @@ class Lab:
     ports: tuple[int, ...] = ()
     backends: dict[str, tuple[str, ...]] = field(default_factory=dict)
     markers: dict[str, str] = field(default_factory=dict)
-    policy: str = "round-robin"
+    # "" = none declared: the report then says which known policies the traffic fits.
+    policy: str = ""
     weights: dict[str, int] = field(default_factory=dict)
     source: str = ""  # where it came from, for the report's header
 
@@ -128,8 +129,8 @@ def parse_lab(data: dict[str, Any], *, source: str, path: str) -> Lab:
         markers[backend_role(key, role)] = text
 
     policy = table("policy")
-    kind = policy.get("kind", "round-robin")
-    if kind not in POLICIES:
+    kind = policy.get("kind", "")
+    if kind not in POLICIES and not (kind == "" and "kind" not in policy):
         raise bad("policy.kind", t("lab.bad_policy"))
     weights_raw = policy.get("weights", {})
     if not isinstance(weights_raw, dict):
@@ -187,6 +188,8 @@ def to_toml(
     backends: dict[str, list[str]],
     header: str,
     markers_hint: str,
+    policy_hint: str = '# kind = "round-robin"  # or "weights" (+ weights = { M1 = 3, M2 = 1 }), '
+                       '"ip-hash", "least-conn"',
 ) -> str:
     """A lab file (what `lbreport roles` prints)."""
 
@@ -197,5 +200,7 @@ def to_toml(
     lines += [f"balancer = {strings(balancer)}", f"ports = [{', '.join(map(str, ports))}]", ""]
     lines.append("[backends]")
     lines += [f"{role} = {strings(addrs)}" for role, addrs in backends.items()]
-    lines += ["", "[markers]", markers_hint, "", "[policy]", 'kind = "round-robin"', ""]
+    # No policy is suggested: the traffic alone cannot prove one, and without a kind the report
+    # says which known policies it fits.
+    lines += ["", "[markers]", markers_hint, "", "[policy]", policy_hint, ""]
     return "\n".join(lines)

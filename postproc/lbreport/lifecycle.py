@@ -16,15 +16,19 @@ numbers (its spill offset, its backend and latency for the summary): ~30 bytes.
 from __future__ import annotations
 
 import marshal
+import math
 import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import permutations
 
 from lbreport.pdml import Record
 
-FRONT, BACK, ARP = "front", "back", "arp"
+FRONT, BACK, ARP, DIRECT = "front", "back", "arp", "direct"
+# The policies a verdict can test without being told which one the balancer runs.
+KNOWN_POLICIES = ("round-robin", "ip-hash", "least-conn")
 TIMING_KEYS = (
     "handshake_rtt",
     "request_to_upstream",
@@ -83,15 +87,44 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyCheck:
+    """Whether the observed sequence of backends could come from one policy.
+
+    `result`: "consistent" | "inconsistent" | "undecided" (the capture cannot tell).
+    `reason`: why not consistent: "rotation" (round robin's order broken), "counts" (weights'
+    shares), "client-split" (ip-hash: one client address, several backends), "busier"
+    (least-conn: a backend with more requests in flight was chosen); why undecided:
+    "no-overlap" (least-conn: no request started while another was in flight),
+    "no-repeat-client" (ip-hash: no client address made two requests with a known backend).
+    `request`: the first request that contradicts the policy; `client`/`backends`: ip-hash's
+    counterexample (or, for least-conn, the chosen backend then the less busy one);
+    `in_flight`: least-conn's counts at that request's start."""
+
+    policy: str
+    result: str
+    reason: str = ""
+    request: int | None = None
+    client: str = ""
+    backends: tuple[str, ...] = ()
+    in_flight: dict[str, int] = field(default_factory=dict)
+    decisions: int = 0  # least-conn: requests that started while others were in flight
+
+
+@dataclass(frozen=True, slots=True)
 class Balance:
-    policy: str  # "round-robin" | "weights"
+    policy: str  # declared: "round-robin" | "weights" | "ip-hash" | "least-conn"; "": none
     weights: dict[str, int]
     verdict: str  # "matches" | "differs" | "not-judged"
-    reason: str  # for not-judged: "backend-view" | "no-known-backend" | "single-backend"
-    expected: dict[str, float]
+    # for not-judged: "backend-view" | "no-known-backend" | "single-backend" | "one-request"
+    # | "no-overlap" | "no-repeat-client" (the declared policy cannot be told from this capture)
+    # | "undecidable" (none declared, and no known policy can be told)
+    reason: str
+    expected: dict[str, float]  # only for policies that predict counts (round robin, weights)
     observed: dict[str, int]
     unknown: int  # requests left out because their backend is unknown
     rotation_broken_at: int | None  # round robin: first request index breaking the rotation
+    consistent_with: tuple[str, ...] = ()  # every checked policy the sequence fits
+    checks: tuple[PolicyCheck, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +147,54 @@ class Summary:
     status_counts: dict[str, int]
     balance: Balance
     latency: Latency
+    # Frames in no request by what the plugin says they are (lblab.kind; "other" if it does
+    # not say), count descending then name: explains frames_other, which it sums to.
+    frames_other_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRequest:
+    """A client's HTTP request straight to a backend (not through M3): listed apart, never
+    a balanced request. `index` is the plugin's own numbering of direct requests."""
+
+    index: int
+    client: str
+    backend: str
+    method: str
+    uri: str
+    status: int | None
+    frames: int
+
+
+class _DirectAcc:
+    """One direct request while its frames arrive (a few per capture: kept in memory)."""
+
+    __slots__ = ("index", "client", "backend", "peer", "method", "uri", "status", "frames")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.client = ""
+        self.backend = ""  # the request frame's destination role
+        self.peer = ""  # any frame's non-client end: the backend if the request was not seen
+        self.method = ""
+        self.uri = ""
+        self.status = 0
+        self.frames = 0
+
+    def add(self, r: Record) -> None:
+        self.frames += 1
+        if r.client and not self.client:
+            self.client = r.client
+        if (r.method or r.uri) and not self.method:
+            self.method, self.uri, self.backend = r.method, r.uri, r.dst_role
+        if r.status and not self.status:
+            self.status = r.status
+        if not self.peer:
+            self.peer = r.dst_role if r.src_role == "client" else r.src_role
+
+    def freeze(self) -> DirectRequest:
+        return DirectRequest(self.index, self.client, self.backend or self.peer, self.method,
+                             self.uri, self.status or None, self.frames)
 
 
 class _Labels:
@@ -257,6 +338,8 @@ class LifecycleBuilder:
         self.legs: set[str] = set()
         self.back_roles: set[str] = set()
         self.http_requests_seen = 0  # HTTP requests in the capture, in a request or not
+        self.other_kinds: Counter[str] = Counter()  # frames in no request, by lblab.kind
+        self._direct: dict[int, _DirectAcc] = {}
 
     def add(self, r: Record) -> None:
         self.frames_total += 1
@@ -275,7 +358,14 @@ class LifecycleBuilder:
             if r.leg == BACK:
                 # The backend end of a back-leg frame (the other end is M3).
                 self.back_roles.add(r.dst_role if r.src_role == "M3" else r.src_role)
-        if not r.req:
+        if r.direct:
+            found = self._direct.get(r.direct)
+            if found is None:
+                found = self._direct[r.direct] = _DirectAcc(r.direct)
+            found.add(r)
+        if not r.req or r.leg == DIRECT:
+            # A direct request's frames are never a balanced request's, whatever their index.
+            self.other_kinds[r.kind or (DIRECT if r.leg == DIRECT else "other")] += 1
             return
         self.frames_in_requests += 1
         acc = self._reqs.get(r.req)
@@ -342,7 +432,7 @@ class LifecycleBuilder:
             acc.merge(held)
         return acc
 
-    def finish(self, *, policy: str = "round-robin", weights: dict[str, int] | None = None,
+    def finish(self, *, policy: str = "", weights: dict[str, int] | None = None,
                configured_backends: Iterable[str] = ()) -> Report:
         capture_point = _capture_point(self.legs, self.back_roles)
         first_time = self.first_time or 0.0
@@ -350,6 +440,7 @@ class LifecycleBuilder:
         statuses: Counter[str] = Counter()
         per_backend: Counter[str] = Counter()
         sequence = _Sequence()
+        dispatches = _Dispatches()
         latencies: dict[str, array] = {"time_to_first_byte": array("d"), "backend_time": array("d")}
         labels = self._labels.values
         mask = _MASK
@@ -363,12 +454,14 @@ class LifecycleBuilder:
             if acc.backend:
                 sequence.append(index, acc.backend)
             steps = [(labels[p & mask][3], t) for p, t in zip(acc.packed, acc.times, strict=True)]
+            dispatches.append(index, acc.backend, acc.client, steps)
             measured = timings(steps)
             for basis, values in latencies.items():
                 value = measured[basis]
                 if value is not None:
                     values.append(value)
         backends = _backend_roles(configured_backends, self.roles, per_backend)
+        kinds = sorted(self.other_kinds.items(), key=lambda kv: (-kv[1], kv[0]))
         summary = Summary(
             requests=len(order),
             frames_total=self.frames_total,
@@ -376,12 +469,15 @@ class LifecycleBuilder:
             frames_other=self.frames_total - self.frames_in_requests,
             backend_distribution={b: per_backend[b] for b in role_sort(per_backend)},
             status_counts=dict(sorted(statuses.items())),
-            balance=_balance(policy, weights or {}, backends, sequence,
+            balance=_balance(policy, weights or {}, backends, sequence, dispatches,
                              per_backend["unknown"], capture_point),
             latency=_latency(latencies),
+            frames_other_by_kind=dict(kinds),
         )
         roles = {role: self.roles[role] for role in role_sort(self.roles)}
-        return Report(self, capture_point, roles, summary, first_time, order)
+        direct = tuple(self._direct[i].freeze() for i in sorted(self._direct))
+        return Report(self, capture_point, roles, summary, first_time, order,
+                      direct_requests=direct)
 
     # -- one request ------------------------------------------------------------------------
 
@@ -432,6 +528,7 @@ class Report:
     lab_source: str = ""
     truncated: bool = False
     last_frame: int = 0
+    direct_requests: tuple[DirectRequest, ...] = ()  # not through M3: listed apart
 
     def requests(self) -> Iterator[Request]:
         b = self._builder
@@ -597,8 +694,61 @@ class _Sequence:
             yield index, names[b]
 
 
+class _Dispatches:
+    """Every request in request order, packed, for the policy checks: its backend (-1:
+    unknown), its client address, and when it was dispatched and done. Dispatch is when M3
+    chose the backend (its connection to it, else its upstream request; in a client view the
+    request itself). Done: `end_lo` when the backend certainly still had it (its response
+    arrives), `end_hi` when it certainly no longer had it (the response's last frame out of
+    M3, plus a millisecond for the balancer to release it); inf without a response."""
+
+    def __init__(self) -> None:
+        self.index = array("q")
+        self.backend = array("l")
+        self.client = array("l")
+        self.start = array("d")
+        self.end_lo = array("d")
+        self.end_hi = array("d")
+        self.backends: dict[str, int] = {}
+        self.clients: dict[str, int] = {}
+
+    def append(self, index: int, backend: str, client: str,
+               steps: Sequence[tuple[str, float]]) -> None:
+        first: dict[str, float] = {}
+        last_out = -math.inf
+        for step, time in steps:
+            first.setdefault(step, time)
+            if step in _RESPONSE_STEPS:
+                last_out = time
+        start = first.get("up-SYN", first.get("up-request"))
+        if start is None or first.get("up-request", start) < start:
+            start = first.get("up-request", first.get("request", first.get("SYN", math.nan)))
+        end_lo = first.get("up-response", first.get("response", math.inf))
+        end_hi = last_out + _RELEASE if last_out > -math.inf else math.inf
+        self.index.append(index)
+        self.backend.append(self.backends.setdefault(backend, len(self.backends))
+                            if backend else -1)
+        self.client.append(self.clients.setdefault(_address(client), len(self.clients)))
+        self.start.append(start)
+        self.end_lo.append(end_lo)
+        self.end_hi.append(max(end_hi, end_lo))
+
+
+_RESPONSE_STEPS = frozenset(("response", "up-response", "data", "up-data"))
+_RELEASE = 0.001  # seconds a balancer may take to release a backend after the response
+_MAX_ROTATION_BACKENDS = 6  # beyond: (k-1)! rotations to try; unknown requests then skipped
+
+
+def _address(client: str) -> str:
+    """ "ip:port" / "[v6]:port" → the address (ip-hash hashes the address, not the port)."""
+    if client.startswith("["):
+        return client[1:].partition("]")[0]
+    return client.rpartition(":")[0] if client.count(":") == 1 else client
+
+
 def _balance(policy: str, weights: dict[str, int], backends: list[str],
-             sequence: Sequence[tuple[int, str]], unknown: int, capture_point: str) -> Balance:
+             sequence: Sequence[tuple[int, str]], dispatches: _Dispatches, unknown: int,
+             capture_point: str) -> Balance:
     observed = {b: 0 for b in backends}
     for _, b in sequence:
         observed[b] = observed.get(b, 0) + 1
@@ -606,10 +756,16 @@ def _balance(policy: str, weights: dict[str, int], backends: list[str],
     share = {b: weights.get(b, 0) for b in backends} if policy == "weights" else dict.fromkeys(
         backends, 1)
     total_share = sum(share.values()) or 1
-    expected = {b: round(n * share[b] / total_share, 2) for b in backends}
+    # Only a policy that predicts counts has an expectation to show.
+    expected = {b: round(n * share[b] / total_share, 2) for b in backends} if policy in (
+        "round-robin", "weights") else {}
 
-    def result(verdict: str, reason: str = "", broken: int | None = None) -> Balance:
-        return Balance(policy, weights, verdict, reason, expected, observed, unknown, broken)
+    def result(verdict: str, reason: str = "", checks: tuple[PolicyCheck, ...] = ()) -> Balance:
+        rr = next((c for c in checks if c.policy == "round-robin"), None)
+        broken = rr.request if rr is not None and rr.result == "inconsistent" else None
+        consistent = tuple(c.policy for c in checks if c.result == "consistent")
+        return Balance(policy, weights, verdict, reason, expected, observed, unknown, broken,
+                       consistent, checks)
 
     if capture_point not in ("client", "M3", "unknown"):
         return result("not-judged", "backend-view")
@@ -617,20 +773,147 @@ def _balance(policy: str, weights: dict[str, int], backends: list[str],
         return result("not-judged", "no-known-backend")
     if len(backends) < 2:
         return result("not-judged", "single-backend")
-    # A policy's counts may lag the ideal share by less than one request at any point.
-    matches = all(abs(observed[b] - expected[b]) < 1 for b in backends)
-    broken = _rotation_break(sequence, len(backends)) if policy == "round-robin" else None
-    return result("matches" if matches else "differs", "", broken)
+    if n == 1:  # any policy sends one request anywhere: nothing to tell them apart
+        return result("not-judged", "one-request")
+    # Each backend's id in `dispatches`; one never chosen gets its own negative id.
+    ids = [dispatches.backends.get(b, -2 - i) for i, b in enumerate(backends)]
+    checks = [
+        _check_round_robin(dispatches, ids),
+        _check_ip_hash(dispatches),
+        _check_least_conn(dispatches, ids),
+    ]
+    if policy == "weights":
+        checks.insert(0, _check_weights(backends, observed, share, total_share, n, unknown))
+    checks = [_named(c, dispatches) for c in checks]
+    if policy:
+        mine = next(c for c in checks if c.policy == policy)
+        verdict = {"consistent": "matches", "inconsistent": "differs"}.get(mine.result)
+        return result(verdict or "not-judged", "" if verdict else mine.reason, tuple(checks))
+    results = {c.result for c in checks}
+    if "consistent" in results:
+        return result("matches", "", tuple(checks))
+    if "inconsistent" in results:
+        return result("differs", "", tuple(checks))
+    return result("not-judged", "undecidable", tuple(checks))
 
 
-def _rotation_break(sequence: Sequence[tuple[int, str]], k: int) -> int | None:
-    """Round robin repeats with period k and visits k different backends per period."""
-    for i, (index, backend) in enumerate(sequence):
-        if i >= k and backend != sequence[i - k][1]:
-            return index
-        if i < k and any(backend == sequence[j][1] for j in range(i)):
-            return index
-    return None
+def _named(check: PolicyCheck, d: _Dispatches) -> PolicyCheck:
+    """Backend and client ids → names, for the report."""
+    names = {i: b for b, i in d.backends.items()}
+    clients = {i: c for c, i in d.clients.items()}
+    if not check.backends and not check.in_flight and not check.client:
+        return check
+    return PolicyCheck(
+        check.policy, check.result, check.reason, check.request,
+        clients.get(int(check.client), "") if check.client else "",
+        tuple(names.get(int(b), b) for b in check.backends),
+        {names.get(int(b), b): v for b, v in check.in_flight.items()},
+        check.decisions,
+    )
+
+
+def _check_weights(backends: list[str], observed: dict[str, int], share: dict[str, int],
+                   total_share: int, n: int, unknown: int) -> PolicyCheck:
+    """Weighted round robin keeps each backend's count within one request of its share. The
+    unknown requests went somewhere: each backend may have up to `unknown` more."""
+    total = n + unknown
+    for b in backends:
+        ideal = total * share[b] / total_share
+        if not ideal - 1 - unknown < observed[b] < ideal + 1:
+            return PolicyCheck("weights", "inconsistent", "counts")
+    return PolicyCheck("weights", "consistent")
+
+
+def _check_round_robin(d: _Dispatches, ids: list[int]) -> PolicyCheck:
+    """Round robin visits the k backends in a fixed cyclic order. A request with an unknown
+    backend took one turn (a 304 a backend served) or none (answered by M3 itself): both are
+    allowed. Every cyclic order is tried; the rotation breaks at the request where the one
+    that went furthest fails. Turns follow the dispatch order (concurrent clients' requests
+    may reach M3 in one order and get their backend in another)."""
+    k = len(ids)
+    # Positions in dispatch order; a request never dispatched keeps its place by index.
+    order = sorted(range(len(d.index)), key=lambda j: (
+        math.inf if math.isnan(d.start[j]) else d.start[j], d.index[j]))
+    if k > _MAX_ROTATION_BACKENDS:
+        # Too many orders to try: the first k known backends fix it; unknown ones are skipped.
+        known = [j for j in order if d.backend[j] >= 0]
+        seq = [d.backend[j] for j in known]
+        for i, b in enumerate(seq):
+            if (b != seq[i - k]) if i >= k else (b in seq[:i]):
+                return PolicyCheck("round-robin", "inconsistent", "rotation", d.index[known[i]])
+        return PolicyCheck("round-robin", "consistent")
+    backend_in_order = [d.backend[j] for j in order]
+    mask = (1 << k) - 1
+    furthest = 0
+    for rest in permutations(range(1, k)):
+        turn = {ids[o]: i for i, o in enumerate((0, *rest))}
+        reachable = mask  # the turns the next request may take: any, at first
+        for j, b in enumerate(backend_in_order):
+            if b < 0:
+                reachable |= ((reachable << 1) | (reachable >> (k - 1))) & mask
+                continue
+            i = turn.get(b, -1)
+            if i < 0 or not reachable >> i & 1:
+                furthest = max(furthest, j)
+                break
+            reachable = 1 << ((i + 1) % k)
+        else:
+            return PolicyCheck("round-robin", "consistent")
+    return PolicyCheck("round-robin", "inconsistent", "rotation", d.index[order[furthest]])
+
+
+def _check_ip_hash(d: _Dispatches) -> PolicyCheck:
+    """One client address → always the same backend (which one depends on the hash)."""
+    first: dict[int, int] = {}
+    repeated = False
+    for index, client, b in zip(d.index, d.client, d.backend, strict=True):
+        if b < 0:
+            continue
+        seen = first.get(client)
+        if seen is None:
+            first[client] = b
+            continue
+        if seen != b:
+            return PolicyCheck("ip-hash", "inconsistent", "client-split", index, str(client),
+                               (str(seen), str(b)))
+        repeated = True
+    if not repeated:
+        return PolicyCheck("ip-hash", "undecided", "no-repeat-client")
+    return PolicyCheck("ip-hash", "consistent")
+
+
+def _check_least_conn(d: _Dispatches, ids: list[int]) -> PolicyCheck:
+    """least-conn sends each request to a backend with the fewest requests in flight. The
+    balancer's own counter is not in the capture, so it is bounded from the times: at a
+    request's dispatch, a backend certainly had the earlier requests dispatched to it whose
+    response had not arrived, and at most those not yet released (plus, for any backend, the
+    requests whose backend is unknown). Contradicted only when the chosen backend certainly
+    had more than another could have had; decided only when something was in flight."""
+    order = sorted((s, i) for i, s in enumerate(d.start) if not math.isnan(s))
+    active: list[int] = []  # earlier requests not yet released
+    decisions = 0
+    for start, i in order:
+        active = [j for j in active if d.end_hi[j] > start]
+        chosen = d.backend[i]
+        # A choice says something only if some earlier request was certainly in flight.
+        if chosen >= 0 and any(d.start[j] < start < d.end_lo[j] for j in active):
+            decisions += 1
+        if chosen >= 0 and active:
+            certain = sum(1 for j in active if d.backend[j] == chosen and d.end_lo[j] > start
+                          and d.start[j] < start)
+            wild = sum(1 for j in active if d.backend[j] < 0)
+            possible = Counter(d.backend[j] for j in active if d.backend[j] >= 0)
+            for other in ids:
+                if 0 <= other != chosen and certain > possible[other] + wild:
+                    # The chosen backend: at least; the others: at most.
+                    in_flight = {str(b): possible[b] + wild for b in ids if b >= 0}
+                    in_flight[str(chosen)] = certain
+                    return PolicyCheck("least-conn", "inconsistent", "busier", d.index[i],
+                                       "", (str(chosen), str(other)), in_flight, decisions)
+        active.append(i)
+    if not decisions:
+        return PolicyCheck("least-conn", "undecided", "no-overlap")
+    return PolicyCheck("least-conn", "consistent", decisions=decisions)
 
 
 def _latency(latencies: dict[str, array]) -> Latency:

@@ -94,7 +94,7 @@ EN: dict[str, str] = {
     "lab.bad_role": "{value!r} is not a backend name (use M1, M2, M4…; M3 is the balancer)",
     "lab.not_str": "must be a string",
     "lab.bad_marker": "must be a non-empty string without ';' (it separates markers)",
-    "lab.bad_policy": "must be \"round-robin\" or \"weights\"",
+    "lab.bad_policy": "must be \"round-robin\", \"weights\", \"ip-hash\" or \"least-conn\"",
     "lab.bad_weight": "must be a positive integer",
     "lab.weights_needed": "policy \"weights\" needs a weights table naming each backend",
     "lab.weight_unknown": "names {value!r}, which is not a backend in [backends]",
@@ -163,6 +163,15 @@ EN: dict[str, str] = {
     "sum.requests": "Requests",
     "sum.frames": "Frames",
     "sum.frames_detail": "{total} total = {inreq} in requests + {other} other",
+    "sum.frames_by_kind": "{total} total = {inreq} in requests + {other} other ({kinds})",
+    "sum.kind.other": "other",
+    "sum.direct": "Direct requests",
+    "sum.direct_count": "{count} (a client fetched a backend directly: not balanced, not above)",
+    "direct.title": "Direct requests (not through the balancer)",
+    "direct.note": (
+        "A client talked HTTP to a backend directly: not balanced requests, left out of the "
+        "requests and of the balance verdict."
+    ),
     "sum.status_counts": "Status codes",
     "sum.backends": "Requests per backend",
     "sum.balance": "Balance",
@@ -175,7 +184,10 @@ EN: dict[str, str] = {
     "bal.differs": "does NOT match {policy}: expected {expected}, observed {observed}.",
     "bal.sequence": "The order of backends also follows the policy's rotation.",
     "bal.sequence_broken": "The order of backends breaks the rotation at request {index}.",
-    "bal.unknown_some": "{count} request(s) with an unknown backend were left out.",
+    "bal.unknown_some": (
+        "{count} request(s) whose backend this capture does not show were left out of the "
+        "verdict."
+    ),
     "bal.not_judged_backend": (
         "not judged: a capture at a backend only sees the requests that backend served."
     ),
@@ -183,6 +195,41 @@ EN: dict[str, str] = {
     "bal.not_judged_single": "not judged: only one backend is known.",
     "policy.round-robin": "round robin",
     "policy.weights": "weights {weights}",
+    "policy.ip-hash": "ip-hash",
+    "policy.least-conn": "least-conn",
+    "bal.not_judged_one": (
+        "not judged: only one request has a known backend (any policy may send one request "
+        "anywhere)."
+    ),
+    "bal.none": "no policy declared; observed {observed}: {verdicts}.",
+    "bal.with": "consistent with {policies}",
+    "bal.with_none": "consistent with none of the policies lbreport knows",
+    "bal.not_with": "not with {policy}: {why}",
+    "bal.cannot": "{policy} cannot be judged: {why}",
+    "bal.and": "{head} and {last}",
+    "bal.also": "The sequence is consistent with {policies}.",
+    "bal.matches_ip_hash": "matches ip-hash: each client address always went to the same backend.",
+    "bal.matches_least_conn": (
+        "matches least-conn as far as the capture can tell: each of the {count} request(s) "
+        "dispatched while others were in flight went to a backend with the fewest in flight."
+    ),
+    "bal.differs_why": "does NOT match {policy}: {why}.",
+    "bal.not_judged_policy": "not judged: this capture cannot tell {policy}: {why}.",
+    "bal.least_conn_basis": (
+        "(least-conn: in-flight counts bounded by the request and response times in the "
+        "capture; the balancer's own counter is not in it.)"
+    ),
+    "bal.why.rotation": "the order of backends breaks the rotation at request {index}",
+    "bal.why.client-split": "client {client} went to {backends}",
+    "bal.why.busier": (
+        "request {index} went to {backend}, which had {busy} request(s) in flight, while "
+        "{other} had at most {idle}"
+    ),
+    "bal.why.no-overlap": (
+        "no request was dispatched while another was in flight, so every backend had the "
+        "fewest"
+    ),
+    "bal.why.no-repeat-client": "no client address made two requests with a known backend",
     # --- roles command ------------------------------------------------------------------------
     "roles.header": (
         "# Lab file inferred by `lbreport roles` from {capture}.\n"

@@ -97,7 +97,7 @@ ES: dict[str, str] = {
     ),
     "lab.not_str": "debe ser una cadena",
     "lab.bad_marker": "debe ser una cadena no vacía y sin ';' (separa las marcas)",
-    "lab.bad_policy": "debe ser \"round-robin\" o \"weights\"",
+    "lab.bad_policy": "debe ser \"round-robin\", \"weights\", \"ip-hash\" o \"least-conn\"",
     "lab.bad_weight": "debe ser un entero positivo",
     "lab.weights_needed": (
         "la política \"weights\" necesita una tabla weights con el peso de cada servidor final"
@@ -178,6 +178,18 @@ ES: dict[str, str] = {
     "sum.requests": "Peticiones",
     "sum.frames": "Tramas",
     "sum.frames_detail": "{total} en total = {inreq} en peticiones + {other} otras",
+    "sum.frames_by_kind": "{total} en total = {inreq} en peticiones + {other} otras ({kinds})",
+    "sum.kind.other": "otras",
+    "sum.direct": "Peticiones directas",
+    "sum.direct_count": (
+        "{count} (un cliente pidió directamente a un servidor final: sin balanceo, no están "
+        "arriba)"
+    ),
+    "direct.title": "Peticiones directas (sin pasar por el balanceador)",
+    "direct.note": (
+        "Un cliente habló HTTP directamente con un servidor final: no son peticiones "
+        "balanceadas, quedan fuera de las peticiones y del veredicto del reparto."
+    ),
     "sum.status_counts": "Códigos de estado",
     "sum.backends": "Peticiones por servidor final",
     "sum.balance": "Reparto de carga",
@@ -191,8 +203,8 @@ ES: dict[str, str] = {
     "bal.sequence": "El orden de los servidores también sigue la rotación de la política.",
     "bal.sequence_broken": "El orden de los servidores rompe la rotación en la petición {index}.",
     "bal.unknown_some": (
-        "Se han dejado fuera {count} petición(es) cuyo servidor final se "
-        "desconoce."
+        "Se han dejado fuera del veredicto {count} petición(es) cuyo servidor final no se ve "
+        "en esta captura."
     ),
     "bal.not_judged_backend": (
         "sin evaluar: una captura en un servidor final solo ve las peticiones que atendió él."
@@ -203,6 +215,46 @@ ES: dict[str, str] = {
     "bal.not_judged_single": "sin evaluar: solo se conoce un servidor final.",
     "policy.round-robin": "round robin (turno rotatorio)",
     "policy.weights": "pesos {weights}",
+    "policy.ip-hash": "ip-hash (por dirección del cliente)",
+    "policy.least-conn": "least-conn (menos conexiones en curso)",
+    "bal.not_judged_one": (
+        "sin evaluar: solo una petición tiene servidor final conocido (cualquier política "
+        "puede mandar una petición a cualquiera)."
+    ),
+    "bal.none": "no se ha declarado política; observado {observed}: {verdicts}.",
+    "bal.with": "compatible con {policies}",
+    "bal.with_none": "no es compatible con ninguna de las políticas que conoce lbreport",
+    "bal.not_with": "no con {policy}: {why}",
+    "bal.cannot": "{policy} no se puede evaluar: {why}",
+    "bal.and": "{head} y {last}",
+    "bal.also": "La secuencia es compatible con {policies}.",
+    "bal.matches_ip_hash": (
+        "coincide con ip-hash: cada dirección de cliente fue siempre al mismo servidor final."
+    ),
+    "bal.matches_least_conn": (
+        "coincide con least-conn hasta donde la captura permite saber: cada una de las "
+        "{count} petición(es) enviadas mientras otras estaban en curso fue a un servidor "
+        "final con el menor número en curso."
+    ),
+    "bal.differs_why": "NO coincide con {policy}: {why}.",
+    "bal.not_judged_policy": "sin evaluar: esta captura no permite saber si es {policy}: {why}.",
+    "bal.least_conn_basis": (
+        "(least-conn: peticiones en curso acotadas con los tiempos de petición y respuesta de "
+        "la captura; el contador del balanceador no está en ella.)"
+    ),
+    "bal.why.rotation": "el orden de los servidores rompe la rotación en la petición {index}",
+    "bal.why.client-split": "el cliente {client} fue a {backends}",
+    "bal.why.busier": (
+        "la petición {index} fue a {backend}, que tenía {busy} petición(es) en curso, "
+        "mientras {other} tenía como mucho {idle}"
+    ),
+    "bal.why.no-overlap": (
+        "ninguna petición se envió mientras otra estaba en curso, así que todos los "
+        "servidores tenían el mínimo"
+    ),
+    "bal.why.no-repeat-client": (
+        "ninguna dirección de cliente hizo dos peticiones con servidor final conocido"
+    ),
     # --- orden roles ------------------------------------------------------------------------------
     "roles.header": (
         "# Fichero de laboratorio deducido por `lbreport roles` a partir de {capture}.\n"

@@ -41,6 +41,10 @@ class Record:
     conn: int = -1
     role_defs: tuple[str, ...] = ()
     client_xff: str = ""
+    # Frames in no request: what they are (ssh, dns, arp, direct, …; an open set of names),
+    # so the summary can explain "other" instead of just counting it.
+    kind: str = ""
+    direct: int = 0  # a client's HTTP straight to a backend: that request's own 1..N index
 
 
 # lblab field name → Record attribute. Integer fields are listed in _INTS.
@@ -61,11 +65,13 @@ _FIELDS = {
     "lblab.arp_target": "arp_target",
     "lblab.conn": "conn",
     "lblab.client_xff": "client_xff",
+    "lblab.kind": "kind",
+    "lblab.direct": "direct",
 }
-_INTS = {"req", "status", "conn"}
+_INTS = {"req", "status", "conn", "direct"}
 # Low-cardinality labels repeat on every frame: share one str object each. Not URIs/clients.
 _INTERNED = {"src_role", "dst_role", "step", "leg", "flags", "backend", "evidence", "marker",
-             "arp_target", "method"}
+             "arp_target", "method", "kind"}
 
 # The hot loop fills a positional list: lblab field name → (position in Record, kind).
 _POSITIONS = {f.name: i for i, f in enumerate(fields(Record))}
@@ -76,9 +82,11 @@ _SLOT = {
     for name, attr in _FIELDS.items()
 }
 _ROLE_DEFS = _POSITIONS["role_defs"]
-# lblab.pkt (the plugin's compact mode): these fields, in this order, `;`-separated.
+# lblab.pkt (the plugin's compact mode): these fields, in this order, `;`-separated. New parts
+# only ever go at the end: an older plugin's shorter string still parses (missing = absent).
 _PKT_FIELDS = ("lblab.req", "lblab.step", "lblab.src_role", "lblab.dst_role", "lblab.leg",
-               "lblab.backend", "lblab.backend_evidence", "lblab.flags", "lblab.arp_target")
+               "lblab.backend", "lblab.backend_evidence", "lblab.flags", "lblab.arp_target",
+               "lblab.kind", "lblab.direct")
 _PKT_SLOTS = tuple(_SLOT[name] for name in _PKT_FIELDS)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lbreport.lifecycle import Anomaly, Balance, Latency, Report
+from lbreport.lifecycle import Anomaly, Balance, DirectRequest, Latency, PolicyCheck, Report
 from lbreport.messages import has, t
 
 
@@ -35,24 +35,81 @@ def _counts(d: dict[str, float] | dict[str, int]) -> str:
     return ", ".join(f"{k} {v:g}" for k, v in d.items())
 
 
+def _and(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c" in the reader's language."""
+    if len(items) < 2:
+        return "".join(items)
+    return t("bal.and", head=", ".join(items[:-1]), last=items[-1])
+
+
+def _policy(b: Balance, name: str) -> str:
+    if name == "weights":
+        return t("policy.weights", weights=_counts(b.weights))
+    return t(f"policy.{name}") if has(f"policy.{name}") else name
+
+
+def _why(b: Balance, c: PolicyCheck) -> str:
+    """Why a check is not consistent, in words (its reason code and counterexample)."""
+    if c.reason == "rotation":
+        return t("bal.why.rotation", index=c.request)
+    if c.reason == "client-split":
+        return t("bal.why.client-split", client=c.client, backends=_and(list(c.backends)))
+    if c.reason == "busier":
+        chosen, other = c.backends
+        return t("bal.why.busier", index=c.request, backend=chosen, busy=c.in_flight[chosen],
+                 other=other, idle=c.in_flight[other])
+    return t(f"bal.why.{c.reason}") if has(f"bal.why.{c.reason}") else c.reason
+
+
+_NOT_JUDGED = {
+    "backend-view": "bal.not_judged_backend",
+    "no-known-backend": "bal.not_judged_unknown",
+    "single-backend": "bal.not_judged_single",
+    "one-request": "bal.not_judged_one",
+}
+
+
 def balance(b: Balance) -> str:
-    policy = t("policy.weights", weights=_counts(b.weights)) if b.policy == "weights" else t(
-        "policy.round-robin"
-    )
-    if b.verdict == "not-judged":
-        key = {
-            "backend-view": "bal.not_judged_backend",
-            "no-known-backend": "bal.not_judged_unknown",
-            "single-backend": "bal.not_judged_single",
-        }[b.reason]
-        return t(key)
-    key = "bal.matches" if b.verdict == "matches" else "bal.differs"
-    parts = [t(key, policy=policy, expected=_counts(b.expected), observed=_counts(b.observed))]
-    if b.policy == "round-robin":
-        if b.rotation_broken_at is None:
-            parts.append(t("bal.sequence"))
+    """One verdict, never contradicting itself: the declared policy's check decides it, and
+    what else the sequence fits is added; with none declared, every known policy is named
+    with its result."""
+    if b.verdict == "not-judged" and b.reason in _NOT_JUDGED:
+        return t(_NOT_JUDGED[b.reason])
+    checks = {c.policy: c for c in b.checks}
+    parts: list[str] = []
+    if b.policy:
+        mine = checks[b.policy]
+        name = _policy(b, b.policy)
+        if b.policy in ("round-robin", "weights") and mine.reason in ("", "rotation", "counts"):
+            key = "bal.matches" if b.verdict == "matches" else "bal.differs"
+            parts.append(t(key, policy=name, expected=_counts(b.expected),
+                           observed=_counts(b.observed)))
+            if b.policy == "round-robin":
+                parts.append(t("bal.sequence") if b.verdict == "matches" else
+                             t("bal.sequence_broken", index=b.rotation_broken_at))
+        elif b.verdict == "matches":
+            parts.append(t("bal.matches_least_conn", count=mine.decisions)
+                         if b.policy == "least-conn" else t("bal.matches_ip_hash"))
+        elif b.verdict == "differs":
+            parts.append(t("bal.differs_why", policy=name, why=_why(b, mine)))
         else:
-            parts.append(t("bal.sequence_broken", index=b.rotation_broken_at))
+            parts.append(t("bal.not_judged_policy", policy=name, why=_why(b, mine)))
+        others = [_policy(b, p) for p in b.consistent_with if p != b.policy]
+        if b.verdict != "matches" and others:
+            parts.append(t("bal.also", policies=_and(others)))
+    else:
+        verdicts = [t("bal.with", policies=_and([_policy(b, p) for p in b.consistent_with]))
+                    if b.consistent_with else t("bal.with_none")]
+        for c in b.checks:
+            if c.result == "inconsistent":
+                verdicts.append(t("bal.not_with", policy=_policy(b, c.policy), why=_why(b, c)))
+        for c in b.checks:
+            if c.result == "undecided":
+                verdicts.append(t("bal.cannot", policy=_policy(b, c.policy), why=_why(b, c)))
+        parts.append(t("bal.none", observed=_counts(b.observed), verdicts="; ".join(verdicts)))
+    if any(c.policy == "least-conn" and c.result != "undecided" for c in b.checks) and (
+            b.policy in ("", "least-conn")):
+        parts.append(t("bal.least_conn_basis"))
     if b.unknown:
         parts.append(t("bal.unknown_some", count=b.unknown))
     return " ".join(parts)
@@ -72,6 +129,23 @@ def status_counts(counts: dict[str, int]) -> str:
 
 
 def frames(report: Report) -> str:
+    """`total = in requests + other (ssh 99, dns 2, …)`: the kinds explain "other"."""
     s = report.summary
-    return t("sum.frames_detail", total=s.frames_total, inreq=s.frames_in_requests,
-             other=s.frames_other)
+    if not s.frames_other_by_kind:
+        return t("sum.frames_detail", total=s.frames_total, inreq=s.frames_in_requests,
+                 other=s.frames_other)
+    kinds = ", ".join(f"{t('sum.kind.other') if k == 'other' else k} {n}"
+                      for k, n in s.frames_other_by_kind.items())
+    return t("sum.frames_by_kind", total=s.frames_total, inreq=s.frames_in_requests,
+             other=s.frames_other, kinds=kinds)
+
+
+DIRECT_COLUMNS = ("html.col.index", "req.client", "req.backend", "req.request", "req.status",
+                  "html.col.frames")
+
+
+def direct_row(d: DirectRequest) -> tuple[str, ...]:
+    """A direct request's cells, in DIRECT_COLUMNS' order (packet text: escape when shown)."""
+    return (str(d.index), d.client, d.backend or t("req.backend_unknown"),
+            f"{d.method} {d.uri}".strip(), str(d.status) if d.status else t("req.no_status"),
+            str(d.frames))

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from lbreport import SCHEMA
-from lbreport.lifecycle import Report, Request, Step
+from lbreport.lifecycle import DirectRequest, Report, Request, Step
 from lbreport.render import common
 
 
@@ -90,6 +90,7 @@ def _request_line(req: Request, tails: dict[tuple[Any, ...], str]) -> str:
 def summary_json(report: Report) -> dict[str, Any]:
     s = report.summary
     balance = asdict(s.balance)
+    balance["policy"] = s.balance.policy or None  # null: no policy declared
     balance["explanation"] = common.balance(s.balance)
     latency = {k: (_round(v) if isinstance(v, float) else v) for k, v in asdict(s.latency).items()}
     return {
@@ -97,11 +98,17 @@ def summary_json(report: Report) -> dict[str, Any]:
         "frames_total": s.frames_total,
         "frames_in_requests": s.frames_in_requests,
         "frames_other": s.frames_other,
+        "frames_other_by_kind": s.frames_other_by_kind,
         "backend_distribution": s.backend_distribution,
         "status_counts": s.status_counts,
         "balance": balance,
         "latency": latency,
     }
+
+
+def direct_json(d: DirectRequest) -> dict[str, Any]:
+    return {"index": d.index, "client": d.client, "backend": d.backend or None,
+            "method": d.method, "uri": d.uri, "status": d.status, "frames": d.frames}
 
 
 def render(report: Report, out: TextIO) -> None:
@@ -121,6 +128,9 @@ def render(report: Report, out: TextIO) -> None:
         out.write(sep)
         out.write(_request_line(req, tails))
         sep = ",\n    "
-    out.write("\n  ],\n  \"summary\": ")
+    out.write("\n  ],\n  \"direct_requests\": ")
+    direct = [direct_json(d) for d in report.direct_requests]
+    out.write(json.dumps(direct, indent=2, ensure_ascii=False).replace("\n", "\n  "))
+    out.write(",\n  \"summary\": ")
     out.write(json.dumps(summary_json(report), indent=2, ensure_ascii=False).replace("\n", "\n  "))
     out.write("\n}\n")
