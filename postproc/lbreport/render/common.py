@@ -131,7 +131,7 @@ def status_counts(counts: dict[str, int]) -> str:
 def frames(report: Report) -> str:
     """`total = in requests + other (ssh 99, dns 2, …)`: the kinds explain "other"."""
     s = report.summary
-    if not s.frames_other_by_kind:
+    if set(s.frames_other_by_kind) <= {"other"}:  # no kinds (an older plugin): nothing to add
         return t("sum.frames_detail", total=s.frames_total, inreq=s.frames_in_requests,
                  other=s.frames_other)
     kinds = ", ".join(f"{t('sum.kind.other') if k == 'other' else k} {n}"

@@ -330,6 +330,10 @@ def _summary(report: Report, rows: list[_Row], backends: list[str]) -> str:
         (_e(t("sum.balance")), _e(common.balance(s.balance))),
         (_e(title), _e(value)),
     ]
+    if report.direct_requests:
+        pairs.append((_e(t("sum.direct")),
+                      f'<a href="#direct">'
+                      f'{_e(t("sum.direct_count", count=len(report.direct_requests)))}</a>'))
     basis = t(f"sum.latency_basis.{s.latency.basis}") if s.latency.basis else "-"
     charts = (
         f'<div class="charts"><figure><figcaption>{_e(t("html.chart_backends"))}</figcaption>'
@@ -337,7 +341,19 @@ def _summary(report: Report, rows: list[_Row], backends: list[str]) -> str:
         f'<figure><figcaption>{_e(t("html.chart_latency", basis=basis))}</figcaption>'
         f"{latency_chart(report, rows, backends)}</figure></div>"
     )
-    return f'<h2 id="summary">{_e(t("sum.title"))}</h2>{_kv(pairs)}{charts}'
+    return f'<h2 id="summary">{_e(t("sum.title"))}</h2>{_kv(pairs)}{charts}{_direct(report)}'
+
+
+def _direct(report: Report) -> str:
+    """Direct requests (client → backend, never through M3), apart from the balanced ones."""
+    if not report.direct_requests:
+        return ""
+    heads = "".join(f"<th>{_e(t(k))}</th>" for k in common.DIRECT_COLUMNS)
+    rows = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in common.direct_row(d)) + "</tr>"
+                   for d in report.direct_requests)
+    return (f'<h2 id="direct">{_e(t("direct.title"))}</h2><p class="muted">'
+            f'{_e(t("direct.note"))}</p><table class="reqs" id="direct-requests"><thead><tr>'
+            f"{heads}</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _table(rows: list[_Row], backends: list[str]) -> str:

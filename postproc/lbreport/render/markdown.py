@@ -51,3 +51,13 @@ def render(report: Report, out: TextIO) -> None:
     out.write(_row(t("sum.balance"), markdown_cell(common.balance(s.balance))))
     title, value = common.latency(s.latency)
     out.write(_row(title, markdown_cell(value)))
+    if report.direct_requests:
+        out.write(_row(t("sum.direct"),
+                       markdown_cell(t("sum.direct_count", count=len(report.direct_requests)))))
+        # Apart from the balanced requests on purpose: M3 never saw these.
+        out.write(f"\n## {markdown_cell(t('direct.title'))}\n\n"
+                  f"{markdown_cell(t('direct.note'))}\n\n")
+        out.write("| " + " | ".join(markdown_cell(t(k)) for k in common.DIRECT_COLUMNS) + " |\n")
+        out.write("|" + "---|" * len(common.DIRECT_COLUMNS) + "\n")
+        for d in report.direct_requests:
+            out.write("| " + " | ".join(markdown_cell(c) for c in common.direct_row(d)) + " |\n")
