@@ -8,11 +8,15 @@ real plugin), two cases at a time. Every case must:
 - end within TIMEOUT seconds (else "hang"; the whole process group is killed);
 - exit 0, 1 or 3, with a reason on stderr when not 0, and never print a Traceback;
 - write valid UTF-8 only, stderr included;
-- with --format json and exit 0/3: parse, account for every frame
+- with --format json and exit 0/3: parse as strict JSON (no NaN), account for every frame
   (frames_in_requests + frames_other == frames_total) and count exactly the frames tshark
   itself reads from that file; `truncated` iff exit 3;
 - on every 4th case, in text, markdown, csv (and html on some): the same exit code and no raw
   control character (C0 but tab/newline, DEL, C1; carriage return allowed in csv and html);
+- when only the storage changed (pcap/nsecpcap/gzip copy, 802.1Q tags): the base capture's
+  own report (requests, backends, evidence, anomalies, frame counts);
+- roles only for IP addresses (never garbage), and in a client's or M3's view only for
+  addresses in some packet's IP/ARP/ND header or in the classic lab;
 - on crafted captures (well-formed, only the bytes are hostile): exit 0, every request
   reported, and roles only for addresses that appear in IP headers (a header the client wrote
   must never create a role).
@@ -23,6 +27,7 @@ LBREPORT_FUZZ_KEEP a folder where failing inputs are copied (default: pytest's t
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -30,6 +35,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -97,11 +103,42 @@ def run_lbreport(path: Path, fmt: str) -> Run:
     return Run(fmt, rc, out, err, time.monotonic() - t0)
 
 
-def tshark_frame_count(path: Path) -> int:
-    """How many frames tshark itself reads from the file (up to a cut, if any)."""
-    proc = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.number"],
-                          capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
-    return sum(1 for line in proc.stdout.splitlines() if line.strip())
+ADDRESS_FIELDS = ("ip.addr", "ipv6.addr", "arp.src.proto_ipv4", "arp.dst.proto_ipv4",
+                  "icmpv6.nd.ns.target_address", "icmpv6.nd.na.target_address")
+# The embedded classic lab's addresses (postproc/lbreport/data/classic.toml): roles may name
+# them without any packet from them.
+CLASSIC_LAB = {"192.168.56.1", "192.168.56.101", "192.168.56.102", "192.168.56.103"}
+
+
+def tshark_facts(path: Path) -> tuple[int, set[str]]:
+    """How many frames tshark itself reads from the file (up to a cut, if any), and every
+    address in the packets' IP, IPv6, ARP and neighbour-discovery headers."""
+    argv = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "occurrence=a",
+            "-E", "aggregator=,", "-e", "frame.number"]
+    for name in ADDRESS_FIELDS:
+        argv += ["-e", name]
+    proc = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    frames, addresses = 0, set()
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        number, _, rest = line.partition("\t")
+        if number.strip():
+            frames += 1
+        addresses.update(a for a in re.split(r"[,\t]", rest) if a)
+    return frames, {_norm(a) for a in addresses}
+
+
+def _norm(addr: str) -> str:
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return addr
+
+
+def _strict_json(text: str) -> dict:
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def _check_common(run: Run, problems: list[str]) -> None:
@@ -142,9 +179,9 @@ def _check_json(run: Run, case: Case, path: Path, problems: list[str]) -> None:
                             f"(rc {run.rc}): {run.stderr_text()[-500:]!r}")
         return
     try:
-        rep = json.loads(run.stdout.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(f"[json] output does not parse: {exc}")
+        rep = _strict_json(run.stdout.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, NaN/Infinity
+        problems.append(f"[json] output does not parse as strict JSON: {exc}")
         return
     s = rep.get("summary", {})
     total, inreq, other = (s.get(k) for k in ("frames_total", "frames_in_requests",
@@ -162,9 +199,19 @@ def _check_json(run: Run, case: Case, path: Path, problems: list[str]) -> None:
     if len(rep.get("requests", [])) != s.get("requests"):
         problems.append(f"[json] {len(rep['requests'])} requests listed, summary says "
                         f"{s.get('requests')}")
-    counted = tshark_frame_count(path)
+    counted, seen = tshark_facts(path)
     if total != counted:
         problems.append(f"[json] frames_total {total} but tshark reads {counted} frames")
+    roles = _role_addresses(rep.get("roles", {}))
+    invalid = sorted(a for a in roles if _norm(a) == a and not _is_ip(a))
+    if invalid:
+        problems.append(f"[json] roles for things that are no IP address: {invalid}; "
+                        f"roles {rep.get('roles')}")
+    if rep.get("capture_point") in ("client", "M3"):  # not a backend's view (XFF is all it has)
+        forged = sorted(a for a in roles if _is_ip(a) and _norm(a) not in seen | CLASSIC_LAB)
+        if forged:
+            problems.append(f"[json] roles for addresses in no packet header (from HTTP "
+                            f"headers?): {forged}; roles {rep.get('roles')}")
     if rep.get("truncated") is not (run.rc == 3):
         problems.append(f"[json] truncated={rep.get('truncated')} with exit code {run.rc}")
     if case.expect_requests is not None:
@@ -173,10 +220,14 @@ def _check_json(run: Run, case: Case, path: Path, problems: list[str]) -> None:
         if s.get("requests") != case.expect_requests:
             problems.append(f"[json] {s.get('requests')} requests reported, "
                             f"{case.expect_requests} sent")
-        forged = sorted(_role_addresses(rep.get("roles", {})) - set(case.addresses))
-        if forged:
-            problems.append(f"[json] roles for addresses in no IP header (taken from HTTP "
-                            f"headers): {forged}; roles: {rep.get('roles')}")
+
+
+def _is_ip(addr: str) -> bool:
+    try:
+        ipaddress.ip_address(addr)
+        return True
+    except ValueError:
+        return False
 
 
 def _role_addresses(roles: dict) -> set[str]:
@@ -186,7 +237,60 @@ def _role_addresses(roles: dict) -> set[str]:
     return out
 
 
-def run_case(case: Case, builder: Builder) -> Result:
+class BaseReports:
+    """The reference captures' own JSON reports, each computed once (thread-safe)."""
+
+    def __init__(self, builder: Builder) -> None:
+        self._builder = builder
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._reports: dict[str, dict | None] = {}
+
+    def get(self, name: str) -> dict | None:
+        with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._reports:
+                run = run_lbreport(self._builder.base_path(name), "json")
+                self._reports[name] = _strict_json(run.stdout.decode()) if run.rc == 0 else None
+            return self._reports[name]
+
+
+def _essence(rep: dict) -> dict:
+    """What must not change when only the storage changes."""
+    keys = ("client", "method", "uri", "status", "backend", "backend_evidence",
+            "upstream_statuses", "anomalies")
+    return {
+        "capture_point": rep["capture_point"], "roles": rep["roles"],
+        "requests": [{k: r[k] for k in keys} | {"frames": [s["frame"] for s in r["steps"]]}
+                     for r in rep["requests"]],
+        "summary": {k: rep["summary"][k] for k in ("requests", "frames_total",
+                                                   "frames_in_requests", "frames_other")},
+    }  # fmt: skip
+
+
+def _check_same(run: Run, case: Case, bases: BaseReports, problems: list[str]) -> None:
+    want = bases.get(case.same_as) if case.same_as else None
+    if want is None or run.rc != 0:
+        if want is not None:
+            problems.append(f"[json] exit {run.rc}, but {case.same_as} itself reports fine")
+        return
+    got = _essence(_strict_json(run.stdout.decode()))
+    want = _essence(want)
+    if got != want:
+        diffs = [k for k in want if got.get(k) != want[k]]
+        detail = ""
+        if "requests" in diffs:
+            pairs = list(zip(got["requests"], want["requests"], strict=False))
+            first = next(((i, g, w) for i, (g, w) in enumerate(pairs) if g != w), None)
+            detail = (f"; request {first[0] + 1}: got {first[1]}, {case.same_as} has {first[2]}"
+                      if first else f"; {len(got['requests'])} requests vs "
+                      f"{len(want['requests'])}")
+        problems.append(f"[json] report differs from {case.same_as}'s own in {diffs}{detail}"[
+            :1500])
+
+
+def run_case(case: Case, builder: Builder, bases: BaseReports) -> Result:
     result = Result(case)
     t0 = time.monotonic()
     try:
@@ -199,6 +303,8 @@ def run_case(case: Case, builder: Builder) -> Result:
     _check_common(first, result.problems)
     if first.rc is not None:
         _check_json(first, case, result.path, result.problems)
+        if case.same_as and not result.problems:
+            _check_same(first, case, bases, result.problems)
         formats = (*EXTRA_FORMATS, *(("html",) if case.html else ())) if case.all_formats else ()
         for fmt in formats:
             run = run_lbreport(result.path, fmt)
@@ -220,10 +326,11 @@ def fuzz_results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
                 and "case" in item.callspec.params}
     cases = [c for c in CASES if c.id in selected]
     builder = Builder(tmp_path_factory.mktemp("fuzz-corpus"))
+    bases = BaseReports(builder)
     keep = Path(os.environ.get("LBREPORT_FUZZ_KEEP") or tmp_path_factory.mktemp("fuzz-failed"))
     t0 = time.monotonic()
     with ThreadPoolExecutor(JOBS) as pool:
-        results = {r.case.id: r for r in pool.map(lambda c: run_case(c, builder), cases)}
+        results = {r.case.id: r for r in pool.map(lambda c: run_case(c, builder, bases), cases)}
     wall = time.monotonic() - t0
     for r in results.values():
         if r.problems and r.path is not None and r.path.exists():

@@ -16,6 +16,10 @@ Recipes, from the reference captures in captures/:
   by time (`mergecap`)
 - `dup`: packets duplicated (all of them with `mergecap F F`, or some at random)
 - `shuffle`: packets reordered (all, locally, reversed; timestamps kept or rewritten)
+- `time`: timestamps all zero, backwards, jumping by years, far in the future, or with a
+  sub-second field past one second
+- `linktype`: the same bytes labelled another link type (`editcap -T`)
+- `vlan`: an 802.1Q tag inserted in every Ethernet frame (same traffic: same report)
 - `randpkt`: `randpkt` output (random packets of one type)
 - `synthetic`: seeded random Ethernet/IPv4/TCP frames to port 80 around a few clean exchanges
 - `noncapture`: text, empty, random bytes, a PNG header, capture magics followed by garbage
@@ -61,6 +65,8 @@ class Case:
     # and give roles only to `addresses` (those in IP headers, never ones from HTTP headers).
     expect_requests: int | None = None
     addresses: tuple[str, ...] = ()
+    # The base capture whose report this one must equal (storage-only changes).
+    same_as: str | None = None
 
 
 # The reference captures the corpus starts from, named (not globbed) so that a capture added
@@ -80,8 +86,12 @@ def bases() -> list[str]:
 
 COUNTS = {  # cases per recipe; the corpus size is their sum
     "errors": 16, "cut": 16, "snaplen": 8, "pcap": 6, "gzip": 6, "merge": 8, "dup": 6,
-    "shuffle": 6, "randpkt": 4, "synthetic": 3, "noncapture": 9, "hostile": 20,
+    "shuffle": 6, "time": 6, "linktype": 4, "vlan": 4, "randpkt": 4, "synthetic": 3,
+    "noncapture": 9, "hostile": 20,
 }  # fmt: skip
+# Recipes that change how the packets are stored, not what they say: the report must be the
+# base capture's own (same requests, backends, evidence, frame counts).
+EQUIVALENT = {"pcap", "vlan"}
 ALL_FORMATS_EVERY = 4  # every 4th case also runs text, markdown and csv
 HTML_EVERY = 3  # ... and every 3rd of those html
 
@@ -124,6 +134,14 @@ def plan(seed: int = DEFAULT_SEED, counts: dict[str, int] | None = None) -> list
     for i in range(counts.get("shuffle", 0)):
         specs.append(("shuffle", {"base": base(), "mode": ["full", "local", "reverse"][i % 3],
                                   "retime": i % 2 == 1, "seed": rng.randrange(1 << 31)}))
+    for i in range(counts.get("time", 0)):
+        specs.append(("time", {"base": base(), "mode": TIME_MODES[i % len(TIME_MODES)],
+                               "seed": rng.randrange(1 << 31)}))
+    for _ in range(counts.get("linktype", 0)):
+        specs.append(("linktype", {"base": base(), "encap": rng.choice(
+            ["rawip", "linux-sll", "null", "ppp", "ieee-802-11", "tr", "user0"])}))
+    for _ in range(counts.get("vlan", 0)):
+        specs.append(("vlan", {"base": base(), "vid": rng.randrange(1, 4095)}))
     for i in range(counts.get("randpkt", 0)):
         specs.append(("randpkt", {"type": ["tcp", "ip", "eth", "random"][i % 4],
                                   "count": rng.choice([20, 50]), "bytes": rng.choice([200, 1500])}))
@@ -152,8 +170,11 @@ def plan(seed: int = DEFAULT_SEED, counts: dict[str, int] | None = None) -> list
         if recipe == "hostile":
             expect = params["n"]
             addrs = hostile.ADDRESSES_M3 if params["view"] == "m3" else hostile.ADDRESSES_CLIENT
+        same = params["base"] if recipe in EQUIVALENT else None
+        if recipe == "gzip" and not params["cut"]:
+            same = params["base"]
         cases.append(Case(f"{n:03d}-{recipe}" + (f"-{label}" if label else ""), recipe, params,
-                          all_formats, html, expect, tuple(addrs)))
+                          all_formats, html, expect, tuple(addrs), same))
     return cases
 
 
@@ -230,6 +251,16 @@ class Builder:
                 write_pcap_records(out, head, dup)
         elif recipe == "shuffle":
             self._shuffle(p, out)
+        elif recipe == "time":
+            head, recs = read_pcap(self.base_pcap(p["base"]))
+            write_pcap_records(out, head, retime(recs, p["mode"], random.Random(p["seed"])))
+        elif recipe == "linktype":
+            _run(["editcap", "-T", p["encap"], str(self.base_path(p["base"])), str(out)])
+        elif recipe == "vlan":
+            head, recs = read_pcap(self.base_pcap(p["base"]))
+            tag = struct.pack("!HH", 0x8100, p["vid"])
+            write_pcap_records(out, head, [r.with_data(r.data[:12] + tag + r.data[12:])
+                                           for r in recs])
         elif recipe == "randpkt":
             argv = ["randpkt", "-b", str(p["bytes"]), "-c", str(p["count"])]
             argv += ["-r"] if p["type"] == "random" else ["-t", p["type"]]
@@ -277,7 +308,7 @@ def _ext(case: Case) -> str:
     p = case.params
     if case.recipe == "gzip":
         return "pcap.gz" if p["pcap"] else "pcapng.gz"
-    if case.recipe in ("pcap", "shuffle", "randpkt", "synthetic", "hostile"):
+    if case.recipe in ("pcap", "shuffle", "time", "vlan", "randpkt", "synthetic", "hostile"):
         return "pcap"
     if case.recipe == "dup" and not p["all"] or case.recipe == "cut" and p["pcap"]:
         return "pcap"
@@ -306,6 +337,10 @@ class Rec:
     def time(self) -> float:
         return self.sec + self.frac / (1e9 if self.nsec else 1e6)
 
+    def with_data(self, data: bytes) -> Rec:
+        grow = len(data) - len(self.data)
+        return Rec(self.sec, self.frac, self.caplen + grow, self.origlen + grow, data, self.nsec)
+
     def with_time(self, t: float) -> Rec:
         sec = int(t)
         frac = round((t - sec) * (1e9 if self.nsec else 1e6))
@@ -332,6 +367,27 @@ def write_pcap_records(path: Path, head: bytes, recs: list[Rec]) -> None:
     for r in recs:
         out += struct.pack("<IIII", r.sec, r.frac, r.caplen, r.origlen) + r.data
     path.write_bytes(bytes(out))
+
+
+TIME_MODES = ("zero", "backwards", "jump", "future", "frac-overflow", "jitter")
+
+
+def retime(recs: list[Rec], mode: str, rng: random.Random) -> list[Rec]:
+    if mode == "zero":
+        return [Rec(0, 0, r.caplen, r.origlen, r.data, r.nsec) for r in recs]
+    if mode == "backwards":
+        t0 = recs[0].time
+        return [r.with_time(t0 + 1000 - (r.time - t0)) for r in recs]
+    if mode == "jump":  # some packets years later, then back
+        return [r.with_time(r.time + 3e8) if rng.random() < 0.2 else r for r in recs]
+    if mode == "future":  # near the end of the 32-bit seconds field (2106)
+        t0 = recs[0].time
+        return [r.with_time(4_294_967_000 + (r.time - t0)) for r in recs]
+    if mode == "frac-overflow":  # sub-second field past a second: invalid, seen in the wild
+        return [Rec(r.sec, r.frac + (3_000_000 if rng.random() < 0.3 else 0), r.caplen,
+                    r.origlen, r.data, r.nsec) for r in recs]
+    # jitter: each packet moved up to ±50 ms, so replies can precede their requests
+    return [r.with_time(max(0.0, r.time + rng.uniform(-0.05, 0.05))) for r in recs]
 
 
 # --------------------------------------------------------------------------- synthetic
