@@ -245,12 +245,14 @@ class BaseReports:
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._reports: dict[str, dict | None] = {}
+        self.runs = 0
 
     def get(self, name: str) -> dict | None:
         with self._lock:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
             if name not in self._reports:
+                self.runs += 1
                 run = run_lbreport(self._builder.base_path(name), "json")
                 self._reports[name] = _strict_json(run.stdout.decode()) if run.rc == 0 else None
             return self._reports[name]
@@ -337,7 +339,7 @@ def fuzz_results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             keep.mkdir(parents=True, exist_ok=True)
             shutil.copy2(r.path, keep / r.path.name)
             r.path = keep / r.path.name
-    runs = sum(len(r.runs) for r in results.values())
+    runs = sum(len(r.runs) for r in results.values()) + bases.runs
     failed = sum(1 for r in results.values() if r.problems)
     log = keep / "fuzz-log.json"
     log.parent.mkdir(parents=True, exist_ok=True)

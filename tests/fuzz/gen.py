@@ -61,10 +61,8 @@ class Case:
     params: dict = field(hash=False, compare=False)
     all_formats: bool = False  # also run text, markdown, csv (and html on some)
     html: bool = False
-    # Crafted cases are well-formed: lbreport must report exactly `expect_requests` (rc 0)
-    # and give roles only to `addresses` (those in IP headers, never ones from HTTP headers).
+    # Crafted cases are well-formed: lbreport must report exactly `expect_requests` (rc 0).
     expect_requests: int | None = None
-    addresses: tuple[str, ...] = ()
     # The base capture whose report this one must equal (storage-only changes).
     same_as: str | None = None
 
@@ -166,15 +164,12 @@ def plan(seed: int = DEFAULT_SEED, counts: dict[str, int] | None = None) -> list
             label = f"{params['view']}-{params['uri']}-{params['back']}"
         else:
             label = params.get("base") or params.get("kind") or params.get("type") or ""
-        expect, addrs = None, ()
-        if recipe == "hostile":
-            expect = params["n"]
-            addrs = hostile.ADDRESSES_M3 if params["view"] == "m3" else hostile.ADDRESSES_CLIENT
+        expect = params["n"] if recipe == "hostile" else None
         same = params["base"] if recipe in EQUIVALENT else None
         if recipe == "gzip" and not params["cut"]:
             same = params["base"]
         cases.append(Case(f"{n:03d}-{recipe}" + (f"-{label}" if label else ""), recipe, params,
-                          all_formats, html, expect, tuple(addrs), same))
+                          all_formats, html, expect, same))
     return cases
 
 

@@ -190,10 +190,6 @@ BACK_DAMAGE = [
     "nothing",  # neither header
 ]
 
-ADDRESSES_M3 = tuple(HOSTS[r][0] for r in ("client", "M3", "M1", "M2"))
-# The client's view has no back leg, but the classic lab (embedded, configured) names M1/M2.
-ADDRESSES_CLIENT = ADDRESSES_M3
-
 
 def _client_xff(front: list[bytes]) -> bytes | None:
     """The value of the client's own (last) X-Forwarded-For line, as a balancer reads it."""
