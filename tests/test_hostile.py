@@ -10,15 +10,20 @@ hang is a failure, not a stuck CI.
 (c) a pcapng cut short before its first packet must say so;
 (d) BEL in a URI shows as `\\x07` in text;
 (e) a NUL in a URI does not cut the URI: what follows is kept, the NUL marked.
+
+Then what the fuzz suite (tests/test_fuzz.py) found: a pcap record's sub-second field past
+one second, and damaged forwarded addresses that become roles.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +173,43 @@ def test_nul_in_uri_keeps_the_rest(tmp_path: Path, view: str) -> None:
     text = result.stdout.decode("utf-8")
     assert "\x00" not in text
     assert "/before\\x00after" in text, [ln for ln in text.splitlines() if "GET" in ln]
+
+
+# ------------------------------------------------------------------- found by the fuzz suite
+
+
+def test_sub_second_field_past_one_second(tmp_path: Path) -> None:
+    """A pcap record whose microsecond field holds 3,000,000 (fuzz recipe `time`,
+    frac-overflow): tshark prints the epoch time as `1700000000.-…` in PDML."""
+    capture = hostile.write(tmp_path / "usec.pcap",
+                            hostile.client_exchange(41000, PLAIN, [UA]))
+    data = bytearray(capture.read_bytes())
+    offset = 24  # the first record's header: seconds, microseconds, lengths
+    for _ in range(3):
+        sec, usec, caplen, _orig = struct.unpack_from("<IIII", data, offset)
+        struct.pack_into("<I", data, offset + 4, usec + 3_000_000)
+        offset += 16 + caplen
+    capture.write_bytes(bytes(data))
+    rep = report_json(capture)
+    assert rep["summary"]["requests"] == 1
+
+
+@pytest.mark.parametrize("header", [
+    b"X-Real-IP: \xe3\x1b[2J",
+    b"X-Real-IP:ufd00:52::1",
+    b"X-Forwarded-For: 192.168.56.1, not-an-address",
+])
+def test_garbage_forwarded_address_makes_no_role(tmp_path: Path, header: bytes) -> None:
+    """What the balancer forwards, damaged (a flipped byte, fuzz recipe `errors`): no role
+    may be named after something that is not an IP address."""
+    frames = hostile.m3_exchange(41000, PLAIN, [UA], [header])
+    frames += hostile.m3_exchange(41001, PLAIN, [UA], hostile.nginx_back_headers(),
+                                  backend="M2")
+    rep = report_json(hostile.write(tmp_path / "garbage.pcap", frames))
+    for role, value in rep["roles"].items():
+        for addr in value if isinstance(value, list) else [value]:
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                pytest.fail(f"role {role} named after {addr!r}: roles {rep['roles']}")
+    assert rep["summary"]["requests"] == 2
