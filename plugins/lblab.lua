@@ -15,8 +15,13 @@
 --          last-ACK RST
 --   back:  up-SYN up-SYN/ACK up-ACK up-request up-ACK-req up-data up-response
 --          up-ACK-resp up-FIN-M3 up-FIN-backend up-last-ACK up-RST
+--   direct: the same names as front (FIN-M3 reads FIN-backend): a client talking
+--          HTTP to a backend itself, not through the balancer
 --   arp:   ARP-who-has ARP-reply ND-solicit ND-advert
+--   either side's ACK of the other's FIN: ACK-FIN / up-ACK-FIN
 -- Backend evidence: back-leg, marker, arp, none.
+-- Frames in no request keep their roles and get lblab.kind (ssh, dns, icmp, arp,
+-- nd, neighbour-refresh, direct, http, tls, ntp, mdns, dhcp, tcp, udp, other).
 --
 -- How labels are made (design.md, "Labels that need the future"):
 --   * On a frame's first visit the plugin records compact facts (integers in
@@ -61,12 +66,14 @@ local pf = {
     arp_target = ProtoField.string("lblab.arp_target", "Role whose address is asked for"),
     role_def = ProtoField.string("lblab.role_def", "Role address (first seen here)"),
     client_xff = ProtoField.string("lblab.client_xff", "X-Forwarded-For written by the client itself"),
-    pkt = ProtoField.string("lblab.pkt", "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target)"),
+    kind = ProtoField.string("lblab.kind", "Kind of frame outside any request (ssh, dns, icmp, arp, direct...)"),
+    direct = ProtoField.uint32("lblab.direct", "Direct request index (a client fetching from a backend itself)"),
+    pkt = ProtoField.string("lblab.pkt", "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target;kind;direct)"),
 }
 lblab.fields = {
     pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
     pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
-    pf.marker, pf.arp_target, pf.role_def, pf.pkt, pf.client_xff,
+    pf.marker, pf.arp_target, pf.role_def, pf.pkt, pf.client_xff, pf.kind, pf.direct,
 }
 
 local ex = {
@@ -124,7 +131,11 @@ F.http_file_data = Field.new("http.file_data")
 F.arp_opcode = Field.new("arp.opcode")
 F.arp_src = Field.new("arp.src.proto_ipv4")
 F.arp_dst = Field.new("arp.dst.proto_ipv4")
+F.arp_dst_hw = Field.new("arp.dst.hw_mac")
 F.icmpv6_type = Field.new("icmpv6.type")
+F.icmp_type = Field.new("icmp.type")
+F.udp_srcport = Field.new("udp.srcport")
+F.udp_dstport = Field.new("udp.dstport")
 F.nd_ns_target = Field.new("icmpv6.nd.ns.target_address")
 F.nd_na_target = Field.new("icmpv6.nd.na.target_address")
 F.eth_src = Field.new("eth.src")
@@ -140,7 +151,6 @@ F.ipv6_dst = Field.new("ipv6.dst")
 local floor = math.floor
 local tostring, tonumber, pairs, ipairs = tostring, tonumber, pairs, ipairs
 local sfind, sformat, smatch, sgsub, slower = string.find, string.format, string.match, string.gsub, string.lower
-local sbyte, schar, ssub = string.byte, string.char, string.sub
 local tinsert, tsort, tconcat = table.insert, table.sort, table.concat
 
 -- TreeItem methods looked up once: `t:add(...)` looks the method up on every call.
@@ -163,6 +173,7 @@ local FLAG_NAMES = {
 -- Generic TCP steps, relative to the connection's initiator (A) and responder (B).
 local S_SYN, S_SYNACK, S_ACK, S_REQUEST, S_DATA, S_RESPONSE = 1, 2, 3, 4, 5, 6
 local S_ACK_RESP, S_FIN_A, S_FIN_B, S_LAST_ACK, S_RST, S_ACK_REQ = 7, 8, 9, 10, 11, 12
+local S_ACK_FIN = 13 -- one side's pure ACK of the other's FIN, before its own FIN
 -- ARP / neighbour discovery steps.
 local S_ARP_REQ, S_ARP_REPLY, S_ND_SOL, S_ND_ADV = 21, 22, 23, 24
 
@@ -170,20 +181,25 @@ local FRONT_STEP = {
     [S_SYN] = "SYN", [S_SYNACK] = "SYN/ACK", [S_ACK] = "ACK", [S_REQUEST] = "request",
     [S_DATA] = "data", [S_RESPONSE] = "response", [S_ACK_RESP] = "ACK-resp",
     [S_FIN_A] = "FIN-client", [S_FIN_B] = "FIN-M3", [S_LAST_ACK] = "last-ACK", [S_RST] = "RST",
-    [S_ACK_REQ] = "ACK-req",
+    [S_ACK_REQ] = "ACK-req", [S_ACK_FIN] = "ACK-FIN",
 }
 local BACK_STEP = {
     [S_SYN] = "up-SYN", [S_SYNACK] = "up-SYN/ACK", [S_ACK] = "up-ACK", [S_REQUEST] = "up-request",
     [S_DATA] = "up-data", [S_RESPONSE] = "up-response", [S_ACK_RESP] = "up-ACK-resp",
     [S_FIN_A] = "up-FIN-M3", [S_FIN_B] = "up-FIN-backend", [S_LAST_ACK] = "up-last-ACK",
-    [S_RST] = "up-RST", [S_ACK_REQ] = "up-ACK-req",
+    [S_RST] = "up-RST", [S_ACK_REQ] = "up-ACK-req", [S_ACK_FIN] = "up-ACK-FIN",
 }
+-- A client fetching from a backend itself: the front leg's names, but the
+-- server is a backend, not M3.
+local DIRECT_STEP = {}
+for k, v in pairs(FRONT_STEP) do DIRECT_STEP[k] = v end
+DIRECT_STEP[S_FIN_B] = "FIN-backend"
 local ARP_STEP = {
     [S_ARP_REQ] = "ARP-who-has", [S_ARP_REPLY] = "ARP-reply",
     [S_ND_SOL] = "ND-solicit", [S_ND_ADV] = "ND-advert",
 }
 
-local LEG_NONE, LEG_FRONT, LEG_BACK = 0, 1, 2
+local LEG_NONE, LEG_FRONT, LEG_BACK, LEG_DIRECT = 0, 1, 2, 3
 local FROM_B = 32 -- added to a TCP frame's stored step when the responder sent it
 
 local EV_NONE, EV_ARP, EV_MARKER, EV_BACKLEG = 0, 1, 2, 3
@@ -279,14 +295,25 @@ local h_status, h_marker, h_next, h_fidx, h_link, h_backlink, h_arp_backend, h_f
 -- What the sender itself wrote in X-Forwarded-For (sparse): the values before the
 -- last hop's, and the whole header (all of it is the client's on the front leg).
 local h_own_xff, h_xff_all
+-- Direct requests (client -> backend): their own numbering (sparse).
+local h_didx, ndirect
+-- Client data with no request yet on its connection (the first segments of a
+-- request HTTP reassembles on a later frame): connection -> frames, until the
+-- request arrives and they join it.
+local c_pend
 local nh
 -- ARP and neighbour-discovery records.
 local a_time, a_asker, a_subject, a_kind, a_front
+-- Unicast who-has / NS (sparse): the asker re-checks an entry it already has.
+local a_refresh
 local na
 -- Hosts and host pairs (small).
 local host_first_frame, host_mac, pairs_seen, marker_tally
 -- Derived state.
 local role_of, mac_role, roles_dirty, resolved_gen, record_gen
+-- Helpers of role inference and of frames outside requests, in one table: a Lua
+-- chunk allows 200 locals.
+local aux = {}
 local roles_gen = 0
 local h_label_backend, h_label_evidence
 local front_count, pending_front_conns, last_open_front, has_front
@@ -303,8 +330,9 @@ local function reset_state()
     h_resp_frame, h_resp_time, h_status, h_marker, h_next = {}, {}, {}, {}, {}
     h_fidx, h_link, h_backlink, h_arp_backend, h_fail = {}, {}, {}, {}, {}
     h_own_xff, h_xff_all = {}, {}
+    h_didx, ndirect, c_pend = {}, 0, {}
     nh = 0
-    a_time, a_asker, a_subject, a_kind, a_front = {}, {}, {}, {}, {}
+    a_time, a_asker, a_subject, a_kind, a_front, a_refresh = {}, {}, {}, {}, {}, {}
     na = 0
     host_first_frame, host_mac, pairs_seen, marker_tally = {}, {}, {}, {}
     role_of, mac_role = {}, {}
@@ -354,6 +382,57 @@ local function marker_role_for(addr)
     return best
 end
 
+-- Whether x asks ARP/ND for a host it does not receive HTTP from.
+function aux.asks_for_others(x, sources)
+    for i = 1, na do
+        if a_asker[i] == x and a_subject[i] and not sources[a_subject[i]]
+            and (a_kind[i] == S_ARP_REQ or a_kind[i] == S_ND_SOL) then
+            return true
+        end
+    end
+    return false
+end
+
+function aux.http_conns_into(x)
+    local n = 0
+    for _, p in pairs(pairs_seen) do
+        if p.http and p.b == x then n = n + p.conns end
+    end
+    return n
+end
+
+-- A balancer with several addresses (two NICs, IPv4 and IPv6): the address a
+-- client's request arrives at, and the address that forwards requests carrying
+-- that client in X-Forwarded-For to hosts that do not send HTTP themselves.
+-- Returns the set of M3's addresses, or {} when the traffic shows no such pair.
+function aux.balancer_by_aliases(inbound)
+    local forwarded_by = {} -- sender -> { client = true } from stamped requests
+    for h = 1, nh do
+        local xff = h_xff[h]
+        if xff and not h_own_xff[h] then
+            local sender = c_a[h_conn[h]]
+            forwarded_by[sender] = forwarded_by[sender] or {}
+            forwarded_by[sender][xff] = true
+        end
+    end
+    local m3 = {}
+    for sender, clients in pairs(forwarded_by) do
+        if not inbound[sender] then
+            for z, sources in pairs(inbound) do
+                if z ~= sender then
+                    for client in pairs(clients) do
+                        if sources[client] and client ~= sender then
+                            m3[z], m3[sender] = true, true
+                            break
+                        end
+                    end
+                end
+            end
+        end
+    end
+    return m3
+end
+
 local function infer_roles()
     local roles = {}
     local inbound, outbound, xff_into = {}, {}, {}
@@ -375,6 +454,7 @@ local function infer_roles()
     --    itself sends HTTP to third hosts.
     local m3 = {}
     for addr in pairs(cfg.balancer) do m3[addr] = true end
+    if next(m3) == nil then m3 = aux.balancer_by_aliases(inbound) end
     if next(m3) == nil then
         local best, best_score = nil, -1
         for x, sources in pairs(inbound) do
@@ -392,20 +472,16 @@ local function infer_roles()
             -- 2. One visible server. If its requests carry X-Forwarded-For it is a
             --    backend seen from its own wire, and whoever talks to it is M3;
             --    otherwise it is the balancer seen from a client.
+            -- The server that asks ARP/ND for hosts it does not talk HTTP with (the
+            -- balancer looking for its backends), then the one with most
+            -- connections: a direct fetch from a backend must not make it M3.
             local server, server_score = nil, -1
-            for x, sources in pairs(inbound) do
-                local score = count(sources)
-                if better(x, server, score, server_score) then server, server_score = x, score end
-            end
-            -- A server that itself asks ARP/ND for hosts it does not talk HTTP with is
-            -- the balancer looking for its backends, whatever a client wrote in
-            -- X-Forwarded-For.
             local asks_others = false
-            for i = 1, na do
-                if a_asker[i] == server and a_subject[i] and not (inbound[server] or {})[a_subject[i]]
-                    and (a_kind[i] == S_ARP_REQ or a_kind[i] == S_ND_SOL) then
-                    asks_others = true
-                    break
+            for x, sources in pairs(inbound) do
+                local asks = aux.asks_for_others(x, sources)
+                local score = (asks and 1e9 or 0) + aux.http_conns_into(x)
+                if better(x, server, score, server_score) then
+                    server, server_score, asks_others = x, score, asks
                 end
             end
             if server and xff_into[server] and not asks_others and not cfg.clients[server] then
@@ -425,6 +501,13 @@ local function infer_roles()
             if not roles[y] and not cfg.clients[y] and not (inbound[addr] or {})[y] then
                 backend_addrs[y] = true
             end
+        end
+    end
+    -- A server that is not M3 and whose pages name a backend (a client fetched it
+    -- directly) is that backend.
+    for x in pairs(inbound) do
+        if not m3[x] and not roles[x] and not cfg.clients[x] and marker_role_for(x) then
+            backend_addrs[x] = true
         end
     end
     for i = 1, na do
@@ -491,10 +574,17 @@ local function conn_roles(c)
     if c_gen[c] ~= roles_gen then
         local ra, rb = role(c_a[c]), role(c_b[c])
         local leg = LEG_NONE
-        if rb == "M3" and ra ~= "M3" then
+        local backend_b = rb ~= nil and rb ~= "client" and rb ~= "M3"
+        -- Only the farm's web service makes a leg: SSH to M3, or anything else
+        -- between the same hosts, keeps its roles and no more.
+        if not cfg.ports[c_bport[c]] then
+            leg = LEG_NONE
+        elseif rb == "M3" and ra ~= "M3" then
             leg = LEG_FRONT
-        elseif ra == "M3" and rb ~= nil and rb ~= "client" and rb ~= "M3" then
+        elseif ra == "M3" and backend_b then
             leg = LEG_BACK
+        elseif backend_b and ra ~= nil then
+            leg = LEG_DIRECT
         end
         c_ra[c], c_rb[c], c_leg[c], c_gen[c] = ra or false, rb or false, leg, roles_gen
     end
@@ -548,6 +638,10 @@ end
 -- Text from packets goes into the tree (and so into PDML, columns, reports) only as
 -- valid UTF-8 without control characters: each control byte and each byte of an
 -- invalid UTF-8 sequence becomes a visible \xNN (a client writes its own bytes).
+local safe_text
+do
+local sbyte, schar, ssub = string.byte, string.char, string.sub
+
 local function utf8_len_at(s, i)
     local c = sbyte(s, i)
     local n, min
@@ -567,7 +661,7 @@ end
 
 local function hex_byte(c) return sformat("\\x%02x", sbyte(c)) end
 
-local function safe_text(s)
+function safe_text(s)
     s = sgsub(s, "[\0-\31\127]", hex_byte)
     if not sfind(s, "[\128-\255]") then return s end
     local out, i, n = {}, 1, #s
@@ -585,6 +679,7 @@ local function safe_text(s)
         end
     end
     return tconcat(out)
+end
 end
 
 -- An address as text, or nil when it does not parse as IPv4 or IPv6.
@@ -677,6 +772,21 @@ end
 
 local function is_http_port(port) return cfg.ports[port] == true end
 
+-- A frame's connection, step (+FROM_B) and HTTP request, packed in one number:
+-- one array slot per frame instead of three (memory is what large captures
+-- cost). Steps < 64, connections < 2^23, requests < 2^24: within a double's 53 bits.
+local CONN_SPAN = 8388608
+local function pack_frame(c, step, h)
+    return (h * CONN_SPAN + c) * 64 + step
+end
+
+local function unpack_frame(x)
+    local step = x % 64
+    local rest = (x - step) / 64
+    local c = rest % CONN_SPAN
+    return floor(c), floor(step), floor((rest - c) / CONN_SPAN)
+end
+
 local function new_conn(c, pinfo, src, dst, flags, frame)
     local sport, dport = pinfo.src_port, pinfo.dst_port
     -- The initiator is whoever sent the SYN; mid-stream, whoever talks to the HTTP port.
@@ -719,6 +829,15 @@ local function new_request(c, frame, pinfo, method, uri, xff)
     c_last_h[c] = h
     if c_resp_h[c] == 0 then c_resp_h[c] = h end
     c_nreq[c] = c_nreq[c] + 1
+    -- The request's earlier segments join it.
+    local waiting = c_pend[c]
+    if waiting then
+        for _, f in ipairs(waiting) do
+            local _, step = unpack_frame(fr_pk[f])
+            fr_pk[f] = pack_frame(c, step, h)
+        end
+        c_pend[c] = nil
+    end
     if xff then
         note_pair(c_a[c], c_b[c], true, true)
         note_host(xff, frame, nil)
@@ -742,6 +861,9 @@ local function provisional_request(h)
             pending_front_conns = math.max(0, pending_front_conns - 1)
         end
         last_open_front = h
+    elseif leg == LEG_DIRECT then
+        ndirect = ndirect + 1
+        h_didx[h] = ndirect
     elseif leg == LEG_BACK then
         -- Earliest front request with the same method and URI still unlinked.
         local f = last_open_front
@@ -762,21 +884,6 @@ local function provisional_request(h)
             h_fidx[h] = front_count
         end
     end
-end
-
--- A frame's connection, step (+FROM_B) and HTTP request, packed in one number:
--- one array slot per frame instead of three (memory is what large captures
--- cost). Steps < 64, connections < 2^23, requests < 2^24: within a double's 53 bits.
-local CONN_SPAN = 8388608
-local function pack_frame(c, step, h)
-    return (h * CONN_SPAN + c) * 64 + step
-end
-
-local function unpack_frame(x)
-    local step = x % 64
-    local rest = (x - step) / 64
-    local c = rest % CONN_SPAN
-    return floor(c), floor(step), floor((rest - c) / CONN_SPAN)
 end
 
 local function record_tcp(frame, pinfo, stream, tvb)
@@ -856,6 +963,14 @@ local function record_tcp(frame, pinfo, stream, tvb)
         else
             step = S_DATA
             c_last_dir_resp[c] = false
+            -- Client data while no request waits for its response starts the next
+            -- request (HTTP shows the method on the segment that completes it).
+            if c_resp_h[c] == 0 then
+                local waiting = c_pend[c]
+                if waiting == nil then waiting = {}; c_pend[c] = waiting end
+                tinsert(waiting, frame)
+                h = 0
+            end
         end
     end
 
@@ -869,6 +984,9 @@ local function record_tcp(frame, pinfo, stream, tvb)
     elseif step == S_ACK and len == 0 then
         if c_fin_a[c] ~= 0 and c_fin_b[c] ~= 0 and c_last_ack[c] == 0 then
             step = S_LAST_ACK; c_last_ack[c] = frame
+        elseif (from_a and c_fin_b[c] ~= 0 and c_fin_a[c] == 0)
+            or (not from_a and c_fin_a[c] ~= 0 and c_fin_b[c] == 0) then
+            step = S_ACK_FIN
         elseif c_synack[c] ~= 0 and c_hs_done[c] == 0 and from_a then
             c_hs_done[c] = frame
         elseif from_a and c_last_dir_resp[c] then
@@ -878,6 +996,12 @@ local function record_tcp(frame, pinfo, stream, tvb)
         end
     end
 
+    -- While client data waits for its request (see above), what follows on the
+    -- connection (the server's ACK of it) waits too.
+    if h ~= 0 and c_pend[c] ~= nil and step ~= S_REQUEST then
+        tinsert(c_pend[c], frame)
+        h = 0
+    end
     -- The direction rides on the step (+FROM_B) so labelling needs no pinfo.
     fr_pk[frame] = pack_frame(c, from_a and step or step + FROM_B, h)
     if findings ~= 0 then fr_flags[frame] = findings end
@@ -892,6 +1016,10 @@ local function record_arp(frame, pinfo)
     a_time[na], a_front[na] = pinfo.abs_ts, 0
     if op == 1 then
         a_kind[na], a_asker[na], a_subject[na] = S_ARP_REQ, sender, target
+        -- A broadcast who-has leaves the target MAC empty; a refresh (Linux probes
+        -- a stale entry) sends it to the MAC it has. Works on cooked captures too.
+        local hw = field_text(F.arp_dst_hw)
+        if hw and hw ~= "00:00:00:00:00:00" and hw ~= "ff:ff:ff:ff:ff:ff" then a_refresh[na] = true end
     else
         a_kind[na], a_asker[na], a_subject[na] = S_ARP_REPLY, target, sender
     end
@@ -911,6 +1039,9 @@ local function record_nd(frame, pinfo, icmp_type)
     a_time[na], a_front[na] = pinfo.abs_ts, 0
     if icmp_type == 135 then
         a_kind[na], a_asker[na], a_subject[na] = S_ND_SOL, src, field_text(F.nd_ns_target)
+        -- Sent to the target itself, not its solicited-node group: a refresh.
+        local dst = net_dst()
+        if dst and not sfind(dst, "^ff02:") then a_refresh[na] = true end
     else
         a_kind[na], a_asker[na], a_subject[na] = S_ND_ADV, net_dst(), field_text(F.nd_na_target) or src
     end
@@ -1011,7 +1142,8 @@ local function waiting_front(fronts, t, target)
             if bc ~= 0 and (target == nil or c_b[bc] == target) and c_t0[bc] >= t
                 and c_t0[bc] - t < best_gap then
                 best, best_gap = f, c_t0[bc] - t
-            elseif bc == 0 and fallback == 0 and h_arp_backend[f] == false then
+            elseif bc == 0 and h_arp_backend[f] == false then
+                -- The earliest still waiting (the balancer dispatches in arrival order).
                 fallback = f
             end
         end
@@ -1071,6 +1203,7 @@ local function resolve()
     ensure_roles()
     -- Number the front requests in the order they reach M3; mark back-leg ones.
     local fronts = {}
+    h_didx, ndirect = {}, 0
     for h = 1, nh do
         h_link[h], h_backlink[h], h_fail[h], h_arp_backend[h] = 0, 0, false, false
         local leg = conn_leg(h_conn[h])
@@ -1081,6 +1214,7 @@ local function resolve()
             h_fidx[h] = -1
         else
             h_fidx[h] = 0
+            if leg == LEG_DIRECT then ndirect = ndirect + 1; h_didx[h] = ndirect end
         end
     end
     has_front = #fronts > 0
@@ -1118,7 +1252,7 @@ end
 ------------------------------------------------------------------------------
 -- The per-packet labels, by position in lblab.pkt.
 local LABEL_FIELD = { pf.req, pf.step, pf.src_role, pf.dst_role, pf.leg, pf.backend,
-    pf.backend_evidence, pf.flags, pf.arp_target }
+    pf.backend_evidence, pf.flags, pf.arp_target, pf.kind, pf.direct }
 local NLABELS = #LABEL_FIELD
 local compact_labels = {}
 
@@ -1225,8 +1359,8 @@ local function add_tcp_labels(t, frame, c, step, h)
         label(t, 2, FRONT_STEP[step]); label(t, 5, "front")
     elseif leg == LEG_BACK then
         label(t, 2, BACK_STEP[step]); label(t, 5, "back")
-    else
-        label(t, 2, FRONT_STEP[step])
+    elseif leg == LEG_DIRECT then
+        label(t, 2, DIRECT_STEP[step]); label(t, 5, "direct")
     end
     local bits = fr_flags[frame] or 0
     if bits ~= 0 then label(t, 8, flags_text(bits)) end
@@ -1309,6 +1443,42 @@ local function add_request_labels(t, front, frame, leg, step, h, visited)
     end
 end
 
+-- Frames in no request: what kind of traffic they are (so "other" reads as an
+-- explanation), and a direct request's own index.
+aux.KIND_BY_PORT = { [22] = "ssh", [53] = "dns", [123] = "ntp", [5353] = "mdns", [67] = "dhcp",
+    [68] = "dhcp", [443] = "tls", [853] = "tls", [8443] = "tls" }
+
+function aux.frame_kind(frame, c, leg)
+    if c ~= 0 then
+        if leg == LEG_DIRECT then return "direct" end
+        if cfg.ports[c_bport[c]] then return "http" end
+        return aux.KIND_BY_PORT[c_bport[c]] or aux.KIND_BY_PORT[c_aport[c]] or "tcp"
+    end
+    local a = fr_arp[frame]
+    if a then
+        if a_refresh[a] then return "neighbour-refresh" end
+        if a_kind[a] == S_ND_SOL or a_kind[a] == S_ND_ADV then return "nd" end
+        return "arp"
+    end
+    local sport = first_value(F.udp_srcport)
+    if sport then return aux.KIND_BY_PORT[first_value(F.udp_dstport)] or aux.KIND_BY_PORT[sport] or "udp" end
+    if F.icmp_type() or F.icmpv6_type() then return "icmp" end
+    return "other"
+end
+
+local function add_outside_labels(t, frame, c, leg, step, h)
+    if leg == LEG_DIRECT then
+        local first = h ~= 0 and h or c_first_h[c]
+        local d = first ~= 0 and h_didx[first]
+        if d then label(t, 11, d) end
+        if h ~= 0 and ((step == S_REQUEST and h_frame[h] == frame)
+            or (step == S_RESPONSE and h_resp_frame[h] == frame)) then
+            tree_add(t, pf.client, c_client[c])
+        end
+    end
+    label(t, 10, aux.frame_kind(frame, c, leg))
+end
+
 function lblab.dissector(tvb, pinfo, tree)
     local frame = pinfo.number
     local visited = pinfo.visited
@@ -1347,7 +1517,11 @@ function lblab.dissector(tvb, pinfo, tree)
             label(t, 1, c_pred[c])
         end
     end
-    if front ~= 0 then add_request_labels(t, front, frame, leg, step, h, visited) end
+    if front ~= 0 then
+        add_request_labels(t, front, frame, leg, step, h, visited)
+    else
+        add_outside_labels(t, frame, c, leg, step, h)
+    end
 
     if visited then
         if c ~= 0 and leg == LEG_BACK and front == 0 and has_front and c_first_frame[c] == frame then

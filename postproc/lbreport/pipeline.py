@@ -32,9 +32,28 @@ def choose_lab(lab_path: Path | None, capture_addresses: set[str]) -> tuple[Lab,
         return lab, "configured" if lab.has_addresses else "inferred"
     classic = classic_lab()
     seen = {_normalise(a) for a in capture_addresses}
-    if lab_addresses(classic) & seen:
+    if lab_addresses(classic) & seen and _looks_classic(classic, seen):
         return classic, "configured"
     return inferred_lab(classic), "inferred"
+
+
+def _looks_classic(classic: Lab, seen: set[str]) -> bool:
+    """The classic balancer's address alone is not enough: a balancer with a second NIC on
+    another network (10.0.0.3 → backends 10.0.0.1/.2) would get the classic backends, which
+    are not there, and its back leg would be lost. Classic: a classic backend is seen too, or
+    every address seen is on the classic network."""
+    backends = {_normalise(a) for addrs in classic.backends.values() for a in addrs}
+    if backends & seen:
+        return True
+    network = ipaddress.ip_network(f"{next(iter(lab_addresses(classic)))}/24", strict=False)
+    return all(_on(a, network) for a in seen)
+
+
+def _on(addr: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return ipaddress.ip_address(addr) in network
+    except ValueError:
+        return True
 
 
 def _normalise(addr: str) -> str:
