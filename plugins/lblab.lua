@@ -70,11 +70,6 @@ local pf = {
     direct = ProtoField.uint32("lblab.direct", "Direct request index (a client fetching from a backend itself)"),
     pkt = ProtoField.string("lblab.pkt", "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target;kind;direct)"),
 }
-lblab.fields = {
-    pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
-    pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
-    pf.marker, pf.arp_target, pf.role_def, pf.pkt, pf.client_xff, pf.kind, pf.direct,
-}
 
 local ex = {
     orphan = ProtoExpert.new("lblab.expert.orphan_backleg", "Back-leg connection serving no client request",
@@ -200,10 +195,30 @@ local ARP_STEP = {
 }
 
 local LEG_NONE, LEG_FRONT, LEG_BACK, LEG_DIRECT = 0, 1, 2, 3
+
 local FROM_B = 32 -- added to a TCP frame's stored step when the responder sent it
 
 local EV_NONE, EV_ARP, EV_MARKER, EV_BACKLEG = 0, 1, 2, 3
 local EVIDENCE_NAME = { [EV_NONE] = "none", [EV_ARP] = "arp", [EV_MARKER] = "marker", [EV_BACKLEG] = "back-leg" }
+
+-- The vocabulary, published for tools (`tshark -G values`): value strings of
+-- fields that are never added to a tree. lbreport's tests compare them with its own.
+do
+    local fields = {
+        pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
+        pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
+        pf.marker, pf.arp_target, pf.role_def, pf.pkt, pf.client_xff, pf.kind, pf.direct,
+    }
+    local function published(name, desc, names)
+        fields[#fields + 1] = ProtoField.uint8("lblab.vocab." .. name, desc, base.DEC, names)
+    end
+    published("front", "Front-leg steps", FRONT_STEP)
+    published("back", "Back-leg steps", BACK_STEP)
+    published("direct", "Direct-request steps", DIRECT_STEP)
+    published("arp", "ARP/ND steps", ARP_STEP)
+    published("evidence", "Backend evidence levels", EVIDENCE_NAME)
+    lblab.fields = fields
+end
 
 local function trim(s)
     return (sgsub(s, "^%s*(.-)%s*$", "%1"))

@@ -160,7 +160,8 @@ def place_back_network(spec: FarmSpec, hosts: list[Host]) -> None:
         if h.role == "M3":
             h.back_ipv4 = f"{spec.back_ipv4_prefix}{spec.balancer_back_host}"
         elif h.role != "client":
-            h.ipv4, h.ipv6, h.bridge = f"{spec.back_ipv4_prefix}{spec.back_backend_hosts[i]}", None, "br1"
+            h.ipv4 = f"{spec.back_ipv4_prefix}{spec.back_backend_hosts[i]}"
+            h.ipv6, h.bridge = None, "br1"
             i += 1
 
 

@@ -25,8 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from farm import Farm, FarmSpec, LabError, write_truth  # noqa: E402
-from farm import DNS_NAME  # noqa: E402
+from farm import (  # noqa: E402
+    DNS_NAME,  # noqa: E402
+    Farm,
+    FarmSpec,
+    LabError,
+    write_truth,
+)
 
 CAPTURES_DIR = Path(__file__).resolve().parent.parent
 MAX_CAPTURE_BYTES = 2 * 1024 * 1024

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from itertools import permutations
 
 from lbreport.pdml import Record
+from lbreport.vocabulary import ARP, BACK, DIRECT, FRONT, RESETS, STEPS, TcpSteps
 
-FRONT, BACK, ARP, DIRECT = "front", "back", "arp", "direct"
+__all__ = ["ARP", "BACK", "DIRECT", "FRONT"]  # re-exported: renderers import them from here
+
 # The policies a verdict can test without being told which one the balancer runs.
 KNOWN_POLICIES = ("round-robin", "ip-hash", "least-conn")
 TIMING_KEYS = (
@@ -562,9 +564,6 @@ def timings(steps: Sequence[tuple[str, float]]) -> dict[str, float | None]:
     }
 
 
-_ONCE = ("SYN", "SYN/ACK", "request", "response", "FIN-client", "FIN-M3")
-
-
 def anomalies(
     steps: tuple[Step, ...],
     status: int | None,
@@ -580,7 +579,7 @@ def anomalies(
     sees_back = capture_point not in ("client", "unknown")
 
     if sees_front:
-        found += _leg_anomalies(front, "", judge_response=True)
+        found += _leg_anomalies(front, STEPS[FRONT], judge_response=True)
     if sees_back:
         by_backend: dict[str, list[Step]] = {}
         for s in back:
@@ -588,11 +587,11 @@ def anomalies(
         if capture_point == "M3" and not back:
             found.append(Anomaly("no-upstream"))
         for group in by_backend.values():
-            found += _leg_anomalies(group, "up-", judge_response=not sees_front)
+            found += _leg_anomalies(group, STEPS[BACK], judge_response=not sees_front)
         if len(by_backend) > 1:
             found.append(Anomaly("failover", " → ".join(by_backend)))
 
-    resets = [f"{s.src_role}→{s.dst_role}" for s in steps if s.step in ("RST", "up-RST")]
+    resets = [f"{s.src_role}→{s.dst_role}" for s in steps if s.step in RESETS]
     for who in dict.fromkeys(resets):
         found.append(Anomaly("rst", who))
     retrans = sum(1 for s in steps if "retrans" in s.flags)
@@ -606,44 +605,47 @@ def anomalies(
     return tuple(dict.fromkeys(found))
 
 
-def _leg_anomalies(steps: list[Step], p: str, judge_response: bool) -> list[Anomaly]:
-    """Missing/repeated steps on one leg (p = "" front, "up-" back). `judge_response`: this
-    leg's missing response means the request got no response (else it is a missing step)."""
+def _leg_anomalies(steps: list[Step], names_of: TcpSteps, judge_response: bool) -> list[Anomaly]:
+    """Missing/repeated steps on one leg, named by `names_of` (the leg's vocabulary).
+    `judge_response`: this leg's missing response means the request got no response (else it
+    is a missing step)."""
     found: list[Anomaly] = []
     if not steps:
         return found
     counts = Counter(s.step for s in steps if "retrans" not in s.flags)
     names = set(counts)
+    v = names_of
 
     def missing(step: str) -> None:
         found.append(Anomaly("missing-step", step))
 
-    syn, synack, ack = p + "SYN", p + "SYN/ACK", p + "ACK"
-    request, response = p + "request", p + "response"
-    reset = p + "RST" in names
+    reset = v.rst in names
     # A SYN answered by RST is a refused connection: reported as the RST, not a missing step.
-    if syn in names and synack not in names and not reset:
-        missing(synack)
-    if synack in names and syn not in names:
-        missing(syn)
+    if v.syn in names and v.synack not in names and not reset:
+        missing(v.synack)
+    if v.synack in names and v.syn not in names:
+        missing(v.syn)
     # The client may ACK the SYN/ACK with its request; only an unused handshake lacks the ACK.
-    if syn in names and synack in names and ack not in names and request not in names:
-        missing(ack)
-    if request in names and response not in names:
+    if v.syn in names and v.synack in names and v.ack not in names and v.request not in names:
+        missing(v.ack)
+    if v.request in names and v.response not in names:
         found.append(Anomaly("no-response") if judge_response else Anomaly("missing-step",
-                                                                           response))
-    if response in names and request not in names:
-        missing(request)
-    fin_a, fin_b = (p + "FIN-client", p + "FIN-M3") if not p else ("up-FIN-M3", "up-FIN-backend")
-    if (fin_a in names or fin_b in names) and not reset:
-        for fin in (fin_a, fin_b):
-            if fin not in names:
-                missing(fin)
-        if fin_a in names and fin_b in names and p + "last-ACK" not in names:
-            missing(p + "last-ACK")
-    for name in _ONCE:
-        if counts[p + name] > 1:
-            found.append(Anomaly("repeated-step", f"{p + name} ×{counts[p + name]}"))
+                                                                           v.response))
+    if v.response in names and v.request not in names:
+        missing(v.request)
+    # A back-leg connection may outlive its requests (pooled by the balancer, closed by
+    # either side later, or half-closed): one side's FIN alone is normal there.
+    pooled = v is STEPS[BACK]
+    if (v.fin_a in names or v.fin_b in names) and not reset:
+        if not pooled:
+            for fin in (v.fin_a, v.fin_b):
+                if fin not in names:
+                    missing(fin)
+        if v.fin_a in names and v.fin_b in names and v.last_ack not in names:
+            missing(v.last_ack)
+    for name in v.once:
+        if counts[name] > 1:
+            found.append(Anomaly("repeated-step", f"{name} ×{counts[name]}"))
     return found
 
 

@@ -1,0 +1,58 @@
+"""One vocabulary: the plugin's own answer (`tshark -G values`) against lbreport's."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from lbreport import messages, messages_es, vocabulary
+from lbreport.tshark import REPO_PLUGIN
+from lbreport.vocabulary import ARP_STEPS, EVIDENCE, STEPS
+
+
+@pytest.fixture(scope="module")
+def published() -> dict[str, dict[int, str]]:
+    out = subprocess.run(["tshark", "-G", "values", "-X", f"lua_script:{REPO_PLUGIN}"],
+                         capture_output=True, text=True, check=True).stdout
+    found: dict[str, dict[int, str]] = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[0] == "V" and parts[1].startswith("lblab.vocab."):
+            found.setdefault(parts[1].removeprefix("lblab.vocab."), {})[int(parts[2])] = parts[3]
+    return found
+
+
+@pytest.mark.parametrize("leg", sorted(STEPS))
+def test_tcp_steps_agree_in_order(published: dict[str, dict[int, str]], leg: str) -> None:
+    """Same names, and the same meaning by position (SYN is step 1 ... ACK-FIN step 13)."""
+    plugin = published[leg]
+    assert [plugin[i] for i in sorted(plugin)] == list(STEPS[leg].names())
+
+
+def test_arp_steps_and_evidence_agree(published: dict[str, dict[int, str]]) -> None:
+    assert sorted(published["arp"].values()) == sorted(ARP_STEPS)
+    assert sorted(published["evidence"].values()) == sorted(EVIDENCE)
+
+
+def test_the_plugin_publishes_every_leg(published: dict[str, dict[int, str]]) -> None:
+    assert set(published) == {*STEPS, "arp", "evidence"}
+
+
+@pytest.mark.parametrize("catalogue", [messages.EN, messages_es.ES], ids=["en", "es"])
+def test_every_step_has_words(catalogue: dict[str, str]) -> None:
+    missing = {n for n in vocabulary.all_step_names() if f"step.{n}" not in catalogue}
+    assert not missing
+
+
+def test_back_leg_repeats_use_back_leg_names() -> None:
+    """The old check built back-leg names by prefixing "up-" to front names, so it looked
+    for up-FIN-client (never emitted) and missed two up-FIN-backend frames."""
+    from lbreport.lifecycle import Step, _leg_anomalies
+
+    def step(name: str, frame: int) -> Step:
+        return Step(frame, frame / 1000, "M1", "M3", "back", name, (), "")
+
+    names = ["up-SYN", "up-SYN/ACK", "up-ACK", "up-request", "up-response", "up-FIN-backend",
+             "up-FIN-backend", "up-FIN-M3", "up-last-ACK"]
+    found = _leg_anomalies([step(n, i) for i, n in enumerate(names)], STEPS["back"], False)
+    assert [(a.code, a.detail) for a in found] == [("repeated-step", "up-FIN-backend ×2")]
