@@ -148,7 +148,8 @@ def _check_common(run: Run, problems: list[str]) -> None:
                         f"{run.stderr_text()[-500:]!r}")
         return
     if b"Traceback" in run.stderr or b"Traceback" in run.stdout:
-        problems.append(f"{tag} Traceback (rc {run.rc}): {run.stderr_text()[-1500:]}")
+        last = [ln for ln in run.stderr_text().splitlines() if ln.strip()][-3:]
+        problems.append(f"{tag} Traceback (rc {run.rc}), ending: " + " | ".join(last))
     if run.rc not in (0, 1, 3):
         problems.append(f"{tag} exit code {run.rc}; stderr: {run.stderr_text()[-500:]!r}")
     if run.rc != 0 and not run.stderr.strip():
