@@ -6,7 +6,8 @@ hang is a failure, not a stuck CI.
     lbreport (lxml refused the PDML, then the pipeline waited for a tshark blocked on a full
     pipe);
 (b) a client's own X-Forwarded-For behind nginx (appended to) and haproxy (a second line)
-    must not create a role nor unlink the back legs;
+    must not create a role nor unlink the back legs, and the request says what the client
+    wrote (`client_sent_forwarded_for`);
 (c) a pcapng cut short before its first packet must say so;
 (d) BEL in a URI shows as `\\x07` in text;
 (e) a NUL in a URI does not cut the URI: what follows is kept, the NUL marked.
@@ -116,15 +117,16 @@ def test_client_sent_x_forwarded_for(tmp_path: Path, balancer: str) -> None:
             problems.append(f"request {req['index']}: back leg not linked: backend "
                             f"{req['backend']} by {req['backend_evidence']}, anomalies "
                             f"{req['anomalies']}, steps {steps}")
+        own = req.get("client_sent_forwarded_for") or ""
+        if "6.6.6.6" not in own:
+            problems.append(f"request {req['index']}: client_sent_forwarded_for is {own!r}, "
+                            f"the client wrote 6.6.6.6")
     if [r["backend"] for r in rep["requests"]] != ["M1", "M2"]:
         problems.append(f"backends {[r['backend'] for r in rep['requests']]}, sent to M1, M2")
     if rep["summary"]["frames_other"] != 0:
         problems.append(f"{rep['summary']['frames_other']} frames in no request (the back "
                         f"legs' frames, left out)")
     assert not problems, "\n".join(problems)
-    # TODO(issue 12): the request should say its client sent its own X-Forwarded-For; no
-    # JSON field holds that yet (neither a key of the request nor an anomaly code in the
-    # README). Assert it here once it exists, e.g. an anomaly "client-xff: 6.6.6.6".
 
 
 # ----------------------------------------------------------------------------------- (c)
