@@ -35,6 +35,8 @@ FIELDS = [
     "lblab.arp_target",
     "lblab.role_def",
     "_ws.lua.error",
+    "lblab.kind",
+    "lblab.direct",
 ]
 
 
@@ -58,6 +60,8 @@ class Row:
     arp_target: str
     role_def: tuple[str, ...]
     lua_error: str
+    kind: str = ""
+    direct: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,8 @@ def label(capture: Path, prefs: tuple[str, ...] = (), two_pass: bool = True) -> 
                 arp_target=cols[15],
                 role_def=tuple(d for d in cols[16].split("|") if d),
                 lua_error=cols[17],
+                kind=cols[18],
+                direct=_int(cols[19]),
             )
         )
     return Labelled(rows=tuple(rows), stderr=proc.stderr)

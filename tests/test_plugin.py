@@ -292,5 +292,6 @@ def test_compact_mode_carries_the_same_labels(truth_path: Path) -> None:
         pkt, separate_step = (line.split("\t") + [""])[:2]
         assert separate_step == "", "compact mode adds no separate label fields"
         want = [str(row.req) if row.req is not None else "", row.step, row.src_role,
-                row.dst_role, row.leg, row.backend, row.evidence, row.flags, row.arp_target]
+                row.dst_role, row.leg, row.backend, row.evidence, row.flags, row.arp_target,
+                row.kind, str(row.direct) if row.direct is not None else ""]
         assert pkt.split(";") == want, (row.frame, pkt)

@@ -8,6 +8,7 @@ labels). Protocols are found by name, never by position (a pcapng comment or the
 from __future__ import annotations
 
 import codecs
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import IO
@@ -100,6 +101,7 @@ class PdmlReader:
         self.first_lua_error_frame = 0
         self.first_lua_error = ""
         self.creator = ""
+        self._last_time = 0.0
 
     def __iter__(self) -> Iterator[Record]:
         # huge_tree: a single field can exceed libxml2's default limits on odd captures.
@@ -159,7 +161,7 @@ class PdmlReader:
                     if fname == "num":
                         values[0] = int(f.get("show"))
                     elif fname == "timestamp":
-                        values[1] = float(f.get("value"))
+                        values[1] = self._time(f.get("value"))
             elif name == "fake-field-wrapper":
                 # A Lua error inside a dissector lands here as an unnamed "Lua Error: …" item.
                 for f in proto:
@@ -168,6 +170,13 @@ class PdmlReader:
         if role_defs:
             values[_ROLE_DEFS] = tuple(role_defs)
         return Record(*values)
+
+    def _time(self, value: str | None) -> float:
+        """The frame's epoch time; a damaged timestamp (a pcap record's microseconds past one
+        second prints as `1700000000.-…`) keeps the previous frame's time."""
+        with contextlib.suppress(TypeError, ValueError):
+            self._last_time = float(value)  # type: ignore[arg-type]
+        return self._last_time
 
     def _lua_error(self, frame: int, message: str) -> None:
         self.lua_errors += 1
