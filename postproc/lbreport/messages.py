@@ -166,11 +166,11 @@ EN: dict[str, str] = {
     "sum.frames_by_kind": "{total} total = {inreq} in requests + {other} other ({kinds})",
     "sum.kind.other": "other",
     "sum.direct": "Direct requests",
-    "sum.direct_count": "{count} (a client fetched a backend directly: not balanced, not above)",
+    "sum.direct_count": "{count}, listed below (not through the balancer)",
     "direct.title": "Direct requests (not through the balancer)",
     "direct.note": (
-        "A client talked HTTP to a backend directly: not balanced requests, left out of the "
-        "requests and of the balance verdict."
+        "Each went from a client straight to a backend, without M3: not a balanced request, so "
+        "neither in the requests above nor in the balance verdict."
     ),
     "sum.status_counts": "Status codes",
     "sum.backends": "Requests per backend",
@@ -203,11 +203,15 @@ EN: dict[str, str] = {
     ),
     "bal.none": "no policy declared; observed {observed}: {verdicts}.",
     "bal.with": "consistent with {policies}",
-    "bal.with_none": "consistent with none of the policies lbreport knows",
+    "bal.with_none": "consistent with none of round robin, ip-hash and least-conn",
     "bal.not_with": "not with {policy}: {why}",
     "bal.cannot": "{policy} cannot be judged: {why}",
     "bal.and": "{head} and {last}",
     "bal.also": "The sequence is consistent with {policies}.",
+    "bal.weights_hint": (
+        "Weights cannot be checked without knowing them: declare them in the lab file "
+        "([policy] kind = \"weights\", weights = { M1 = 3, M2 = 1 })."
+    ),
     "bal.matches_ip_hash": "matches ip-hash: each client address always went to the same backend.",
     "bal.matches_least_conn": (
         "matches least-conn as far as the capture can tell: each of the {count} request(s) "

@@ -181,14 +181,12 @@ ES: dict[str, str] = {
     "sum.frames_by_kind": "{total} en total = {inreq} en peticiones + {other} otras ({kinds})",
     "sum.kind.other": "otras",
     "sum.direct": "Peticiones directas",
-    "sum.direct_count": (
-        "{count} (un cliente pidió directamente a un servidor final: sin balanceo, no están "
-        "arriba)"
-    ),
+    "sum.direct_count": "{count}, abajo (sin pasar por el balanceador)",
     "direct.title": "Peticiones directas (sin pasar por el balanceador)",
     "direct.note": (
-        "Un cliente habló HTTP directamente con un servidor final: no son peticiones "
-        "balanceadas, quedan fuera de las peticiones y del veredicto del reparto."
+        "Cada una fue de un cliente directamente a un servidor final, sin M3: no es una "
+        "petición balanceada, así que no está en las peticiones de arriba ni en el veredicto "
+        "del reparto."
     ),
     "sum.status_counts": "Códigos de estado",
     "sum.backends": "Peticiones por servidor final",
@@ -223,11 +221,15 @@ ES: dict[str, str] = {
     ),
     "bal.none": "no se ha declarado política; observado {observed}: {verdicts}.",
     "bal.with": "compatible con {policies}",
-    "bal.with_none": "no es compatible con ninguna de las políticas que conoce lbreport",
+    "bal.with_none": "no es compatible con round robin, ni con ip-hash, ni con least-conn",
     "bal.not_with": "no con {policy}: {why}",
     "bal.cannot": "{policy} no se puede evaluar: {why}",
     "bal.and": "{head} y {last}",
     "bal.also": "La secuencia es compatible con {policies}.",
+    "bal.weights_hint": (
+        "Los pesos no se pueden comprobar sin conocerlos: decláralos en el fichero de "
+        "laboratorio ([policy] kind = \"weights\", weights = { M1 = 3, M2 = 1 })."
+    ),
     "bal.matches_ip_hash": (
         "coincide con ip-hash: cada dirección de cliente fue siempre al mismo servidor final."
     ),

@@ -107,6 +107,8 @@ def balance(b: Balance) -> str:
             if c.result == "undecided":
                 verdicts.append(t("bal.cannot", policy=_policy(b, c.policy), why=_why(b, c)))
         parts.append(t("bal.none", observed=_counts(b.observed), verdicts="; ".join(verdicts)))
+        if "round-robin" not in b.consistent_with:  # maybe weighted: only the lab file can say
+            parts.append(t("bal.weights_hint"))
     if any(c.policy == "least-conn" and c.result != "undecided" for c in b.checks) and (
             b.policy in ("", "least-conn")):
         parts.append(t("bal.least_conn_basis"))
