@@ -7,6 +7,7 @@ the platform, and a copy in the wrong folder silently does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from lbreport import tshark
 from lbreport.errors import LbreportError
+from lbreport.messages import t
 
 PROFILE_NAME = "LB-Lab"
 # The repository's profile: <repo>/plugins/profiles/LB-Lab, beside the plugin.
@@ -191,8 +193,7 @@ def install(system: bool = False, folders: Folders | None = None) -> Outcome:
     # Ask Wireshark itself what it will load: the copy just written, and nothing else.
     copies = listed_plugins(_plugins_listing())
     if not any(path.resolve() == target.resolve() for _, path in copies):
-        out.warnings.append(f"`tshark -G plugins` does not list {target}: Wireshark will not "
-                            "load it (is this folder the one `tshark -G folders` names?)")
+        out.warnings.append(_not_listed_reason(target, system))
     for version, path in copies:
         if path.resolve() != target.resolve():
             out.warnings.append(
@@ -204,6 +205,18 @@ def install(system: bool = False, folders: Folders | None = None) -> Outcome:
                     f"{PROFILE_NAME} profile in the status bar); `lbreport report` now uses "
                     "this copy")
     return out
+
+
+def _not_listed_reason(target: Path, system: bool) -> str:
+    """Why Wireshark does not list the copy just written, as precisely as we can tell."""
+    if not system and os.geteuid() == 0:
+        version = subprocess.run([tshark.find_tshark(), "-v"], capture_output=True, text=True,
+                                 check=False).stdout
+        with contextlib.suppress(LbreportError):
+            info = tshark.parse_version(version, "tshark")
+            if info.version[:2] >= (4, 2):
+                return t("install.root_skips", version=info.version_text, path=target)
+    return t("install.not_listed", path=target)
 
 
 def uninstall(system: bool = False, folders: Folders | None = None) -> Outcome:

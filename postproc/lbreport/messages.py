@@ -245,6 +245,17 @@ EN: dict[str, str] = {
     ),
     "roles.none": "No roles could be inferred from {path}: no HTTP traffic to a balancer was seen.",
     # --- doctor --------------------------------------------------------------------------------
+    "install.not_listed": (
+        "`tshark -G plugins` does not list {path}: Wireshark will not load it (is this folder "
+        "the one `tshark -G folders` names?)"
+    ),
+    "install.root_skips": (
+        "Wireshark {version} runs as root here and, like every Wireshark since 4.2, skips "
+        "personal Lua plugins as root, so {path} is not loaded for root. Run Wireshark as your "
+        "own user (capture rights come from the `wireshark` group: `sudo usermod -aG wireshark "
+        "$USER`, then log in again), or install for every user, root included, with `lbreport "
+        "install --system`. `lbreport report` works either way (it dissects as an ordinary user)."
+    ),
     "doc.ok": "ok",
     "doc.fail": "FAIL",
     "doc.tshark": "tshark on PATH",

@@ -270,6 +270,18 @@ ES: dict[str, str] = {
         "No se pudo deducir ningún rol de {path}: no se ve tráfico HTTP hacia un balanceador."
     ),
     # --- doctor -----------------------------------------------------------------------------------
+    "install.not_listed": (
+        "`tshark -G plugins` no muestra {path}: Wireshark no lo cargará (¿es esta la carpeta "
+        "que indica `tshark -G folders`?)"
+    ),
+    "install.root_skips": (
+        "Wireshark {version} se ejecuta aquí como root y, como todo Wireshark desde 4.2, no "
+        "carga plugins Lua personales como root: {path} no se carga para root. Ejecuta "
+        "Wireshark con tu usuario (los permisos de captura vienen del grupo `wireshark`: `sudo "
+        "usermod -aG wireshark $USER` y vuelve a iniciar sesión), o instálalo para todos, root "
+        "incluido, con `lbreport install --system`. `lbreport report` funciona en ambos casos "
+        "(analiza como usuario normal)."
+    ),
     "doc.ok": "bien",
     "doc.fail": "FALLO",
     "doc.tshark": "tshark en el PATH",

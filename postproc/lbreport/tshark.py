@@ -295,18 +295,29 @@ class PluginProbe:
 
 
 def _probe_runs(tshark: str, plugin: list[str]) -> dict[str, list[str]]:
-    return {"fields": [tshark, "-G", "fields", *plugin], "plugins": [tshark, "-G", "plugins",
-                                                                      *plugin]}
+    """`-G fields` as installed (an installed copy loads by itself) and with the given copy
+    passed through -X, and `-G plugins` with it (lists every copy and its version)."""
+    runs = {"fields": [tshark, "-G", "fields"], "plugins": [tshark, "-G", "plugins", *plugin]}
+    if plugin:
+        runs["fields_x"] = [tshark, "-G", "fields", *plugin]
+    return runs
 
 
-def _probe(outputs: dict[str, tuple[str, str, int]]) -> PluginProbe:
-    fields = frozenset(
-        parts[2] for line in outputs["fields"][0].splitlines()
+def _fields(out: str) -> frozenset[str]:
+    return frozenset(
+        parts[2] for line in out.splitlines()
         if (parts := line.split("\t")) and len(parts) > 2 and parts[0] == "F"
         and parts[2].startswith("lblab.")
     )
-    errors = [ln for _, err, _ in outputs.values() for ln in err.splitlines() if "Lua:" in ln]
-    return PluginProbe(outputs["plugins"][0], fields, errors)
+
+
+def _probe(outputs: dict[str, tuple[str, str, int]]) -> tuple[PluginProbe, PluginProbe]:
+    """(the installed copy, the -X copy) as tshark loads them."""
+    listing = outputs["plugins"][0]
+    installed = PluginProbe(listing, _fields(outputs["fields"][0]), [])
+    out, err, _ = outputs.get("fields_x", ("", "", 0))
+    errors = [ln for ln in err.splitlines() if "Lua:" in ln]
+    return installed, PluginProbe(listing, _fields(out), errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,21 +356,23 @@ def make_runner(outputs: dict[str, tuple[str, str, int]], tshark: str) -> Runner
     the plugin at all, with the real cause)."""
     info = parse_version(outputs["version"][0], tshark)
     require(info)
-    probe = _probe(outputs)
-    if probe.loaded:
-        return Runner(info, plugin_args(probe.listing), probe.compact, None, probe.listing)
-    if probe.lua_errors:
-        raise _no_plugin_error(info, probe, False)
+    installed, repo = _probe(outputs)
+    if installed.loaded:  # an installed copy wins: passing -X as well would load it twice
+        return Runner(info, [], installed.compact, None, installed.listing)
+    if repo.loaded:
+        return Runner(info, plugin_args(repo.listing), repo.compact, None, repo.listing)
+    if repo.lua_errors:
+        raise _no_plugin_error(info, repo, False)
     drop = unprivileged()
     if drop is not None:
         plugin = ["-X", f"lua_script:{drop.plugin_copy()}"]
         runs = {name: drop.wrap(argv) for name, argv in _probe_runs(tshark, plugin).items()}
-        probe_as_user = _probe(_run_parallel(runs, env=drop.env()))
-        if probe_as_user.loaded:
-            return Runner(info, plugin, probe_as_user.compact, drop, probe_as_user.listing)
-        if probe_as_user.lua_errors:
-            raise _no_plugin_error(info, probe_as_user, False)
-    raise _no_plugin_error(info, probe, os.geteuid() == 0)
+        _, as_user = _probe(_run_parallel(runs, env=drop.env()))
+        if as_user.loaded:
+            return Runner(info, plugin, as_user.compact, drop, as_user.listing)
+        if as_user.lua_errors:
+            raise _no_plugin_error(info, as_user, False)
+    raise _no_plugin_error(info, repo, os.geteuid() == 0)
 
 
 @dataclass(frozen=True, slots=True)
