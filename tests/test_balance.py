@@ -211,7 +211,10 @@ def test_none_declared_names_what_fits() -> None:
         "request was dispatched while another was in flight, so every backend had the fewest.")
     nothing = _balance(_seq("1121"))
     assert nothing.verdict == "differs" and nothing.consistent_with == ()
-    assert "consistent with none of the policies lbreport knows" in _say(nothing)
+    text = _say(nothing)
+    assert "consistent with none of round robin, ip-hash and least-conn" in text
+    assert text.endswith("declare them in the lab file ([policy] kind = \"weights\", "
+                         "weights = { M1 = 3, M2 = 1 }).")
 
 
 def test_every_sentence_in_spanish() -> None:
