@@ -215,3 +215,18 @@ def test_garbage_forwarded_address_makes_no_role(tmp_path: Path, header: bytes) 
             except ValueError:
                 pytest.fail(f"role {role} named after {addr!r}: roles {rep['roles']}")
     assert rep["summary"]["requests"] == 2
+
+
+def test_damaged_back_leg_xff_in_m3_view_makes_no_client(tmp_path: Path) -> None:
+    """At M3 the clients are seen on the front leg. A back-leg X-Forwarded-For naming an
+    address that sent no packet at all (one flipped byte: 192 → 191, fuzz recipe `errors`,
+    seeds 20261201 and 1) must not add a client role: only a backend's own view needs
+    X-Forwarded-For to know its clients."""
+    frames = hostile.m3_exchange(41000, PLAIN, [UA],
+                                 [b"X-Real-IP: 192.168.56.1", b"X-Forwarded-For: 191.168.56.1"])
+    frames += hostile.m3_exchange(41001, PLAIN, [UA], hostile.nginx_back_headers(),
+                                  backend="M2")
+    rep = report_json(hostile.write(tmp_path / "xff191.pcap", frames))
+    assert rep["capture_point"] == "M3"
+    assert rep["roles"]["client"] == ["192.168.56.1"], rep["roles"]
+    assert rep["summary"]["requests"] == 2
