@@ -68,6 +68,9 @@ local pf = {
     client_xff = ProtoField.string("lblab.client_xff", "X-Forwarded-For written by the client itself"),
     kind = ProtoField.string("lblab.kind", "Kind of frame outside any request (ssh, dns, icmp, arp, direct...)"),
     direct = ProtoField.uint32("lblab.direct", "Direct request index (a client fetching from a backend itself)"),
+    scheme = ProtoField.string("lblab.scheme", "Scheme of the request (http, https)"),
+    http_version = ProtoField.string("lblab.http_version", "HTTP version of the request (1.0, 1.1, 2)"),
+    encrypted = ProtoField.bool("lblab.encrypted", "Encrypted: method, URI and status unreadable (no TLS key log)"),
     pkt = ProtoField.string("lblab.pkt", "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target;kind;direct)"),
 }
 
@@ -96,6 +99,10 @@ lblab.prefs.clients = Pref.string("Clients", "",
     "Comma-separated client addresses (hosts talking HTTP to M3 are clients anyway).")
 lblab.prefs.ports = Pref.string("HTTP port(s)", "80",
     "Comma-separated TCP ports the balancer and backends serve HTTP on.")
+lblab.prefs.https_ports = Pref.string("HTTPS port(s)", "443",
+    "Comma-separated TCP ports the balancer serves HTTPS on (TLS). With a key log "
+    .. "(Protocols > TLS > (Pre)-Master-Secret log filename) the requests are read; without, "
+    .. "the TLS records still show each exchange.")
 lblab.prefs.compact = Pref.bool("Compact labels (for lbreport)", false,
     "One lblab.pkt field per packet instead of the separate label fields: lbreport reads only "
     .. "that (less PDML to parse). Leave off in the GUI: columns and filters use the separate fields.")
@@ -122,6 +129,16 @@ F.http_method = Field.new("http.request.method")
 F.http_uri = Field.new("http.request.uri")
 F.http_code = Field.new("http.response.code")
 F.http_xff = Field.new("http.x_forwarded_for")
+F.http_version = Field.new("http.request.version")
+F.h2_method = Field.new("http2.headers.method")
+F.h2_path = Field.new("http2.headers.path")
+F.h2_status = Field.new("http2.headers.status")
+F.h2_streamid = Field.new("http2.streamid")
+F.h2_data = Field.new("http2.data.data")
+F.tls_content_type = Field.new("tls.record.content_type")
+F.tls_opaque_type = Field.new("tls.record.opaque_type")
+F.tls_handshake_type = Field.new("tls.handshake.type")
+F.tls_app_proto = Field.new("tls.app_data_proto")
 F.http_file_data = Field.new("http.file_data")
 F.arp_opcode = Field.new("arp.opcode")
 F.arp_src = Field.new("arp.src.proto_ipv4")
@@ -169,6 +186,8 @@ local FLAG_NAMES = {
 local S_SYN, S_SYNACK, S_ACK, S_REQUEST, S_DATA, S_RESPONSE = 1, 2, 3, 4, 5, 6
 local S_ACK_RESP, S_FIN_A, S_FIN_B, S_LAST_ACK, S_RST, S_ACK_REQ = 7, 8, 9, 10, 11, 12
 local S_ACK_FIN = 13 -- one side's pure ACK of the other's FIN, before its own FIN
+-- TLS on an HTTPS port, as far as the records show without the key log.
+local S_TLS_CH, S_TLS_SH, S_TLS_FIN, S_TLS_CLOSE = 14, 15, 16, 17
 -- ARP / neighbour discovery steps.
 local S_ARP_REQ, S_ARP_REPLY, S_ND_SOL, S_ND_ADV = 21, 22, 23, 24
 
@@ -177,12 +196,16 @@ local FRONT_STEP = {
     [S_DATA] = "data", [S_RESPONSE] = "response", [S_ACK_RESP] = "ACK-resp",
     [S_FIN_A] = "FIN-client", [S_FIN_B] = "FIN-M3", [S_LAST_ACK] = "last-ACK", [S_RST] = "RST",
     [S_ACK_REQ] = "ACK-req", [S_ACK_FIN] = "ACK-FIN",
+    [S_TLS_CH] = "TLS-ClientHello", [S_TLS_SH] = "TLS-ServerHello", [S_TLS_FIN] = "TLS-Finished",
+    [S_TLS_CLOSE] = "TLS-close",
 }
 local BACK_STEP = {
     [S_SYN] = "up-SYN", [S_SYNACK] = "up-SYN/ACK", [S_ACK] = "up-ACK", [S_REQUEST] = "up-request",
     [S_DATA] = "up-data", [S_RESPONSE] = "up-response", [S_ACK_RESP] = "up-ACK-resp",
     [S_FIN_A] = "up-FIN-M3", [S_FIN_B] = "up-FIN-backend", [S_LAST_ACK] = "up-last-ACK",
     [S_RST] = "up-RST", [S_ACK_REQ] = "up-ACK-req", [S_ACK_FIN] = "up-ACK-FIN",
+    [S_TLS_CH] = "up-TLS-ClientHello", [S_TLS_SH] = "up-TLS-ServerHello",
+    [S_TLS_FIN] = "up-TLS-Finished", [S_TLS_CLOSE] = "up-TLS-close",
 }
 -- A client fetching from a backend itself: the front leg's names, but the
 -- server is a backend, not M3.
@@ -208,6 +231,7 @@ do
         pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
         pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
         pf.marker, pf.arp_target, pf.role_def, pf.pkt, pf.client_xff, pf.kind, pf.direct,
+        pf.scheme, pf.http_version, pf.encrypted,
     }
     local function published(name, desc, names)
         fields[#fields + 1] = ProtoField.uint8("lblab.vocab." .. name, desc, base.DEC, names)
@@ -285,6 +309,12 @@ local function parse_prefs()
         local n = tonumber(port)
         if n then cfg.ports[n] = true end
     end
+    -- HTTPS ports serve the farm too (legs, roles); cfg.https says which are TLS.
+    cfg.https = {}
+    for _, port in ipairs(split(p.https_ports, ",; ")) do
+        local n = tonumber(port)
+        if n then cfg.ports[n], cfg.https[n] = true, true end
+    end
     for _, pair in ipairs(split(p.markers, ";")) do
         local role, text = smatch(pair, "^([^=]+)=(.+)$")
         if role then tinsert(cfg.markers, { trim(role), text }) end
@@ -307,20 +337,21 @@ local nconn_max
 -- HTTP requests (front and back leg), in frame order.
 local h_conn, h_frame, h_time, h_method, h_uri, h_xff, h_resp_frame, h_resp_time
 local h_status, h_marker, h_next, h_fidx, h_link, h_backlink, h_arp_backend, h_fail
--- What the sender itself wrote in X-Forwarded-For (sparse): the values before the
--- last hop's, and the whole header (all of it is the client's on the front leg).
-local h_own_xff, h_xff_all
--- Direct requests (client -> backend): their own numbering (sparse).
-local h_didx, ndirect
--- Client data with no request yet on its connection (the first segments of a
--- request HTTP reassembles on a later frame): connection -> frames, until the
--- request arrives and they join it.
-local c_pend
+-- Sparse facts that few frames have, named in one table (a Lua chunk allows 200 locals):
+--   own_xff[h], xff_all[h]  what the sender itself wrote in X-Forwarded-For: the values
+--                           before the last hop's, and the whole header (all of it is
+--                           the client's on the front leg)
+--   didx[h], X.ndirect        direct requests (client -> backend): their own numbering
+--   version[h]              HTTP version of a request
+--   encrypted[h]            an exchange seen only as TLS records (no key log)
+--   streams[c][sid]         HTTP/2: the request of each stream of a connection
+--   pend[c]                 client data with no request yet on its connection (the first
+--                           segments of a request HTTP reassembles later), until it arrives
+--   refresh[a]              a unicast who-has / NS: the asker re-checks a known neighbour
+local X
 local nh
 -- ARP and neighbour-discovery records.
 local a_time, a_asker, a_subject, a_kind, a_front
--- Unicast who-has / NS (sparse): the asker re-checks an entry it already has.
-local a_refresh
 local na
 -- Hosts and host pairs (small).
 local host_first_frame, host_mac, pairs_seen, marker_tally
@@ -344,10 +375,10 @@ local function reset_state()
     h_conn, h_frame, h_time, h_method, h_uri, h_xff = {}, {}, {}, {}, {}, {}
     h_resp_frame, h_resp_time, h_status, h_marker, h_next = {}, {}, {}, {}, {}
     h_fidx, h_link, h_backlink, h_arp_backend, h_fail = {}, {}, {}, {}, {}
-    h_own_xff, h_xff_all = {}, {}
-    h_didx, ndirect, c_pend = {}, 0, {}
+    X = { own_xff = {}, xff_all = {}, didx = {}, ndirect = 0, version = {}, encrypted = {},
+          streams = {}, pend = {}, refresh = {} }
     nh = 0
-    a_time, a_asker, a_subject, a_kind, a_front, a_refresh = {}, {}, {}, {}, {}, {}
+    a_time, a_asker, a_subject, a_kind, a_front = {}, {}, {}, {}, {}
     na = 0
     host_first_frame, host_mac, pairs_seen, marker_tally = {}, {}, {}, {}
     role_of, mac_role = {}, {}
@@ -424,7 +455,7 @@ function aux.balancer_by_aliases(inbound)
     local forwarded_by = {} -- sender -> { client = true } from stamped requests
     for h = 1, nh do
         local xff = h_xff[h]
-        if xff and not h_own_xff[h] then
+        if xff and not X.own_xff[h] then
             local sender = c_a[h_conn[h]]
             forwarded_by[sender] = forwarded_by[sender] or {}
             forwarded_by[sender][xff] = true
@@ -780,7 +811,7 @@ end
 local function match_marker(tvb)
     local m = marker_in(tvb:raw())
     if m then return m end
-    local body = F.http_file_data()
+    local body = F.http_file_data() or F.h2_data()
     if body then return marker_in(field_bytes(body)) end
     return nil
 end
@@ -845,13 +876,13 @@ local function new_request(c, frame, pinfo, method, uri, xff)
     if c_resp_h[c] == 0 then c_resp_h[c] = h end
     c_nreq[c] = c_nreq[c] + 1
     -- The request's earlier segments join it.
-    local waiting = c_pend[c]
+    local waiting = X.pend[c]
     if waiting then
         for _, f in ipairs(waiting) do
             local _, step = unpack_frame(fr_pk[f])
             fr_pk[f] = pack_frame(c, step, h)
         end
-        c_pend[c] = nil
+        X.pend[c] = nil
     end
     if xff then
         note_pair(c_a[c], c_b[c], true, true)
@@ -877,15 +908,16 @@ local function provisional_request(h)
         end
         last_open_front = h
     elseif leg == LEG_DIRECT then
-        ndirect = ndirect + 1
-        h_didx[h] = ndirect
+        X.ndirect = X.ndirect + 1
+        X.didx[h] = X.ndirect
     elseif leg == LEG_BACK then
         -- Earliest front request with the same method and URI still unlinked.
         local f = last_open_front
         local best = 0
         local scanned = 0
         while f > 0 and scanned < 64 do
-            if h_fidx[f] > 0 and h_link[f] == 0 and h_method[f] == h_method[h] and h_uri[f] == h_uri[h] then
+            if h_fidx[f] > 0 and h_link[f] == 0
+                and (X.encrypted[f] or (h_method[f] == h_method[h] and h_uri[f] == h_uri[h])) then
                 best = f
             end
             f = f - 1
@@ -901,13 +933,17 @@ local function provisional_request(h)
     end
 end
 
-local function record_tcp(frame, pinfo, stream, tvb)
-    local c = stream + 1
-    local flags, len = first_value(F.tcp_flags) or 0, first_value(F.tcp_len) or 0
+-- Recording a TCP frame: its pieces live in this block (a Lua chunk allows 200
+-- locals); record_tcp is the entry point.
+local record_tcp
+do
+-- Which end sent this frame: A opened the connection. The first frame of a
+-- connection also records the connection.
+local function frame_from_a(c, frame, pinfo, flags)
     local from_a
     if c_a[c] == nil then
         local src, dst = net_src(), net_dst()
-        if src == nil or dst == nil then return end
+        if src == nil or dst == nil then return nil end
         new_conn(c, pinfo, src, dst, flags, frame)
         note_host(src, frame, field_text(F.eth_src))
         note_host(dst, frame, nil)
@@ -922,73 +958,143 @@ local function record_tcp(frame, pinfo, stream, tvb)
         local mac = field_text(F.eth_src)
         if mac then host_mac[me] = mac; roles_dirty = true end
     end
-    local findings = tcp_findings()
-    local step, h = S_ACK, c_last_h[c]
+    return from_a
+end
 
-    local method, code = nil, nil
-    if len > 0 then
-        method = first_value(F.http_method)
-        if method == nil then code = first_value(F.http_code) end
+-- The HTTP message a frame completes: method (request) or status (response),
+-- its URI field, HTTP version, and the HTTP/2 stream (0: HTTP/1).
+local function http_message()
+    local method = first_value(F.http_method)
+    if method ~= nil then
+        return tostring(method), nil, first_value(F.http_uri), first_value(F.http_version), 0
     end
-
-    if has_bit(flags, TCP_RST) then
-        step = S_RST
-    elseif has_bit(flags, TCP_SYN) then
-        if has_bit(flags, TCP_ACK) then
-            step = S_SYNACK; c_synack[c] = frame
-        else
-            step = S_SYN
-        end
+    local code = first_value(F.http_code)
+    if code ~= nil then return nil, code, nil, nil, 0 end
+    -- HTTP/2 (decrypted with a key log): the first stream whose headers this frame carries.
+    method, code = first_value(F.h2_method), first_value(F.h2_status)
+    if method == nil and code == nil then return nil, nil, nil, nil, 0 end
+    local sid = 0
+    for _, fi in ipairs({ F.h2_streamid() }) do
+        if fi.value ~= 0 then sid = fi.value; break end
     end
+    return method and tostring(method), code, first_value(F.h2_path), "HTTP/2", sid
+end
 
-    if method ~= nil and from_a and findings % 2 == 0 then
-        local m = safe_text(tostring(method))
-        local uri = full_uri(tvb, tostring(method), tostring(first_value(F.http_uri) or ""))
-        local xff, own, all = forwarded_client(tvb)
-        h = new_request(c, frame, pinfo, m, uri, xff)
-        if own then h_own_xff[h] = own end
-        if all then h_xff_all[h] = all end
-        provisional_request(h)
-        if step == S_ACK then step = S_REQUEST end
-        c_last_dir_resp[c] = false
-    elseif code ~= nil and not from_a and findings % 2 == 0 then
+local function note_marker(c, h, m)
+    h_marker[h] = m
+    local t = marker_tally[c_b[c]] or {}
+    marker_tally[c_b[c]] = t
+    if t[m] == nil then roles_dirty = true end
+    t[m] = (t[m] or 0) + 1
+    if c_b[c] ~= nil then ensure_roles() end
+end
+
+local function record_request(c, frame, pinfo, tvb, method, uri, version, sid)
+    local m = safe_text(method)
+    uri = full_uri(tvb, method, tostring(uri or ""))
+    local xff, own, all = forwarded_client(tvb)
+    local h = new_request(c, frame, pinfo, m, uri, xff)
+    if own then X.own_xff[h] = own end
+    if all then X.xff_all[h] = all end
+    if version then X.version[h] = smatch(tostring(version), "([%d.]+)") end
+    if sid ~= 0 then
+        X.streams[c] = X.streams[c] or {}
+        X.streams[c][sid] = h
+    end
+    provisional_request(h)
+    c_last_dir_resp[c] = false
+    return h
+end
+
+-- The request a response answers: by stream (HTTP/2), else in request order.
+local function record_response(c, frame, pinfo, tvb, code, sid)
+    local h
+    if sid ~= 0 then
+        h = (X.streams[c] or {})[sid] or 0
+    else
         h = c_resp_h[c]
-        if h ~= 0 then
-            h_resp_frame[h], h_resp_time[h], h_status[h] = frame, pinfo.abs_ts, tonumber(code) or 0
-            local m = match_marker(tvb)
-            if m then
-                h_marker[h] = m
-                local t = marker_tally[c_b[c]] or {}
-                marker_tally[c_b[c]] = t
-                if t[m] == nil then roles_dirty = true end
-                t[m] = (t[m] or 0) + 1
-                if c_b[c] ~= nil then ensure_roles() end
-            end
-            c_resp_h[c] = h_next[h]
-        else
-            h = c_last_h[c]
-        end
-        if step == S_ACK then step = S_RESPONSE end
-        c_last_dir_resp[c] = true
-    elseif len > 0 and step == S_ACK then
-        if not from_a then
-            step = S_DATA
-            if c_resp_h[c] ~= 0 then h = c_resp_h[c] end
-            c_last_dir_resp[c] = true
-        else
-            step = S_DATA
-            c_last_dir_resp[c] = false
-            -- Client data while no request waits for its response starts the next
-            -- request (HTTP shows the method on the segment that completes it).
-            if c_resp_h[c] == 0 then
-                local waiting = c_pend[c]
-                if waiting == nil then waiting = {}; c_pend[c] = waiting end
-                tinsert(waiting, frame)
-                h = 0
-            end
-        end
     end
+    if h ~= 0 and h_resp_frame[h] == 0 then
+        h_resp_frame[h], h_resp_time[h], h_status[h] = frame, pinfo.abs_ts, tonumber(code) or 0
+        local m = match_marker(tvb)
+        if m then note_marker(c, h, m) end
+        if sid == 0 then c_resp_h[c] = h_next[h] end
+    elseif h == 0 then
+        h = c_last_h[c]
+    end
+    c_last_dir_resp[c] = true
+    return h
+end
 
+-- TLS on a balancer's HTTPS port without the key log: what the records show.
+-- Returns a TLS step, TLS_APP for application data, or nil when the frame holds
+-- no TLS record header (the middle of a long record).
+local TLS_APP = -1
+local function tls_step(from_a, len)
+    local kinds = { F.tls_content_type() }
+    local app = F.tls_opaque_type() ~= nil
+    if #kinds == 0 and not app then return nil end
+    for _, fi in ipairs({ F.tls_handshake_type() }) do
+        local t = fi.value
+        if t == 1 then return S_TLS_CH end
+        if t == 2 then return S_TLS_SH end
+        if t == 4 then return S_DATA end -- NewSessionTicket (readable with the key log)
+    end
+    -- Decrypted (key log) application data that completes no HTTP message: a part
+    -- of one, or HTTP/2's own frames (SETTINGS, WINDOW_UPDATE...).
+    if F.tls_app_proto() ~= nil then return S_DATA end
+    local handshake, alert = false, false
+    for _, fi in ipairs(kinds) do
+        local k = fi.value
+        if k == 23 then app = true
+        elseif k == 21 then alert = true
+        elseif k == 20 or k == 22 then handshake = true end
+    end
+    if alert then return S_TLS_CLOSE end
+    if handshake then return S_TLS_FIN end
+    -- TLS 1.3 hides the alert type: a client record too short to hold any HTTP
+    -- request (2 bytes + type + tag + header) is its close_notify.
+    if app and from_a and len <= 24 then return S_TLS_CLOSE end
+    if app then return TLS_APP end
+    return nil
+end
+
+-- An encrypted request/response exchange as far as the records show it: client
+-- data while nothing is outstanding opens a request, the server's next data
+-- answers it. Returns step and request.
+local function record_tls(c, frame, pinfo, from_a, len, h)
+    local step = tls_step(from_a, len)
+    if step == nil then return S_DATA, h end
+    if step ~= TLS_APP then return step, h end
+    if from_a then
+        if c_resp_h[c] == 0 then
+            h = new_request(c, frame, pinfo, "", "", nil)
+            X.encrypted[h] = true
+            provisional_request(h)
+            c_last_dir_resp[c] = false
+            return S_REQUEST, h
+        end
+        return S_DATA, c_last_h[c]
+    end
+    local waiting = c_resp_h[c]
+    if waiting ~= 0 and X.encrypted[waiting] then
+        h_resp_frame[waiting], h_resp_time[waiting] = frame, pinfo.abs_ts
+        c_resp_h[c] = h_next[waiting]
+        c_last_dir_resp[c] = true
+        return S_RESPONSE, waiting
+    end
+    return S_DATA, h
+end
+
+-- Client data while no request waits for its response starts the next request
+-- (HTTP shows the method on the segment that completes it): it waits for it.
+local function pend(c, frame)
+    local waiting = X.pend[c]
+    if waiting == nil then waiting = {}; X.pend[c] = waiting end
+    tinsert(waiting, frame)
+end
+
+local function teardown_step(c, frame, from_a, flags, len, step)
     if has_bit(flags, TCP_FIN) then
         if from_a then
             if c_fin_a[c] == 0 then c_fin_a[c] = frame end
@@ -1010,16 +1116,56 @@ local function record_tcp(frame, pinfo, stream, tvb)
             step = S_ACK_REQ
         end
     end
+    return step
+end
 
-    -- While client data waits for its request (see above), what follows on the
-    -- connection (the server's ACK of it) waits too.
-    if h ~= 0 and c_pend[c] ~= nil and step ~= S_REQUEST then
-        tinsert(c_pend[c], frame)
+function record_tcp(frame, pinfo, stream, tvb)
+    local c = stream + 1
+    local flags, len = first_value(F.tcp_flags) or 0, first_value(F.tcp_len) or 0
+    local from_a = frame_from_a(c, frame, pinfo, flags)
+    if from_a == nil then return end
+    local findings = tcp_findings()
+    local step, h = S_ACK, c_last_h[c]
+    if has_bit(flags, TCP_RST) then
+        step = S_RST
+    elseif has_bit(flags, TCP_SYN) then
+        step = has_bit(flags, TCP_ACK) and S_SYNACK or S_SYN
+        if step == S_SYNACK then c_synack[c] = frame end
+    end
+
+    local method, code, uri, version, sid
+    if len > 0 then method, code, uri, version, sid = http_message() end
+    local original = findings % 2 == 0 -- not a retransmission
+    if method ~= nil and from_a and original then
+        h = record_request(c, frame, pinfo, tvb, method, uri, version, sid)
+        if step == S_ACK then step = S_REQUEST end
+    elseif code ~= nil and not from_a and original then
+        h = record_response(c, frame, pinfo, tvb, code, sid)
+        if step == S_ACK then step = S_RESPONSE end
+    elseif len > 0 and step == S_ACK and original and cfg.https[c_bport[c]] then
+        step, h = record_tls(c, frame, pinfo, from_a, len, h)
+    elseif len > 0 and step == S_ACK then
+        step = S_DATA
+        c_last_dir_resp[c] = not from_a
+        if not from_a then
+            if c_resp_h[c] ~= 0 then h = c_resp_h[c] end
+        elseif c_resp_h[c] == 0 then
+            pend(c, frame)
+            h = 0
+        end
+    end
+    step = teardown_step(c, frame, from_a, flags, len, step)
+
+    -- While client data waits for its request, what follows on the connection
+    -- (the server's ACK of it) waits too.
+    if h ~= 0 and X.pend[c] ~= nil and step ~= S_REQUEST then
+        pend(c, frame)
         h = 0
     end
     -- The direction rides on the step (+FROM_B) so labelling needs no pinfo.
     fr_pk[frame] = pack_frame(c, from_a and step or step + FROM_B, h)
     if findings ~= 0 then fr_flags[frame] = findings end
+end
 end
 
 local function record_arp(frame, pinfo)
@@ -1034,7 +1180,7 @@ local function record_arp(frame, pinfo)
         -- A broadcast who-has leaves the target MAC empty; a refresh (Linux probes
         -- a stale entry) sends it to the MAC it has. Works on cooked captures too.
         local hw = field_text(F.arp_dst_hw)
-        if hw and hw ~= "00:00:00:00:00:00" and hw ~= "ff:ff:ff:ff:ff:ff" then a_refresh[na] = true end
+        if hw and hw ~= "00:00:00:00:00:00" and hw ~= "ff:ff:ff:ff:ff:ff" then X.refresh[na] = true end
     else
         a_kind[na], a_asker[na], a_subject[na] = S_ARP_REPLY, target, sender
     end
@@ -1056,7 +1202,7 @@ local function record_nd(frame, pinfo, icmp_type)
         a_kind[na], a_asker[na], a_subject[na] = S_ND_SOL, src, field_text(F.nd_ns_target)
         -- Sent to the target itself, not its solicited-node group: a refresh.
         local dst = net_dst()
-        if dst and not sfind(dst, "^ff02:") then a_refresh[na] = true end
+        if dst and not sfind(dst, "^ff02:") then X.refresh[na] = true end
     else
         a_kind[na], a_asker[na], a_subject[na] = S_ND_ADV, net_dst(), field_text(F.nd_na_target) or src
     end
@@ -1108,7 +1254,7 @@ local function link_back_requests(fronts)
                 local f = fronts[i]
                 if h_time[f] > bt then break end
                 local frt = h_resp_time[f]
-                if h_link[f] == 0 and h_method[f] == h_method[h] and h_uri[f] == h_uri[h]
+                if h_link[f] == 0 and (X.encrypted[f] or (h_method[f] == h_method[h] and h_uri[f] == h_uri[h]))
                     and (h_xff[h] == nil or h_xff[h] == c_a[h_conn[f]])
                     and (frt == 0 or brt == 0 or brt <= frt) then
                     h_link[f], h_backlink[h] = h, f
@@ -1218,7 +1364,7 @@ local function resolve()
     ensure_roles()
     -- Number the front requests in the order they reach M3; mark back-leg ones.
     local fronts = {}
-    h_didx, ndirect = {}, 0
+    X.didx, X.ndirect = {}, 0
     for h = 1, nh do
         h_link[h], h_backlink[h], h_fail[h], h_arp_backend[h] = 0, 0, false, false
         local leg = conn_leg(h_conn[h])
@@ -1229,7 +1375,7 @@ local function resolve()
             h_fidx[h] = -1
         else
             h_fidx[h] = 0
-            if leg == LEG_DIRECT then ndirect = ndirect + 1; h_didx[h] = ndirect end
+            if leg == LEG_DIRECT then X.ndirect = X.ndirect + 1; X.didx[h] = X.ndirect end
         end
     end
     has_front = #fronts > 0
@@ -1384,10 +1530,20 @@ local function add_tcp_labels(t, frame, c, step, h)
         -- every frame costs tshark measurably (bench/bench_plugin.py).
         if step == S_REQUEST and h_frame[h] == frame then
             tree_add(t, pf.conn, c - 1)
-            tree_add(t, pf.method, h_method[h]); tree_add(t, pf.uri, h_uri[h])
+            if X.encrypted[h] then
+                tree_add(t, pf.encrypted, true)
+            else
+                tree_add(t, pf.method, h_method[h]); tree_add(t, pf.uri, h_uri[h])
+            end
+            tree_add(t, pf.scheme, cfg.https[c_bport[c]] and "https" or "http")
+            if X.version[h] then tree_add(t, pf.http_version, X.version[h]) end
         elseif step == S_RESPONSE and h_resp_frame[h] == frame then
             tree_add(t, pf.conn, c - 1)
-            tree_add(t, pf.status, h_status[h])
+            if X.encrypted[h] then
+                tree_add(t, pf.encrypted, true)
+            else
+                tree_add(t, pf.status, h_status[h])
+            end
             if h_marker[h] then tree_add(t, pf.marker, h_marker[h]) end
         end
     end
@@ -1427,11 +1583,11 @@ end
 -- on the back leg, the values before the balancer's own.
 local function client_written_xff(front)
     if conn_leg(h_conn[front]) == LEG_FRONT then
-        if h_xff_all[front] then return h_xff_all[front] end
+        if X.xff_all[front] then return X.xff_all[front] end
         local b = h_link[front]
-        return b ~= 0 and h_own_xff[b] or nil
+        return b ~= 0 and X.own_xff[b] or nil
     end
-    return h_own_xff[front]
+    return X.own_xff[front]
 end
 
 local function add_request_labels(t, front, frame, leg, step, h, visited)
@@ -1471,7 +1627,7 @@ function aux.frame_kind(frame, c, leg)
     end
     local a = fr_arp[frame]
     if a then
-        if a_refresh[a] then return "neighbour-refresh" end
+        if X.refresh[a] then return "neighbour-refresh" end
         if a_kind[a] == S_ND_SOL or a_kind[a] == S_ND_ADV then return "nd" end
         return "arp"
     end
@@ -1484,7 +1640,7 @@ end
 local function add_outside_labels(t, frame, c, leg, step, h)
     if leg == LEG_DIRECT then
         local first = h ~= 0 and h or c_first_h[c]
-        local d = first ~= 0 and h_didx[first]
+        local d = first ~= 0 and X.didx[first]
         if d then label(t, 11, d) end
         if h ~= 0 and ((step == S_REQUEST and h_frame[h] == frame)
             or (step == S_RESPONSE and h_resp_frame[h] == frame)) then

@@ -31,6 +31,10 @@ class TcpSteps:
     rst: str
     ack_req: str
     ack_fin: str
+    tls_client_hello: str
+    tls_server_hello: str
+    tls_finished: str  # the rest of the handshake (key exchange, ChangeCipherSpec, Finished)
+    tls_close: str  # a TLS alert (close_notify)
 
     def names(self) -> tuple[str, ...]:
         return tuple(getattr(self, f) for f in self.__slots__)  # type: ignore[attr-defined]
@@ -43,7 +47,8 @@ class TcpSteps:
 
 def _tcp(prefix: str, fin_a: str, fin_b: str) -> TcpSteps:
     names = ("SYN", "SYN/ACK", "ACK", "request", "data", "response", "ACK-resp")
-    tail = ("last-ACK", "RST", "ACK-req", "ACK-FIN")
+    tail = ("last-ACK", "RST", "ACK-req", "ACK-FIN", "TLS-ClientHello", "TLS-ServerHello",
+            "TLS-Finished", "TLS-close")
     return TcpSteps(*(prefix + n for n in names), prefix + fin_a, prefix + fin_b,
                     *(prefix + n for n in tail))
 
