@@ -4,5 +4,5 @@ max_line_length = 120
 -- The Wireshark Lua API the plugin may read; it must define no globals of its own.
 read_globals = {
     "Proto", "ProtoField", "ProtoExpert", "Pref", "Field", "TreeItem", "expert",
-    "register_postdissector", "set_plugin_info",
+    "register_postdissector", "set_plugin_info", "base",
 }

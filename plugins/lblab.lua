@@ -70,8 +70,11 @@ local pf = {
     direct = ProtoField.uint32("lblab.direct", "Direct request index (a client fetching from a backend itself)"),
     scheme = ProtoField.string("lblab.scheme", "Scheme of the request (http, https)"),
     http_version = ProtoField.string("lblab.http_version", "HTTP version of the request (1.0, 1.1, 2)"),
-    encrypted = ProtoField.bool("lblab.encrypted", "Encrypted: method, URI and status unreadable (no TLS key log)"),
-    pkt = ProtoField.string("lblab.pkt", "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target;kind;direct)"),
+    debug = ProtoField.string("lblab.debug", "Debug: what the plugin inferred (preference lblab.debug)"),
+    encrypted = ProtoField.bool("lblab.encrypted",
+        "Encrypted: method, URI and status unreadable (no TLS key log)"),
+    pkt = ProtoField.string("lblab.pkt",
+        "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target;kind;direct)"),
 }
 
 local ex = {
@@ -103,6 +106,9 @@ lblab.prefs.https_ports = Pref.string("HTTPS port(s)", "443",
     "Comma-separated TCP ports the balancer serves HTTPS on (TLS). With a key log "
     .. "(Protocols > TLS > (Pre)-Master-Secret log filename) the requests are read; without, "
     .. "the TLS records still show each exchange.")
+lblab.prefs.debug = Pref.bool("Debug log", false,
+    "Log what the plugin infers (roles, requests) to Wireshark's log at debug level "
+    .. "(tshark --log-level debug, or the GUI's log window). Off: nothing is logged.")
 lblab.prefs.compact = Pref.bool("Compact labels (for lbreport)", false,
     "One lblab.pkt field per packet instead of the separate label fields: lbreport reads only "
     .. "that (less PDML to parse). Leave off in the GUI: columns and filters use the separate fields.")
@@ -231,7 +237,7 @@ do
         pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
         pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
         pf.marker, pf.arp_target, pf.role_def, pf.pkt, pf.client_xff, pf.kind, pf.direct,
-        pf.scheme, pf.http_version, pf.encrypted,
+        pf.scheme, pf.http_version, pf.encrypted, pf.debug,
     }
     local function published(name, desc, names)
         fields[#fields + 1] = ProtoField.uint8("lblab.vocab." .. name, desc, base.DEC, names)
@@ -292,7 +298,7 @@ local cfg = {}
 local function parse_prefs()
     local p = lblab.prefs
     cfg = { balancer = {}, backends = {}, clients = {}, ports = {}, markers = {}, configured = false,
-            compact = p.compact == true }
+            compact = p.compact == true, debug = p.debug == true }
     for _, addr in ipairs(split(p.balancer, ",; ")) do
         cfg.balancer[slower(addr)] = true
         cfg.configured = true
@@ -360,12 +366,29 @@ local role_of, mac_role, roles_dirty, resolved_gen, record_gen
 -- Helpers of role inference and of frames outside requests, in one table: a Lua
 -- chunk allows 200 locals.
 local aux = {}
+
+-- The debug preference's log. Wireshark 4.0's Lua has no log function and print
+-- would corrupt tools reading tshark's output, so the log is a field: lblab.debug
+-- on the first frame shows what was inferred; on every frame, its own facts.
+function aux.dprint(what, t)
+    if not cfg.debug then return end
+    local parts = {}
+    if type(t) == "table" then
+        for k, v in pairs(t) do tinsert(parts, tostring(k) .. "=" .. tostring(v)) end
+        tsort(parts)
+    else
+        parts[1] = tostring(t)
+    end
+    aux.debug_log[what] = what .. ": " .. tconcat(parts, " ") -- the latest of each kind
+end
+aux.debug_log = {}
 local roles_gen = 0
 local h_label_backend, h_label_evidence
 local front_count, pending_front_conns, last_open_front, has_front
 local frame_defs
 
 local function reset_state()
+    aux.debug_log = {}
     fr_pk, fr_flags, fr_arp, fr_req = {}, {}, {}, {}
     c_a, c_b, c_aport, c_bport, c_t0, c_first_frame = {}, {}, {}, {}, {}, {}
     c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp = {}, {}, {}, {}, {}, {}
@@ -479,8 +502,9 @@ function aux.balancer_by_aliases(inbound)
     return m3
 end
 
-local function infer_roles()
-    local roles = {}
+-- The HTTP traffic as a graph: who sends HTTP to whom, and which servers receive
+-- forwarded requests (X-Forwarded-For).
+function aux.http_graph()
     local inbound, outbound, xff_into = {}, {}, {}
     for _, p in pairs(pairs_seen) do
         if p.http then
@@ -491,61 +515,72 @@ local function infer_roles()
             if p.xff then xff_into[p.b] = true end
         end
     end
-    local function count(t) local n = 0; for _ in pairs(t or {}) do n = n + 1 end; return n end
-    local function better(x, best, score, best_score)
-        return best == nil or score > best_score or (score == best_score and address_key(x) < address_key(best))
-    end
+    return inbound, outbound, xff_into
+end
 
-    -- 1. The balancer: configured, or the host that receives HTTP from others and
-    --    itself sends HTTP to third hosts.
+local function count(t) local n = 0; for _ in pairs(t or {}) do n = n + 1 end; return n end
+
+-- Whether x beats the best so far: higher score, then lower address (stable).
+function aux.better(x, best, score, best_score)
+    return best == nil or score > best_score or (score == best_score and address_key(x) < address_key(best))
+end
+
+-- 1. The balancer: configured, several addresses joined by X-Forwarded-For, or
+--    the host that receives HTTP from others and itself sends HTTP to third hosts.
+function aux.infer_balancer(inbound, outbound, xff_into)
     local m3 = {}
     for addr in pairs(cfg.balancer) do m3[addr] = true end
     if next(m3) == nil then m3 = aux.balancer_by_aliases(inbound) end
-    if next(m3) == nil then
-        local best, best_score = nil, -1
-        for x, sources in pairs(inbound) do
-            for y in pairs(outbound[x] or {}) do
-                if not sources[y] then
-                    local score = count(sources)
-                    if better(x, best, score, best_score) then best, best_score = x, score end
-                    break
-                end
-            end
-        end
-        if best then
-            m3[best] = true
-        else
-            -- 2. One visible server. If its requests carry X-Forwarded-For it is a
-            --    backend seen from its own wire, and whoever talks to it is M3;
-            --    otherwise it is the balancer seen from a client.
-            -- The server that asks ARP/ND for hosts it does not talk HTTP with (the
-            -- balancer looking for its backends), then the one with most
-            -- connections: a direct fetch from a backend must not make it M3.
-            local server, server_score = nil, -1
-            local asks_others = false
-            for x, sources in pairs(inbound) do
-                local asks = aux.asks_for_others(x, sources)
-                local score = (asks and 1e9 or 0) + aux.http_conns_into(x)
-                if better(x, server, score, server_score) then
-                    server, server_score, asks_others = x, score, asks
-                end
-            end
-            if server and xff_into[server] and not asks_others and not cfg.clients[server] then
-                for a in pairs(inbound[server]) do m3[a] = true end
-            elseif server then
-                m3[server] = true
+    if next(m3) ~= nil then return m3 end
+    local best, best_score = nil, -1
+    for x, sources in pairs(inbound) do
+        for y in pairs(outbound[x] or {}) do
+            if not sources[y] then
+                local score = count(sources)
+                if aux.better(x, best, score, best_score) then best, best_score = x, score end
+                break
             end
         end
     end
-    for addr in pairs(m3) do roles[addr] = "M3" end
+    if best then
+        m3[best] = true
+        return m3
+    end
+    return aux.balancer_of_one_server(inbound, xff_into)
+end
 
-    -- 3. Backends: configured, HTTP targets of M3, and what M3 asks ARP/ND for.
-    local backend_addrs = {}
-    for addr, role in pairs(cfg.backends) do roles[addr] = role end
+-- 2. One visible server. If its requests carry X-Forwarded-For it is a backend
+--    seen from its own wire, and whoever talks to it is M3; otherwise it is the
+--    balancer seen from a client. The server that asks ARP/ND for hosts it does
+--    not talk HTTP with (the balancer looking for its backends) wins, then the
+--    one with most connections: a direct fetch from a backend must not make it M3.
+function aux.balancer_of_one_server(inbound, xff_into)
+    local m3 = {}
+    local server, server_score, asks_others = nil, -1, false
+    for x, sources in pairs(inbound) do
+        local asks = aux.asks_for_others(x, sources)
+        local score = (asks and 1e9 or 0) + aux.http_conns_into(x)
+        if aux.better(x, server, score, server_score) then
+            server, server_score, asks_others = x, score, asks
+        end
+    end
+    if server and xff_into[server] and not asks_others and not cfg.clients[server] then
+        for a in pairs(inbound[server]) do m3[a] = true end
+    elseif server then
+        m3[server] = true
+    end
+    return m3
+end
+
+-- 3. Backends: configured, HTTP targets of M3, servers whose pages name a
+--    backend, and what M3 asks ARP/ND for; named by marker, then address order.
+function aux.infer_backends(roles, m3, inbound, outbound)
+    local found = {}
+    for addr, r in pairs(cfg.backends) do roles[addr] = r end
     for addr in pairs(m3) do
         for y in pairs(outbound[addr] or {}) do
             if not roles[y] and not cfg.clients[y] and not (inbound[addr] or {})[y] then
-                backend_addrs[y] = true
+                found[y] = true
             end
         end
     end
@@ -553,24 +588,27 @@ local function infer_roles()
     -- directly) is that backend.
     for x in pairs(inbound) do
         if not m3[x] and not roles[x] and not cfg.clients[x] and marker_role_for(x) then
-            backend_addrs[x] = true
+            found[x] = true
         end
     end
     for i = 1, na do
         local asker, subject = a_asker[i], a_subject[i]
         if m3[asker] and subject and not roles[subject] and not cfg.clients[subject]
             and not (inbound[asker] or {})[subject] and a_kind[i] ~= S_ARP_REPLY and a_kind[i] ~= S_ND_ADV then
-            backend_addrs[subject] = true
+            found[subject] = true
         end
     end
-    -- Name them: by the marker their responses carry, then in address order.
+    aux.name_backends(roles, found)
+end
+
+function aux.name_backends(roles, found)
     local taken, unnamed = {}, {}
-    for _, role in pairs(cfg.backends) do taken[role] = true end
-    for addr in pairs(backend_addrs) do
-        local role = marker_role_for(addr)
-        if role and not taken[role] and role ~= "M3" then
-            roles[addr] = role
-            taken[role] = true
+    for _, r in pairs(cfg.backends) do taken[r] = true end
+    for addr in pairs(found) do
+        local r = marker_role_for(addr)
+        if r and not taken[r] and r ~= "M3" then
+            roles[addr] = r
+            taken[r] = true
         else
             tinsert(unnamed, addr)
         end
@@ -578,33 +616,45 @@ local function infer_roles()
     tsort(unnamed, function(x, y) return address_key(x) < address_key(y) end)
     local n = 0
     for _, addr in ipairs(unnamed) do
-        repeat n = n + 1 until not taken["M" .. n] and n ~= 3
+        repeat n = n + 1 until not taken["M" .. n] and n ~= 3 -- M3 is the balancer's name
         roles[addr] = "M" .. n
         taken["M" .. n] = true
     end
+end
 
-    -- 4. Clients: configured ones and every other host that talks HTTP to M3.
+-- 4. Clients: configured ones, every other host that talks HTTP to M3 and, in a
+--    backend's view, the address the balancer wrote in X-Forwarded-For on what it
+--    sent (never one a client wrote to M3).
+function aux.infer_clients(roles, m3, inbound)
     for addr in pairs(cfg.clients) do roles[addr] = roles[addr] or "client" end
     for addr in pairs(m3) do
         for a in pairs(inbound[addr] or {}) do
             if not roles[a] then roles[a] = "client" end
         end
     end
-    -- In a backend's view the clients are only known from X-Forwarded-For: the
-    -- value the balancer wrote, on what it sent (never one a client wrote to M3).
     for h = 1, nh do
         local xff = h_xff[h]
         if xff and not roles[xff] and m3[c_a[h_conn[h]]] then roles[xff] = "client" end
     end
+end
+
+local function infer_roles()
+    local inbound, outbound, xff_into = aux.http_graph()
+    local roles = {}
+    local m3 = aux.infer_balancer(inbound, outbound, xff_into)
+    for addr in pairs(m3) do roles[addr] = "M3" end
+    aux.infer_backends(roles, m3, inbound, outbound)
+    aux.infer_clients(roles, m3, inbound)
 
     role_of = roles
     roles_gen = roles_gen + 1
     mac_role = {}
-    for addr, role in pairs(roles) do
+    for addr, r in pairs(roles) do
         local mac = host_mac[addr]
-        if mac then mac_role[mac] = role end
+        if mac then mac_role[mac] = r end
     end
     roles_dirty = false
+    aux.dprint("roles", roles)
 end
 
 local function role(addr)
@@ -1406,6 +1456,8 @@ local function resolve()
     fr_req = {}
     h_label_backend, h_label_evidence = {}, {}
     resolved_gen = record_gen
+    aux.dprint("resolved", { requests = #fronts, http_messages = nh, connections = nconn_max,
+        direct = X.ndirect, neighbour_records = na })
 end
 
 ------------------------------------------------------------------------------
@@ -1650,6 +1702,14 @@ local function add_outside_labels(t, frame, c, leg, step, h)
     label(t, 10, aux.frame_kind(frame, c, leg))
 end
 
+function aux.add_debug(t, frame, visited, c, step, h, front)
+    tree_add(t, pf.debug, sformat("connection %d, step %d, HTTP message %d, request %d",
+        c - 1, step, h, front))
+    if visited and frame == 1 then
+        for _, line in pairs(aux.debug_log) do tree_add(t, pf.debug, line) end
+    end
+end
+
 function lblab.dissector(tvb, pinfo, tree)
     local frame = pinfo.number
     local visited = pinfo.visited
@@ -1703,6 +1763,7 @@ function lblab.dissector(tvb, pinfo, tree)
             for _, d in ipairs(defs) do tree_add(t, pf.role_def, d) end
         end
     end
+    if cfg.debug then aux.add_debug(t, frame, visited, c, step, h, front) end
     if cfg.compact then flush_compact(t) end
 end
 
