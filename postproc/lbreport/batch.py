@@ -86,10 +86,10 @@ def summarise(name: str, report: Report) -> Row:
     )
 
 
-def one(path: Path, name: str, lab: Path | None) -> Row:
+def one(path: Path, name: str, lab: Path | None, keylog: Path | None = None) -> Row:
     """Runs in a worker: never raises, so a bad capture is a row, not the end of the run."""
     try:
-        return summarise(name, pipeline.build_report(path, lab))
+        return summarise(name, pipeline.build_report(path, lab, keylog=keylog))
     except LbreportError as exc:
         return Row(file=name, error=exc.message)
     except Exception as exc:  # noqa: BLE001 - a bug on one capture must not lose the others
@@ -97,19 +97,22 @@ def one(path: Path, name: str, lab: Path | None) -> Row:
 
 
 def run(directory: Path, captures: list[Path], jobs: int, lab: Path | None = None,
-        lang: str = "en", on_done: Callable[[Row], None] = lambda _row: None) -> list[Row]:
-    """Rows in the order of `captures` (from `find_captures`), whatever order they finish in."""
+        lang: str = "en", on_done: Callable[[Row], None] = lambda _row: None,
+        keylog: Path | None = None) -> list[Row]:
+    """Rows in the order of `captures` (from `find_captures`), whatever order they finish in.
+    `keylog`: one TLS key log for every capture (a class's logs concatenated work too: each
+    line names the TLS session it belongs to)."""
     names = {p: p.relative_to(directory).as_posix() for p in captures}
     rows: dict[Path, Row] = {}
     if jobs == 1:  # no pool: simpler to debug, and what a single capture needs anyway
         for p in captures:
-            rows[p] = one(p, names[p], lab)
+            rows[p] = one(p, names[p], lab, keylog)
             on_done(rows[p])
     else:
         # The language is per process (messages._catalogue), so each worker sets its own.
         with ProcessPoolExecutor(max_workers=jobs, initializer=set_language,
                                  initargs=(lang,)) as pool:
-            futures = {pool.submit(one, p, names[p], lab): p for p in captures}
+            futures = {pool.submit(one, p, names[p], lab, keylog): p for p in captures}
             for future in as_completed(futures):
                 rows[futures[future]] = future.result()
                 on_done(rows[futures[future]])

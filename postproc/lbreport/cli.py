@@ -43,6 +43,12 @@ class Lang(StrEnum):
 LangOption = Annotated[
     Lang, typer.Option("--lang", help="Language of the report (JSON keys never change).")
 ]
+# HTTPS (issue 11): the TLS secrets tshark needs to read the encrypted leg as HTTP.
+KeylogOption = Annotated[
+    Path | None,
+    typer.Option("--keylog", help="TLS key log (NSS format, e.g. from SSLKEYLOGFILE) to read "
+                 "HTTPS. Default: the lab file's [tls] keylog."),
+]
 
 
 def _err(message: str) -> None:
@@ -85,12 +91,13 @@ def report(
         Path | None, typer.Option("--keep-pdml", help="Also save tshark's PDML to FILE.")
     ] = None,
     lang: LangOption = Lang.en,
+    keylog: KeylogOption = None,
 ) -> None:
     """Report each request's lifecycle: roles, steps, backend and evidence, timings."""
     set_language(lang.value)  # before the pipeline: its errors and warnings are messages too
     with _errors_to_exit():
         result = pipeline.build_report(
-            capture, lab, keep_pdml, progress=TsharkProgress, warn=_err
+            capture, lab, keep_pdml, progress=TsharkProgress, warn=_err, keylog=keylog
         )
         with _output(output) as out:
             _write(renderer(fmt.value), result, out)
@@ -171,6 +178,7 @@ def batch(
         Path | None, typer.Option("--lab", help="Lab file (TOML) for every capture.")
     ] = None,
     lang: LangOption = Lang.en,
+    keylog: KeylogOption = None,
 ) -> None:
     """One row per capture of a folder (a class's captures): requests, complete lifecycles,
     backends and evidence, anomalies, capture point, errors. Exit 1 only when the folder
@@ -183,10 +191,15 @@ def batch(
             from lbreport.messages import t
 
             raise LbreportError(t("batch.err.jobs"))
+        if keylog is not None:  # one key log for the whole class: checked once, here
+            from lbreport.tshark import check_keylog
+
+            check_keylog(keylog)
         captures = batch_mod.find_captures(directory)
         workers = min(jobs or batch_mod.default_jobs(), len(captures))
         with batch_mod.Progress(len(captures)) as bar:
-            rows = batch_mod.run(directory, captures, workers, lab, lang.value, bar.advance)
+            rows = batch_mod.run(directory, captures, workers, lab, lang.value, bar.advance,
+                                 keylog)
         with _output(output) as out:
             if fmt is BatchFormat.csv:
                 batch_mod.write_csv(rows, out)
@@ -219,13 +232,14 @@ def live(
         str | None,
         typer.Option("--filter", help="Capture filter (BPF). Default: the farm's traffic."),
     ] = None,
+    keylog: KeylogOption = None,
 ) -> None:
     """Explain each request as it happens: capture on an interface of the running lab."""
     from lbreport import live as live_mod
 
     with _errors_to_exit():
         code = live_mod.run(live_mod.LiveOptions(
-            interface, lab, count, duration, write, fmt.value, bpf))
+            interface, lab, count, duration, write, fmt.value, bpf, keylog))
     raise typer.Exit(code)
 
 

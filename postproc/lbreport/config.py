@@ -19,10 +19,11 @@ from lbreport.messages import t
 BACKEND_ROLE = re.compile(r"^M[0-9]+$")
 POLICIES = ("round-robin", "weights", "ip-hash", "least-conn")
 _SECTIONS: dict[str, tuple[str, ...] | None] = {
-    "farm": ("clients", "balancer", "ports"),
+    "farm": ("clients", "balancer", "ports", "https_ports"),
     "backends": None,  # any backend role name
     "markers": None,
     "policy": ("kind", "weights"),
+    "tls": ("keylog",),
 }
 
 
@@ -39,6 +40,10 @@ class Lab:
     policy: str = ""
     weights: dict[str, int] = field(default_factory=dict)
     source: str = ""  # where it came from, for the report's header
+    # HTTPS (issue 11): the balancer's TLS port(s) (empty: the plugin's default, 443) and an
+    # NSS key log to decrypt them (resolved against the lab file's folder).
+    https_ports: tuple[int, ...] = ()
+    keylog: Path | None = None
 
     @property
     def has_addresses(self) -> bool:
@@ -53,7 +58,8 @@ def classic_lab() -> Lab:
 
 def inferred_lab(base: Lab) -> Lab:
     """No addresses (the plugin infers the roles) but the same policy expectations."""
-    return Lab(policy=base.policy, weights=base.weights, source="")
+    return Lab(policy=base.policy, weights=base.weights, source="",
+               https_ports=base.https_ports, keylog=base.keylog)
 
 
 def load_lab(path: Path) -> Lab:
@@ -106,11 +112,23 @@ def parse_lab(data: dict[str, Any], *, source: str, path: str) -> Lab:
     farm = table("farm")
     clients = addresses("farm.clients", farm.get("clients", []))
     balancer = addresses("farm.balancer", farm.get("balancer", []))
-    ports_raw = farm.get("ports", [])
-    if not isinstance(ports_raw, list) or not all(
-        isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports_raw
-    ):
-        raise bad("farm.ports", t("lab.not_list_port"))
+    def ports(key: str) -> tuple[int, ...]:
+        raw = farm.get(key.partition(".")[2], [])
+        if not isinstance(raw, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in raw
+        ):
+            raise bad(key, t("lab.not_list_port"))
+        return tuple(raw)
+
+    ports_raw = ports("farm.ports")
+    https_ports = ports("farm.https_ports")
+    keylog_raw = table("tls").get("keylog")
+    keylog: Path | None = None
+    if keylog_raw is not None:
+        if not isinstance(keylog_raw, str) or not keylog_raw:
+            raise bad("tls.keylog", t("lab.not_str"))
+        # Relative to the lab file, so a lab folder (lab.toml + keys) can be moved as a whole.
+        keylog = Path(path).parent / Path(keylog_raw).expanduser()
 
     backends: dict[str, tuple[str, ...]] = {}
     for role, addrs in table("backends").items():
@@ -150,12 +168,14 @@ def parse_lab(data: dict[str, Any], *, source: str, path: str) -> Lab:
     return Lab(
         clients=clients,
         balancer=balancer,
-        ports=tuple(ports_raw),
+        ports=ports_raw,
         backends=backends,
         markers=markers,
         policy=kind,
         weights=weights if kind == "weights" else {},
         source=source,
+        https_ports=https_ports,
+        keylog=keylog,
     )
 
 
@@ -171,6 +191,8 @@ def preferences(lab: Lab) -> list[str]:
         prefs.append("lblab.clients:" + ",".join(lab.clients))
     if lab.ports:
         prefs.append("lblab.ports:" + ",".join(str(p) for p in lab.ports))
+    if lab.https_ports:
+        prefs.append("lblab.https_ports:" + ",".join(str(p) for p in lab.https_ports))
     if lab.markers:
         prefs.append("lblab.markers:" + ";".join(f"{r}={m}" for r, m in lab.markers.items()))
     return prefs

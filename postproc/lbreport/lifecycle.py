@@ -86,6 +86,18 @@ class Request:
     anomalies: tuple[Anomaly, ...]
     # What the client wrote itself in X-Forwarded-For (never taken as its address), or "".
     client_forwarded_for: str = ""
+    # HTTPS (issue 11). scheme "http"/"https" and http_version "1.0"/"1.1"/"2" of the client's
+    # request ("" when unseen or unreadable); encrypted: the front leg's exchange was seen only
+    # as TLS records (no key log); status_source: where `status` was read: "front" (the
+    # client's response), "back-leg" (the backend's answer: an encrypted front leg at M3, or a
+    # backend's view), "" without a status; answered_by_balancer: M3 answered a redirect itself
+    # (3xx, no upstream request at all), so no backend served it.
+    scheme: str = ""
+    http_version: str = ""
+    encrypted: bool = False
+    status_source: str = ""
+    answered_by_balancer: bool = False
+    back_encrypted: bool = False  # the back leg is TLS too and unreadable (re-encryption)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +164,10 @@ class Summary:
     # Frames in no request by what the plugin says they are (lblab.kind; "other" if it does
     # not say), count descending then name: explains frames_other, which it sums to.
     frames_other_by_kind: dict[str, int] = field(default_factory=dict)
+    # HTTPS without the key log: requests whose front exchange was only TLS records, and of
+    # those, how many had an unreadable (TLS) back leg too.
+    encrypted: int = 0
+    encrypted_both_legs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +238,8 @@ class _Acc:
 
     __slots__ = (
         "index", "client", "method", "uri", "up_method", "up_uri", "status", "up_statuses",
-        "backend", "evidence", "packed", "times", "client_xff",
+        "backend", "evidence", "packed", "times", "client_xff", "scheme", "version",
+        "up_scheme", "up_version", "encrypted", "up_encrypted",
     )  # fmt: skip
 
     def __init__(self, index: int) -> None:
@@ -239,12 +256,19 @@ class _Acc:
         self.packed = array("q")
         self.times = array("d")
         self.client_xff = ""
+        self.scheme = ""  # the client's request: "http"/"https" (the back leg's: up_scheme)
+        self.version = ""
+        self.up_scheme = ""
+        self.up_version = ""
+        self.encrypted = False  # front exchange seen only as TLS records
+        self.up_encrypted = False
 
     def dumps(self) -> bytes:
         return marshal.dumps((
             self.index, self.client, self.method, self.uri, self.up_method, self.up_uri,
             self.status, self.up_statuses, self.backend, self.evidence, self.packed.tobytes(),
-            self.times.tobytes(), self.client_xff,
+            self.times.tobytes(), self.client_xff, self.scheme, self.version, self.up_scheme,
+            self.up_version, self.encrypted, self.up_encrypted,
         ))  # fmt: skip
 
     @classmethod
@@ -252,7 +276,8 @@ class _Acc:
         acc = cls.__new__(cls)
         (acc.index, acc.client, acc.method, acc.uri, acc.up_method, acc.up_uri, acc.status,
          acc.up_statuses, acc.backend, acc.evidence, packed, times,
-         acc.client_xff) = marshal.loads(data)
+         acc.client_xff, acc.scheme, acc.version, acc.up_scheme, acc.up_version, acc.encrypted,
+         acc.up_encrypted) = marshal.loads(data)
         acc.packed = array("q")
         acc.packed.frombytes(packed)
         acc.times = array("d")
@@ -265,6 +290,12 @@ class _Acc:
         self.times.extend(later.times)
         self.client = self.client or later.client
         self.client_xff = self.client_xff or later.client_xff
+        self.scheme = self.scheme or later.scheme
+        self.version = self.version or later.version
+        self.up_scheme = self.up_scheme or later.up_scheme
+        self.up_version = self.up_version or later.up_version
+        self.encrypted = self.encrypted or later.encrypted
+        self.up_encrypted = self.up_encrypted or later.up_encrypted
         self.backend = self.backend or later.backend
         self.evidence = self.evidence or later.evidence
         if not self.method and (later.method or later.uri):
@@ -341,12 +372,16 @@ class LifecycleBuilder:
         self.back_roles: set[str] = set()
         self.http_requests_seen = 0  # HTTP requests in the capture, in a request or not
         self.other_kinds: Counter[str] = Counter()  # frames in no request, by lblab.kind
+        # TLS records on the farm's HTTPS port(s): with no request found, the error names TLS.
+        self.tls_frames_seen = 0
         self._direct: dict[int, _DirectAcc] = {}
 
     def add(self, r: Record) -> None:
         self.frames_total += 1
         if r.method:
             self.http_requests_seen += 1
+        if r.kind == "tls" or r.step.startswith(("TLS-", "up-TLS-")):
+            self.tls_frames_seen += 1
         self.last_frame = r.frame
         if self.first_time is None:
             self.first_time = r.time
@@ -394,6 +429,15 @@ class LifecycleBuilder:
                     acc.up_method, acc.up_uri = r.method, r.uri
             elif not acc.method:
                 acc.method, acc.uri = r.method, r.uri
+        if r.scheme or r.http_version or r.encrypted:
+            if r.leg == BACK:
+                acc.up_scheme = acc.up_scheme or r.scheme
+                acc.up_version = acc.up_version or r.http_version
+                acc.up_encrypted = acc.up_encrypted or r.encrypted
+            else:
+                acc.scheme = acc.scheme or r.scheme
+                acc.version = acc.version or r.http_version
+                acc.encrypted = acc.encrypted or r.encrypted
         if r.status:
             if r.leg == BACK:
                 if acc.up_statuses is None:
@@ -446,10 +490,14 @@ class LifecycleBuilder:
         latencies: dict[str, array] = {"time_to_first_byte": array("d"), "backend_time": array("d")}
         labels = self._labels.values
         mask = _MASK
+        encrypted = encrypted_both = 0
         for index in order:
             # Only what the summary needs: no Step objects, no anomaly verdicts (the
             # renderers rebuild each request in full, one at a time).
             acc = self._acc(index)
+            if acc.encrypted:
+                encrypted += 1
+                encrypted_both += acc.up_encrypted
             status = _status(acc, capture_point)
             statuses[str(status) if status else "none"] += 1
             per_backend[acc.backend or "unknown"] += 1
@@ -475,6 +523,8 @@ class LifecycleBuilder:
                              per_backend["unknown"], capture_point),
             latency=_latency(latencies),
             frames_other_by_kind=dict(kinds),
+            encrypted=encrypted,
+            encrypted_both_legs=encrypted_both,
         )
         roles = {role: self.roles[role] for role in role_sort(self.roles)}
         direct = tuple(self._direct[i].freeze() for i in sorted(self._direct))
@@ -492,6 +542,10 @@ class LifecycleBuilder:
         ])
         up_statuses = tuple(acc.up_statuses or ())
         status = _status(acc, capture_point)
+        # A redirect M3 made itself (port 80 → https://): no upstream request was ever sent,
+        # so a missing back leg is its normal lifecycle, not an anomaly.
+        by_balancer = (capture_point == "M3" and status in REDIRECTS and not up_statuses
+                       and not any(st.leg == BACK for st in steps))
         return Request(
             index=acc.index,
             client=acc.client,
@@ -503,16 +557,31 @@ class LifecycleBuilder:
             upstream_statuses=up_statuses,
             steps=steps,
             timings=timings([(st.step, st.time) for st in steps]),
-            anomalies=anomalies(steps, status or None, up_statuses, capture_point),
+            anomalies=anomalies(steps, status or None, up_statuses, capture_point,
+                                answered_by_balancer=by_balancer),
             client_forwarded_for=acc.client_xff,
+            scheme=acc.scheme or (acc.up_scheme if capture_point not in ("client", "M3") else ""),
+            http_version=acc.version or (acc.up_version if capture_point not in ("client", "M3")
+                                         else ""),
+            encrypted=acc.encrypted,
+            status_source=("front" if acc.status else "back-leg") if status else "",
+            answered_by_balancer=by_balancer,
+            back_encrypted=acc.up_encrypted,
         )
 
 
 def _status(acc: _Acc, capture_point: str) -> int:
-    """The client's status; in a backend view (no front leg) the backend's own answer."""
-    if acc.status or capture_point in ("client", "M3") or not acc.up_statuses:
+    """The client's status; in a backend view (no front leg) the backend's own answer; at M3
+    with an encrypted front leg, the backend's last answer: the balancer forwarded it (the
+    request says so: status_source "back-leg")."""
+    if acc.status or not acc.up_statuses:
+        return acc.status
+    if capture_point in ("client", "M3") and not acc.encrypted:
         return acc.status
     return acc.up_statuses[-1][1]
+
+
+REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
 @dataclass(slots=True)
@@ -531,6 +600,7 @@ class Report:
     truncated: bool = False
     last_frame: int = 0
     direct_requests: tuple[DirectRequest, ...] = ()  # not through M3: listed apart
+    keylog: str = ""  # the TLS key log tshark was given, if any
 
     def requests(self) -> Iterator[Request]:
         b = self._builder
@@ -569,9 +639,11 @@ def anomalies(
     status: int | None,
     up_statuses: tuple[tuple[str, int], ...],
     capture_point: str,
+    answered_by_balancer: bool = False,
 ) -> tuple[Anomaly, ...]:
     """Departures from the canonical lifecycle (docs/fields.md), for the legs this capture
-    point can see."""
+    point can see. `answered_by_balancer`: M3 answered it itself (a redirect): no back leg
+    is expected."""
     found: list[Anomaly] = []
     front = [s for s in steps if s.leg == FRONT]
     back = [s for s in steps if s.leg == BACK]
@@ -584,7 +656,7 @@ def anomalies(
         by_backend: dict[str, list[Step]] = {}
         for s in back:
             by_backend.setdefault(s.dst_role if s.src_role == "M3" else s.src_role, []).append(s)
-        if capture_point == "M3" and not back:
+        if capture_point == "M3" and not back and not answered_by_balancer:
             found.append(Anomaly("no-upstream"))
         for group in by_backend.values():
             found += _leg_anomalies(group, STEPS[BACK], judge_response=not sees_front)

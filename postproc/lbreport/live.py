@@ -270,6 +270,7 @@ class LiveOptions:
     write: Path | None = None
     fmt: str = "text"
     bpf: str | None = None  # None: the farm's traffic only (capture_filter)
+    keylog: Path | None = None  # TLS key log (--keylog; default: the lab file's [tls] keylog)
 
 
 def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
@@ -278,7 +279,12 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     from lbreport import live_capture as lc
 
     lab, roles_source = lc.choose_live_lab(opts.lab_path, opts.iface)
-    runner, prefs = lc.plugin_and_prefs(lab)
+    keylog = opts.keylog or lab.keylog
+    if keylog is not None:
+        from lbreport.tshark import check_keylog
+
+        check_keylog(keylog)
+    runner, prefs = lc.plugin_and_prefs(lab, keylog)
     lc.check_interface(opts.iface)
     bpf = lc.capture_filter(lab) if opts.bpf is None else opts.bpf
     if opts.write is not None:

@@ -41,7 +41,9 @@ _FIELD_ATTR = {
     for name in _ATTR
     if name not in ("frame", "time", "role_defs")
 }
-_INT_ATTRS = {name for name, f in _ATTR.items() if isinstance(f.default, int)}
+_INT_ATTRS = {name for name, f in _ATTR.items()
+              if isinstance(f.default, int) and not isinstance(f.default, bool)}
+_BOOL_ATTRS = {name for name, f in _ATTR.items() if isinstance(f.default, bool)}
 
 
 # --------------------------------------------------------------------------- before capturing
@@ -81,8 +83,9 @@ def capture_filter(lab: Lab) -> str:
     """BPF that keeps the farm's traffic only: its HTTP port(s) (front and back leg), ARP, and
     IPv6 neighbour discovery (ICMPv6 135/136, read at ip6[40]: ND carries no extension
     header)."""
-    ports = lab.ports or (80,)  # the plugin's default for lblab.ports
-    tcp = " or ".join(f"tcp port {p}" for p in ports)
+    # The plugin's defaults for lblab.ports and lblab.https_ports (HTTPS is a front leg too).
+    ports = [*(lab.ports or (80,)), *(lab.https_ports or (443,))]
+    tcp = " or ".join(f"tcp port {p}" for p in dict.fromkeys(ports))
     return f"({tcp}) or arp or (icmp6 and (ip6[40] == 135 or ip6[40] == 136))"
 
 
@@ -131,7 +134,10 @@ def packet_record(pkt: Any) -> tuple[Record, str]:
             field = layer.get_field(name)
             if field is not None:
                 show = field.all_fields[0].show
-                values[attr] = int(show) if attr in _INT_ATTRS else show
+                if attr in _BOOL_ATTRS:  # PDML shows a boolean as "1" / "0"
+                    values[attr] = show not in ("0", "", "False")
+                else:
+                    values[attr] = int(show) if attr in _INT_ATTRS else show
         defs = layer.get_field("lblab.role_def")
         if defs is not None:
             values["role_defs"] = tuple(f.show for f in defs.all_fields)
@@ -313,8 +319,10 @@ def _close_leaked_pipe(dumpcap_pids: list[int]) -> None:
             continue
 
 
-def plugin_and_prefs(lab: Lab) -> tuple[tshark.Runner, list[str]]:
-    """tshark.py's one decision on how tshark runs the plugin, and the lab's preferences."""
+def plugin_and_prefs(lab: Lab, keylog: Path | None = None) -> tuple[tshark.Runner, list[str]]:
+    """tshark.py's one decision on how tshark runs the plugin, and the lab's preferences (with
+    the TLS key log as the dissecting user can read it, as tshark.py gives it)."""
     from lbreport.config import preferences
 
-    return tshark.preflight(None).runner, preferences(lab)
+    runner = tshark.preflight(None).runner
+    return runner, [*preferences(lab), *runner.keylog_pref(keylog)]

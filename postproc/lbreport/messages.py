@@ -42,6 +42,25 @@ EN: dict[str, str] = {
     "err.tshark_failed": "tshark failed (exit code {code}): {detail}",
     "err.pdml": "Could not read tshark's output ({detail}). tshark said: {stderr}",
     "err.output": "Cannot write {path}: {reason}",
+    # --- HTTPS (issue 11) ---------------------------------------------------------------------
+    "err.keylog_missing": "TLS key log not found: {path}",
+    "err.keylog_directory": "{path} is a directory, not a TLS key log file.",
+    "err.keylog_unreadable": "Cannot read the TLS key log {path}: {reason}",
+    "err.keylog_format": (
+        "{path} is not a TLS key log: no line like `CLIENT_RANDOM <hex> <hex>` in it (the "
+        "NSS key log format that `SSLKEYLOGFILE=FILE curl …` and browsers write)."
+    ),
+    "err.no_http_tls": (
+        "{path}: no request found, but {tls} frame(s) are TLS to the balancer's HTTPS port(s) "
+        "({ports}) and the plugin could not tell any request in them. Give the TLS key log "
+        "written while capturing (--keylog FILE, e.g. from `SSLKEYLOGFILE=FILE curl -k …`) to "
+        "read the HTTPS requests; other HTTPS ports: [farm] https_ports in --lab LAB.toml."
+    ),
+    "err.no_http_tls_keylog": (
+        "{path}: no request found in its {tls} TLS frame(s) on the HTTPS port(s) ({ports}), "
+        "even with the key log {keylog}: is it the key log written while this capture was "
+        "taken (the same curl or browser session)?"
+    ),
     # --- errors: tshark and the plugin ----------------------------------------------------
     "err.tshark_missing": (
         "tshark was not found on PATH. Install it (Debian/Ubuntu: `apt-get install tshark`; "
@@ -116,6 +135,22 @@ EN: dict[str, str] = {
     "hdr.roles_configured": "configured: {source}",
     "hdr.roles_inferred": "inferred from the traffic (no lab addresses matched the capture)",
     "hdr.truncated": "CUT SHORT: the capture ends in the middle of a packet; frames up to {frame}.",
+    "hdr.https": "HTTPS",
+    "note.encrypted": (
+        "encrypted (TLS): give --keylog FILE to see method, URI and status of {count} "
+        "request(s)."
+    ),
+    "note.encrypted_m3": (
+        "encrypted (TLS) on the front leg: method, URI and status of {count} request(s) come "
+        "from M3's plain back leg (what the backend was asked and answered); give --keylog "
+        "FILE to read the front leg itself."
+    ),
+    "note.encrypted_both": (
+        "encrypted (TLS) on both legs (M3 re-encrypts to the backends): method, URI and "
+        "status of {count} request(s) cannot be known from this capture, and each request's "
+        "backend is linked by timing only. Give --keylog FILE (with the backends' secrets too) "
+        "to read them."
+    ),
     "cp.client": "client view (front leg only: client ↔ M3)",
     "cp.M3": "M3 view (both legs: client ↔ M3 ↔ backends)",
     "cp.backend": "backend view at {role} (back leg only: M3 ↔ {role})",
@@ -136,6 +171,10 @@ EN: dict[str, str] = {
     "req.anomalies": "Anomalies",
     "req.none": "none",
     "req.no_status": "no response",
+    "req.encrypted": "(encrypted)",
+    "req.status_back_leg": "{status} (the backend's answer on the back leg: the front leg is "
+                           "encrypted)",
+    "req.by_balancer": "none: answered by the balancer itself (a redirect, HTTP {status})",
     "evidence.back-leg": "back-leg (the upstream request is in the capture: certain)",
     "evidence.marker": "marker (the response names the backend)",
     "evidence.arp": "arp (M3 asked for this backend's address meanwhile: weak)",

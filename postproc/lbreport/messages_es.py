@@ -43,6 +43,27 @@ ES: dict[str, str] = {
     "err.tshark_failed": "tshark falló (código de salida {code}): {detail}",
     "err.pdml": "No se pudo leer la salida de tshark ({detail}). tshark dijo: {stderr}",
     "err.output": "No se puede escribir {path}: {reason}",
+    # --- HTTPS (issue 11) ---------------------------------------------------------------------
+    "err.keylog_missing": "No existe el registro de claves TLS: {path}",
+    "err.keylog_directory": "{path} es un directorio, no un registro de claves TLS.",
+    "err.keylog_unreadable": "No se puede leer el registro de claves TLS {path}: {reason}",
+    "err.keylog_format": (
+        "{path} no es un registro de claves TLS: no tiene ninguna línea como `CLIENT_RANDOM "
+        "<hex> <hex>` (el formato NSS que escriben `SSLKEYLOGFILE=FICHERO curl …` y los "
+        "navegadores)."
+    ),
+    "err.no_http_tls": (
+        "{path}: no se encontró ninguna petición, pero {tls} trama(s) son TLS al/los "
+        "puerto(s) HTTPS del balanceador ({ports}) y el plugin no pudo distinguir peticiones "
+        "en ellas. Da el registro de claves TLS escrito durante la captura (--keylog FICHERO, "
+        "p. ej. de `SSLKEYLOGFILE=FICHERO curl -k …`) para leer las peticiones HTTPS; otros "
+        "puertos HTTPS: [farm] https_ports en --lab LAB.toml."
+    ),
+    "err.no_http_tls_keylog": (
+        "{path}: ninguna petición en sus {tls} trama(s) TLS al/los puerto(s) HTTPS ({ports}), "
+        "ni siquiera con el registro de claves {keylog}: ¿es el que se escribió mientras se "
+        "hacía esta captura (la misma sesión de curl o del navegador)?"
+    ),
     # --- errores: tshark y el plugin -----------------------------------------------------------
     "err.tshark_missing": (
         "No se encuentra tshark en el PATH. Instálalo (Debian/Ubuntu: `apt-get install tshark`; "
@@ -125,6 +146,22 @@ ES: dict[str, str] = {
     "hdr.truncated": (
         "CAPTURA CORTADA: termina a mitad de un paquete; se leyeron las tramas hasta la {frame}."
     ),
+    "hdr.https": "HTTPS",
+    "note.encrypted": (
+        "cifrado (TLS): da --keylog FICHERO para ver método, URI y estado de {count} "
+        "petición(es)."
+    ),
+    "note.encrypted_m3": (
+        "cifrado (TLS) en el tramo cliente–M3: método, URI y estado de {count} petición(es) "
+        "vienen del tramo interno de M3, en claro (lo que se pidió al servidor final y lo que "
+        "respondió); da --keylog FICHERO para leer el propio tramo del cliente."
+    ),
+    "note.encrypted_both": (
+        "cifrado (TLS) en los dos tramos (M3 vuelve a cifrar hacia los servidores finales): "
+        "método, URI y estado de {count} petición(es) no se pueden saber con esta captura, y "
+        "el servidor final de cada una se enlaza solo por los tiempos. Da --keylog FICHERO "
+        "(con las claves de los servidores también) para leerlos."
+    ),
     "cp.client": "vista del cliente (solo el tramo cliente ↔ M3)",
     "cp.M3": "vista del balanceador M3 (los dos tramos: cliente ↔ M3 ↔ servidores finales)",
     "cp.backend": "vista del servidor final {role} (solo el tramo M3 ↔ {role})",
@@ -146,6 +183,10 @@ ES: dict[str, str] = {
     "req.anomalies": "Anomalías",
     "req.none": "ninguna",
     "req.no_status": "sin respuesta",
+    "req.encrypted": "(cifrada)",
+    "req.status_back_leg": "{status} (la respuesta del servidor final en el tramo interno: el "
+                           "tramo del cliente va cifrado)",
+    "req.by_balancer": "ninguno: respondió el propio balanceador (una redirección, HTTP {status})",
     "evidence.back-leg": (
         "tramo interno (la petición de M3 al servidor está en la captura: seguro)"
     ),

@@ -46,6 +46,12 @@ class Record:
     # so the summary can explain "other" instead of just counting it.
     kind: str = ""
     direct: int = 0  # a client's HTTP straight to a backend: that request's own 1..N index
+    # Issue 11 (HTTPS), on request frames: "http"/"https" and "1.0"/"1.1"/"2" (the latter only
+    # when HTTP is readable); on request and response frames of an exchange seen only as TLS
+    # records (no key log): encrypted, so method, URI and status are absent.
+    scheme: str = ""
+    http_version: str = ""
+    encrypted: bool = False
 
 
 # lblab field name → Record attribute. Integer fields are listed in _INTS.
@@ -68,18 +74,23 @@ _FIELDS = {
     "lblab.client_xff": "client_xff",
     "lblab.kind": "kind",
     "lblab.direct": "direct",
+    "lblab.scheme": "scheme",
+    "lblab.http_version": "http_version",
+    "lblab.encrypted": "encrypted",
 }
 _INTS = {"req", "status", "conn", "direct"}
+_BOOLS = {"encrypted"}  # PDML shows a boolean as "1" / "0"
 # Low-cardinality labels repeat on every frame: share one str object each. Not URIs/clients.
 _INTERNED = {"src_role", "dst_role", "step", "leg", "flags", "backend", "evidence", "marker",
-             "arp_target", "method", "kind"}
+             "arp_target", "method", "kind", "scheme", "http_version"}
 
 # The hot loop fills a positional list: lblab field name → (position in Record, kind).
 _POSITIONS = {f.name: i for i, f in enumerate(fields(Record))}
 _DEFAULTS = [0, 0.0, *(f.default for f in fields(Record)[2:])]  # frame, time: absent = 0
-_STR, _INT, _INTERN = 0, 1, 2
+_STR, _INT, _INTERN, _BOOL = 0, 1, 2, 3
 _SLOT = {
-    name: (_POSITIONS[attr], _INT if attr in _INTS else _INTERN if attr in _INTERNED else _STR)
+    name: (_POSITIONS[attr], _INT if attr in _INTS else _BOOL if attr in _BOOLS
+           else _INTERN if attr in _INTERNED else _STR)
     for name, attr in _FIELDS.items()
 }
 _ROLE_DEFS = _POSITIONS["role_defs"]
@@ -141,6 +152,8 @@ class PdmlReader:
                             values[pos] = intern(show)
                         elif kind == _INT:
                             values[pos] = int(show)
+                        elif kind == _BOOL:
+                            values[pos] = show not in ("0", "", "False")
                         else:
                             values[pos] = show
                     elif fname == "lblab.pkt":

@@ -69,13 +69,20 @@ def build_report(
     keep_pdml: Path | None = None,
     progress: ProgressFactory | None = None,
     warn: Callable[[str], None] = lambda _msg: None,
+    keylog: Path | None = None,
 ) -> Report:
+    """`keylog` (--keylog) wins over the lab file's `[tls] keylog`."""
     looks_like_capture = tshark.check_capture(capture)
+    if keylog is not None:  # before tshark: a wrong path is the user's first mistake
+        tshark.check_keylog(keylog)
     pre = tshark.preflight(capture)
     lab, roles_source = choose_lab(lab_path, pre.addresses)
+    keylog = keylog or lab.keylog
+    if keylog is not None:
+        tshark.check_keylog(keylog)
     runner = pre.runner
     reads = runner.capture_path(capture)
-    argv = tshark.pdml_command(runner, reads, preferences(lab))
+    argv = tshark.pdml_command(runner, reads, preferences(lab), keylog)
 
     run = tshark.TsharkRun(argv, capture, runner.env(), reads=reads)
     builder = LifecycleBuilder()
@@ -124,6 +131,15 @@ def build_report(
     if report.summary.requests == 0:
         if outcome.truncated:
             raise LbreportError(t("err.no_http_cut", path=capture, frames=builder.frames_total))
+        if builder.tls_frames_seen:
+            # TLS to the balancer and no request in it: name TLS, its port(s) and the key log
+            # (not the balancer's address, which was right).
+            ports = ", ".join(map(str, lab.https_ports or (443,)))
+            if keylog is None:
+                raise LbreportError(t("err.no_http_tls", path=capture, frames=builder.frames_total,
+                                      tls=builder.tls_frames_seen, ports=ports))
+            raise LbreportError(t("err.no_http_tls_keylog", path=capture, keylog=keylog,
+                                  tls=builder.tls_frames_seen, ports=ports))
         if builder.http_requests_seen == 0:
             raise LbreportError(t("err.no_http_at_all", path=capture, frames=builder.frames_total,
                                   ports=", ".join(map(str, lab.ports or (80,)))))
@@ -133,6 +149,7 @@ def build_report(
     report.lab_source = lab.source
     report.truncated = outcome.truncated
     report.last_frame = builder.last_frame
+    report.keylog = str(keylog) if keylog is not None else ""
     return report
 
 

@@ -221,7 +221,8 @@ class Unprivileged:
         return wrapper
 
     def readable(self, capture: Path) -> Path:
-        """The capture as that user can read it: itself, or a private copy."""
+        """The capture (or a TLS key log) as that user can read it: itself, or a private
+        copy."""
         probe = subprocess.run(self.wrap(["test", "-r", str(capture)]), env=self.env(),
                                stdin=subprocess.DEVNULL, capture_output=True, check=False)
         if probe.returncode == 0:
@@ -340,6 +341,33 @@ class Runner:
     def capture_path(self, capture: Path) -> Path:
         return self.unprivileged.readable(capture) if self.unprivileged else capture
 
+    def keylog_pref(self, keylog: Path | None) -> list[str]:
+        """`tls.keylog_file:FILE` for -o (or pyshark's override_prefs), FILE as the dissecting
+        user can read it (a key log is private: often 0600, owned by the student)."""
+        if keylog is None:
+            return []
+        return [f"tls.keylog_file:{self.capture_path(keylog.resolve())}"]
+
+
+def check_keylog(path: Path) -> None:
+    """A key log tshark could not use is ignored by tshark without a word (the report would
+    just say "encrypted"): refuse it here, with the reason."""
+    if not path.exists():
+        raise LbreportError(t("err.keylog_missing", path=path))
+    if path.is_dir():
+        raise LbreportError(t("err.keylog_directory", path=path))
+    try:
+        with path.open("rb") as f:
+            head = f.read(1 << 12)
+    except OSError as exc:
+        raise LbreportError(t("err.keylog_unreadable", path=path, reason=exc.strerror)) from None
+    if not _KEYLOG_LINE.search(head):
+        raise LbreportError(t("err.keylog_format", path=path))
+
+
+# An NSS key log line: a label (CLIENT_RANDOM, CLIENT_HANDSHAKE_TRAFFIC_SECRET, …), then hex.
+_KEYLOG_LINE = re.compile(rb"(?m)^[A-Z_0-9]+ [0-9a-fA-F]{16,} [0-9a-fA-F]{16,}\s*$")
+
 
 def _no_plugin_error(info: TsharkInfo, probe: PluginProbe, as_root_skipped: bool) -> LbreportError:
     if probe.lua_errors:
@@ -441,20 +469,23 @@ def _run_parallel(runs: dict[str, list[str]], env: dict[str, str] | None = None
     return results
 
 
-def pdml_command(runner: Runner, capture: Path, prefs: list[str]) -> list[str]:
+def pdml_command(runner: Runner, capture: Path, prefs: list[str],
+                 keylog: Path | None = None) -> list[str]:
     """Two passes so labels may use later frames; `-Y frame` so pass 1 builds trees (without
     a filter, `-2` leaves every Field extractor nil); never `-2 -R`. `-J lblab` keeps PDML small:
-    geninfo survives it and gives the frame number and timestamp."""
+    geninfo survives it and gives the frame number and timestamp. `keylog`: TLS secrets
+    (NSS key log) so that HTTPS is read as HTTP."""
     argv = [runner.info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *runner.plugin]
-    for pref in [*prefs, *([COMPACT_PREF] if runner.compact else [])]:
+    for pref in [*prefs, *runner.keylog_pref(keylog),
+                 *([COMPACT_PREF] if runner.compact else [])]:
         argv += ["-o", pref]
     return runner.wrap([*argv, "-T", "pdml", "-J", "lblab"])
 
 
-def fields_command(runner: Runner, capture: Path, prefs: list[str], fields: list[str]
-                   ) -> list[str]:
+def fields_command(runner: Runner, capture: Path, prefs: list[str], fields: list[str],
+                   keylog: Path | None = None) -> list[str]:
     argv = [runner.info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *runner.plugin]
-    for pref in prefs:
+    for pref in [*prefs, *runner.keylog_pref(keylog)]:
         argv += ["-o", pref]
     argv += ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]
     for name in fields:

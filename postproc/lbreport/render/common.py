@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from lbreport.lifecycle import Anomaly, Balance, DirectRequest, Latency, PolicyCheck, Report
+from lbreport.lifecycle import (
+    Anomaly,
+    Balance,
+    DirectRequest,
+    Latency,
+    PolicyCheck,
+    Report,
+    Request,
+)
 from lbreport.messages import has, t
 
 
@@ -151,3 +159,40 @@ def direct_row(d: DirectRequest) -> tuple[str, ...]:
     return (str(d.index), d.client, d.backend or t("req.backend_unknown"),
             f"{d.method} {d.uri}".strip(), str(d.status) if d.status else t("req.no_status"),
             str(d.frames))
+
+
+# -- HTTPS (issue 11) ------------------------------------------------------------------------
+
+
+def encrypted_note(report: Report) -> str:
+    """Said once, in the header, when some requests were seen only as TLS records: why method,
+    URI and status are missing (or where they came from instead) and how to read them."""
+    s = report.summary
+    if not s.encrypted:
+        return ""
+    if s.encrypted_both_legs:
+        return t("note.encrypted_both", count=s.encrypted_both_legs)
+    if report.capture_point == "M3":
+        return t("note.encrypted_m3", count=s.encrypted)
+    return t("note.encrypted", count=s.encrypted)
+
+
+def request_text(req: Request) -> str:
+    """"GET /uri", or "(encrypted)" where TLS hid them (packet text: escape when shown)."""
+    text = f"{req.method} {req.uri}".strip()
+    return text or (t("req.encrypted") if req.encrypted else "")
+
+
+def status_text(req: Request) -> str:
+    if not req.status:
+        return t("req.no_status")
+    if req.encrypted and req.status_source == "back-leg":
+        return t("req.status_back_leg", status=req.status)
+    return str(req.status)
+
+
+def backend_text(req: Request, sep: str = " ") -> str:
+    """The backend and its evidence, or who answered instead (a redirect by M3 itself)."""
+    if req.answered_by_balancer:
+        return t("req.by_balancer", status=req.status)
+    return f"{req.backend or t('req.backend_unknown')}{sep}({evidence(req.evidence)})"

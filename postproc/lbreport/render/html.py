@@ -286,7 +286,7 @@ def _rows(report: Report) -> list[_Row]:
         _Row(
             index=req.index,
             client=req.client,
-            request=f"{req.method} {req.uri}",
+            request=common.request_text(req),
             status=req.status,
             backend=req.backend,
             evidence=req.evidence,
@@ -311,6 +311,9 @@ def _header(report: Report) -> str:
         (_e(t("hdr.roles")), f'{roles}<br><span class="muted">'
                              f'{_e(common.roles_source(report))}</span>'),
     ]
+    note = common.encrypted_note(report)
+    if note:
+        pairs.append((_e(t("hdr.https")), _e(note)))
     out = f'<h1>{_e(t("hdr.title", capture=report.capture))}</h1>{_kv(pairs)}'
     if report.truncated:
         out += f'<p class="anom"><strong>{_e(t("hdr.truncated", frame=report.last_frame))}' \
@@ -384,12 +387,13 @@ def _table(rows: list[_Row], backends: list[str]) -> str:
 def _request(report: Report, req: Request, is_open: bool) -> str:
     backend = req.backend or t("req.backend_unknown")
     status = str(req.status) if req.status else t("req.no_status")
+    request = common.request_text(req)
     anomalies = "<br>".join(_e(common.anomaly(a)) for a in req.anomalies)
     pairs = [
         (_e(t("req.client")), _e(req.client)),
-        (_e(t("req.request")), f'<span class="uri">{_e(req.method)} {_e(req.uri)}</span>'),
-        (_e(t("req.status")), _e(status)),
-        (_e(t("req.backend")), f"{_e(backend)} ({_e(common.evidence(req.evidence))})"),
+        (_e(t("req.request")), f'<span class="uri">{_e(request)}</span>'),
+        (_e(t("req.status")), _e(common.status_text(req))),
+        (_e(t("req.backend")), _e(common.backend_text(req))),
         (_e(t("req.timings")), "<br>".join(
             _e(f"{t('timing.' + k)}: {common.ms(req.timings[k])}") for k in TIMING_KEYS)),
         (_e(t("req.anomalies")),
@@ -398,7 +402,7 @@ def _request(report: Report, req: Request, is_open: bool) -> str:
     flag = f' · <span class="anom">{_e(t("html.anomalies_count", count=len(req.anomalies)))}' \
            f"</span>" if req.anomalies else ""
     summary = (f'{_e(t("req.title", index=req.index))} · <span class="uri">'
-               f"{_e(req.method)} {_e(req.uri)}</span> · {_e(status)} · {_e(backend)}{flag}")
+               f"{_e(request)}</span> · {_e(status)} · {_e(backend)}{flag}")
     return (f'<details class="req" id="req-{req.index}"{" open" if is_open else ""}>'
             f"<summary>{summary}</summary>{_kv(pairs)}"
             f'<div class="diagram">{diagram(report, req)}</div></details>\n')

@@ -53,6 +53,12 @@ def _request_head(req: Request) -> dict[str, Any]:
         "backend_evidence": req.evidence,
         "upstream_statuses": [{"backend": b, "status": s} for b, s in req.upstream_statuses],
         "client_sent_forwarded_for": req.client_forwarded_for or None,
+        # Issue 11 (HTTPS): added after the older keys, never instead of them.
+        "scheme": req.scheme or None,
+        "http_version": req.http_version or None,
+        "encrypted": req.encrypted,
+        "status_source": req.status_source or None,
+        "answered_by_balancer": req.answered_by_balancer,
     }
 
 
@@ -103,6 +109,8 @@ def summary_json(report: Report) -> dict[str, Any]:
         "status_counts": s.status_counts,
         "balance": balance,
         "latency": latency,
+        "encrypted": s.encrypted,
+        "encrypted_both_legs": s.encrypted_both_legs,
     }
 
 

@@ -17,13 +17,12 @@ def _row(key: str, value: str) -> str:
 
 def _request(req: Request, out: TextIO) -> None:
     out.write(f"\n## {t('req.title', index=req.index)}: "
-              f"`{printable(req.method + ' ' + req.uri).replace('`', chr(39))}`\n\n")
+              f"`{printable(common.request_text(req)).replace('`', chr(39))}`\n\n")
     out.write("| | |\n|---|---|\n")
     out.write(_row(t("req.client"), markdown_cell(req.client)))
-    out.write(_row(t("req.request"), markdown_cell(f"{req.method} {req.uri}")))
-    out.write(_row(t("req.status"), str(req.status) if req.status else t("req.no_status")))
-    backend = req.backend or t("req.backend_unknown")
-    out.write(_row(t("req.backend"), markdown_cell(f"{backend} ({common.evidence(req.evidence)})")))
+    out.write(_row(t("req.request"), markdown_cell(common.request_text(req))))
+    out.write(_row(t("req.status"), markdown_cell(common.status_text(req))))
+    out.write(_row(t("req.backend"), markdown_cell(common.backend_text(req))))
     for k in TIMING_KEYS:
         out.write(_row(t("timing." + k), common.ms(req.timings[k])))
     anomalies = "<br>".join(markdown_cell(common.anomaly(a)) for a in req.anomalies)
@@ -39,6 +38,9 @@ def render(report: Report, out: TextIO) -> None:
               f"({markdown_cell(common.roles_source(report))})\n")
     if report.truncated:
         out.write(f"- **{t('hdr.truncated', frame=report.last_frame)}**\n")
+    note = common.encrypted_note(report)
+    if note:
+        out.write(f"- **{t('hdr.https')}:** {markdown_cell(note)}\n")
     for req in report.requests():
         _request(req, out)
     s = report.summary

@@ -35,6 +35,9 @@ def header(console: Console, report: Report) -> None:
     table.add_row(t("hdr.capture_point"), common.capture_point(report))
     roles = [printable(f"{r}: {', '.join(a)}") for r, a in report.roles.items()]
     table.add_row(t("hdr.roles"), Text("\n".join([*roles, common.roles_source(report)])))
+    note = common.encrypted_note(report)
+    if note:
+        table.add_row(t("hdr.https"), note)
     console.print(table)
     if report.truncated:
         console.print(Text(t("hdr.truncated", frame=report.last_frame), style="bold red"))
@@ -78,13 +81,12 @@ def _wrap(line: str, room: int) -> list[str]:
 
 
 def request_block(console: Console, req: Request) -> None:
-    title = t("req.title", index=req.index) + "  " + printable(f"{req.method} {req.uri}")
+    title = t("req.title", index=req.index) + "  " + printable(common.request_text(req))
     rows = [(t("req.client"), printable(req.client))]
     if req.client_forwarded_for:
         rows.append(("", t("req.client_xff", value=printable(req.client_forwarded_for))))
-    rows.append((t("req.status"), str(req.status) if req.status else t("req.no_status")))
-    backend = req.backend or t("req.backend_unknown")
-    rows.append((t("req.backend"), f"{backend}  ({common.evidence(req.evidence)})"))
+    rows.append((t("req.status"), common.status_text(req)))
+    rows.append((t("req.backend"), common.backend_text(req, "  ")))
     rows.append((t("req.timings"), "\n".join(
         f"{t('timing.' + k)}: {common.ms(req.timings[k])}" for k in TIMING_KEYS)))
     # Escape each anomaly on its own: the newline between them is ours, not the packet's.
