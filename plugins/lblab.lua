@@ -135,7 +135,6 @@ F.http_method = Field.new("http.request.method")
 F.http_uri = Field.new("http.request.uri")
 F.http_code = Field.new("http.response.code")
 F.http_xff = Field.new("http.x_forwarded_for")
-F.http_version = Field.new("http.request.version")
 F.h2_method = Field.new("http2.headers.method")
 F.h2_path = Field.new("http2.headers.path")
 F.h2_status = Field.new("http2.headers.status")
@@ -800,7 +799,7 @@ end
 -- value, haproxy adds a header after it), else the last X-Real-IP header. Only a
 -- value that parses as an address counts. Also returns what the client wrote
 -- itself (earlier values or headers), escaped, when it wrote any.
-local function forwarded_client(tvb)
+local function forwarded_client(raw)
     local xffs = { F.http_xff() }
     local values = {}
     for _, fi in ipairs(xffs) do
@@ -812,23 +811,25 @@ local function forwarded_client(tvb)
         if #values > 1 then own = safe_text(tconcat(values, ", ", 1, #values - 1)) end
         return client, own, safe_text(tconcat(values, ", "))
     end
-    local raw = tvb:raw()
     local last = nil
     for v in string.gmatch(raw, "\n[Xx]%-[Rr][Ee][Aa][Ll]%-[Ii][Pp]:[ \t]*([^\r\n]*)") do last = v end
     if last then return parse_address(trim(last)), nil end
     return nil, nil
 end
 
--- The request's URI as sent: Wireshark's field stops at a NUL byte; the request
--- line in the frame's bytes does not (what follows is kept, and the NUL shows as \x00).
-local function full_uri(tvb, method, uri)
-    local raw = tvb:raw()
+-- The request's URI as sent, and its HTTP version, from the request line in the
+-- frame's bytes: Wireshark's URI field stops at a NUL byte, the bytes do not (what
+-- follows is kept, and the NUL shows as \x00). The version is read here too: one
+-- more extractor would cost every HTTP frame of a capture.
+local function request_line(raw, method, uri)
     local s, e = sfind(raw, method .. " " .. uri, 1, true)
+    local version = nil
     if s then
         local rest = smatch(raw, "^[^ \r\n]+", e + 1)
-        if rest then uri = uri .. rest end
+        if rest then uri = uri .. rest; e = e + #rest end
+        version = smatch(raw, "^ HTTP/(%d%.%d)", e + 1)
     end
-    return safe_text(uri)
+    return safe_text(uri), version
 end
 
 local function marker_in(text)
@@ -1014,13 +1015,14 @@ end
 -- The HTTP message a frame completes: method (request) or status (response),
 -- its URI field, HTTP version, and the HTTP/2 stream (0: HTTP/1).
 local function http_message()
-    local method = first_value(F.http_method)
-    if method ~= nil then
-        return tostring(method), nil, first_value(F.http_uri), first_value(F.http_version), 0
+    local mfi = F.http_method()
+    if mfi ~= nil then
+        return tostring(mfi.value), nil, first_value(F.http_uri), nil, 0, mfi
     end
     local code = first_value(F.http_code)
     if code ~= nil then return nil, code, nil, nil, 0 end
     -- HTTP/2 (decrypted with a key log): the first stream whose headers this frame carries.
+    local method
     method, code = first_value(F.h2_method), first_value(F.h2_status)
     if method == nil and code == nil then return nil, nil, nil, nil, 0 end
     local sid = 0
@@ -1039,10 +1041,22 @@ local function note_marker(c, h, m)
     if c_b[c] ~= nil then ensure_roles() end
 end
 
-local function record_request(c, frame, pinfo, tvb, method, uri, version, sid)
+-- The bytes an HTTP message was read from: the frame's, or the decrypted TLS data
+-- (key log) or reassembled buffer the method field came from.
+local function message_bytes(fi, tvb)
+    if fi ~= nil then
+        local ok, raw = pcall(function() return fi.source:raw() end)
+        if ok and type(raw) == "string" then return raw end
+    end
+    return tvb:raw()
+end
+
+local function record_request(c, frame, pinfo, raw, method, uri, version, sid)
     local m = safe_text(method)
-    uri = full_uri(tvb, method, tostring(uri or ""))
-    local xff, own, all = forwarded_client(tvb)
+    local line_version
+    uri, line_version = request_line(raw, method, tostring(uri or ""))
+    version = version or line_version
+    local xff, own, all = forwarded_client(raw)
     local h = new_request(c, frame, pinfo, m, uri, xff)
     if own then X.own_xff[h] = own end
     if all then X.xff_all[h] = all end
@@ -1183,11 +1197,11 @@ function record_tcp(frame, pinfo, stream, tvb)
         if step == S_SYNACK then c_synack[c] = frame end
     end
 
-    local method, code, uri, version, sid
-    if len > 0 then method, code, uri, version, sid = http_message() end
+    local method, code, uri, version, sid, mfi
+    if len > 0 then method, code, uri, version, sid, mfi = http_message() end
     local original = findings % 2 == 0 -- not a retransmission
     if method ~= nil and from_a and original then
-        h = record_request(c, frame, pinfo, tvb, method, uri, version, sid)
+        h = record_request(c, frame, pinfo, message_bytes(mfi, tvb), method, uri, version, sid)
         if step == S_ACK then step = S_REQUEST end
     elseif code ~= nil and not from_a and original then
         h = record_response(c, frame, pinfo, tvb, code, sid)
