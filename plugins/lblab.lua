@@ -353,6 +353,7 @@ local h_status, h_marker, h_next, h_fidx, h_link, h_backlink, h_arp_backend, h_f
 --   pend[c]                 client data with no request yet on its connection (the first
 --                           segments of a request HTTP reassembles later), until it arrives
 --   refresh[a]              a unicast who-has / NS: the asker re-checks a known neighbour
+--                           (and its answer); refresh_pair["asker|subject"] marks the pair
 local X
 local nh
 -- ARP and neighbour-discovery records.
@@ -398,7 +399,7 @@ local function reset_state()
     h_resp_frame, h_resp_time, h_status, h_marker, h_next = {}, {}, {}, {}, {}
     h_fidx, h_link, h_backlink, h_arp_backend, h_fail = {}, {}, {}, {}, {}
     X = { own_xff = {}, xff_all = {}, didx = {}, ndirect = 0, version = {}, encrypted = {},
-          streams = {}, pend = {}, refresh = {} }
+          streams = {}, pend = {}, refresh = {}, refresh_pair = {} }
     nh = 0
     a_time, a_asker, a_subject, a_kind, a_front = {}, {}, {}, {}, {}
     na = 0
@@ -1241,12 +1242,20 @@ local function record_arp(frame, pinfo)
     a_time[na], a_front[na] = pinfo.abs_ts, 0
     if op == 1 then
         a_kind[na], a_asker[na], a_subject[na] = S_ARP_REQ, sender, target
-        -- A broadcast who-has leaves the target MAC empty; a refresh (Linux probes
-        -- a stale entry) sends it to the MAC it has. Works on cooked captures too.
+        -- A refresh (Linux probing a stale entry) goes to the MAC the asker has, not
+        -- to broadcast; a cooked capture (-i any) has no Ethernet header, but some
+        -- stacks name the target MAC in the ARP body then.
+        local group = first_value(F.eth_dst_group)
         local hw = field_text(F.arp_dst_hw)
-        if hw and hw ~= "00:00:00:00:00:00" and hw ~= "ff:ff:ff:ff:ff:ff" then X.refresh[na] = true end
+        if group == false or (group == nil and hw and hw ~= "00:00:00:00:00:00"
+            and hw ~= "ff:ff:ff:ff:ff:ff") then
+            X.refresh[na] = true
+            X.refresh_pair[sender .. "|" .. target] = true
+        end
     else
         a_kind[na], a_asker[na], a_subject[na] = S_ARP_REPLY, target, sender
+        -- The answer to a refresh is part of it.
+        if X.refresh_pair[target .. "|" .. sender] then X.refresh[na] = true end
     end
     note_host(sender, frame, field_text(F.eth_src))
     -- The address asked for is a host of the farm too (a client sees the
