@@ -103,12 +103,23 @@ def _int(text: str) -> int | None:
     return int(text.split(",")[0]) if text else None
 
 
+def keylog_of(capture: Path) -> Path | None:
+    """The TLS key log committed beside an HTTPS capture (`<name>.keys`), if any."""
+    keys = capture.with_suffix(".keys")
+    return keys if keys.is_file() else None
+
+
 @functools.lru_cache(maxsize=64)
-def label(capture: Path, prefs: tuple[str, ...] = (), two_pass: bool = True) -> Labelled:
-    """Label a capture with the plugin: every frame, one Row each."""
+def label(capture: Path, prefs: tuple[str, ...] = (), two_pass: bool = True,
+          keys: bool = True) -> Labelled:
+    """Label a capture with the plugin: every frame, one Row each. An HTTPS capture is read
+    with its key log (the truth is the decrypted traffic) unless `keys` is False."""
     cmd = ["tshark", "-n", "-r", str(capture), "-X", f"lua_script:{PLUGIN}"]
     if two_pass:
         cmd += ["-2", "-Y", "frame"]
+    keylog = keylog_of(capture) if keys else None
+    if keylog is not None:
+        cmd += ["-o", f"tls.keylog_file:{keylog}"]
     for pref in prefs:
         cmd += ["-o", pref]
     cmd += ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]

@@ -499,11 +499,13 @@ class LifecycleBuilder:
                 encrypted += 1
                 encrypted_both += acc.up_encrypted
             status = _status(acc, capture_point)
-            statuses[str(status) if status else "none"] += 1
             per_backend[acc.backend or "unknown"] += 1
             if acc.backend:
                 sequence.append(index, acc.backend)
             steps = [(labels[p & mask][3], t) for p, t in zip(acc.packed, acc.times, strict=True)]
+            # An encrypted response is a response whose status is unreadable, not "none".
+            unread = not status and acc.encrypted and any(n == "response" for n, _ in steps)
+            statuses[str(status) if status else "encrypted" if unread else "none"] += 1
             dispatches.append(index, acc.backend, acc.client, steps)
             measured = timings(steps)
             for basis, values in latencies.items():

@@ -171,6 +171,7 @@ EN: dict[str, str] = {
     "req.anomalies": "Anomalies",
     "req.none": "none",
     "req.no_status": "no response",
+    "req.status_encrypted": "unknown (the response is encrypted)",
     "req.encrypted": "(encrypted)",
     "req.status_back_leg": "{status} (the backend's answer on the back leg: the front leg is "
                            "encrypted)",
@@ -218,6 +219,7 @@ EN: dict[str, str] = {
     "sum.latency_basis.time_to_first_byte": "time to first byte",
     "sum.latency_basis.backend_time": "backend time",
     "sum.latency_none": "no request has a measurable latency",
+    "sum.status_encrypted": "encrypted (unknown)",
     "sum.no_status": "no response",
     "bal.matches": "matches {policy}: expected {expected}, observed {observed}.",
     "bal.differs": "does NOT match {policy}: expected {expected}, observed {observed}.",

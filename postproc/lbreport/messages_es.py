@@ -183,6 +183,7 @@ ES: dict[str, str] = {
     "req.anomalies": "Anomalías",
     "req.none": "ninguna",
     "req.no_status": "sin respuesta",
+    "req.status_encrypted": "desconocido (la respuesta va cifrada)",
     "req.encrypted": "(cifrada)",
     "req.status_back_leg": "{status} (la respuesta del servidor final en el tramo interno: el "
                            "tramo del cliente va cifrado)",
@@ -236,6 +237,7 @@ ES: dict[str, str] = {
     "sum.latency_basis.time_to_first_byte": "tiempo hasta la respuesta",
     "sum.latency_basis.backend_time": "tiempo del servidor final",
     "sum.latency_none": "ninguna petición tiene una latencia medible",
+    "sum.status_encrypted": "cifrado (desconocido)",
     "sum.no_status": "sin respuesta",
     "bal.matches": "coincide con {policy}: esperado {expected}, observado {observed}.",
     "bal.differs": "NO coincide con {policy}: esperado {expected}, observado {observed}.",

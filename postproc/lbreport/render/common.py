@@ -135,7 +135,8 @@ def latency(lat: Latency) -> tuple[str, str]:
 
 
 def status_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{t('sum.no_status') if k == 'none' else k}: {v}" for k, v in counts.items())
+    names = {"none": t("sum.no_status"), "encrypted": t("sum.status_encrypted")}
+    return ", ".join(f"{names.get(k, k)}: {v}" for k, v in counts.items())
 
 
 def frames(report: Report) -> str:
@@ -185,6 +186,8 @@ def request_text(req: Request) -> str:
 
 def status_text(req: Request) -> str:
     if not req.status:
+        if req.encrypted and any(s.step == "response" for s in req.steps):
+            return t("req.status_encrypted")
         return t("req.no_status")
     if req.encrypted and req.status_source == "back-leg":
         return t("req.status_back_leg", status=req.status)
