@@ -11,8 +11,9 @@ real plugin), two cases at a time. Every case must:
 - with --format json and exit 0/3: parse as strict JSON (no NaN), account for every frame
   (frames_in_requests + frames_other == frames_total) and count exactly the frames tshark
   itself reads from that file; `truncated` iff exit 3;
-- on every 4th case, in text, markdown, csv (and html on some): the same exit code and no raw
-  control character (C0 but tab/newline, DEL, C1; carriage return allowed in csv and html);
+- on every 2nd hostile case and every 10th other case, in text, markdown, csv (and html on
+  every 3rd of those): the same exit code and no raw control character (C0 but tab/newline,
+  DEL, C1; carriage return allowed in csv and html);
 - when only the storage changed (pcap/nsecpcap/gzip copy, 802.1Q tags): the base capture's
   own report (requests, backends, evidence, anomalies, frame counts);
 - roles only for IP addresses (never garbage), and in a client's or M3's view only for
