@@ -26,6 +26,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,9 @@ def label_argv(capture: Path, script: bool = True) -> list[str]:
     if script:
         cmd += ["-X", "lua_script:plugins/lblab.lua"]
     cmd += ["-2", "-Y", "frame"]
+    keys = capture.with_suffix(".keys")  # an HTTPS capture's TLS key log, read as the tests do
+    if keys.is_file():
+        cmd += ["-o", f"tls.keylog_file:captures/{keys.name}"]
     for pref in _prefs(capture):
         cmd += ["-o", pref]
     cmd += ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]
@@ -70,7 +74,9 @@ def label_argv(capture: Path, script: bool = True) -> list[str]:
 
 
 def report_argv(capture: Path) -> list[str]:
-    return ["lbreport", "report", "--format", "json", f"captures/{capture.name}"]
+    keys = capture.with_suffix(".keys")
+    keylog = ["--keylog", f"captures/{keys.name}"] if keys.is_file() else []
+    return ["lbreport", "report", "--format", "json", *keylog, f"captures/{capture.name}"]
 
 
 PROFILE_ARGV = ["tshark", "-C", "LB-Lab", "-r", PROFILE_CAPTURE]
@@ -191,7 +197,16 @@ def require(suite: str) -> None:
 def in_chroot(suite: str, who: str, script: str) -> subprocess.CompletedProcess:
     cmd = ["bash", str(CHROOT_SH), "run", *(["--user"] if who == "user" else []),
            "--repo", str(snapshot()), suite, "--", "bash", "-c", script, "batch"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False)
+    # Its own process group, so a timeout ends everything it started inside the chroot.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\n(killed after {RUN_TIMEOUT} s)"
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _user_ids(root: Path) -> tuple[int, int]:
