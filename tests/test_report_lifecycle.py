@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from lbreport.config import classic_lab, parse_lab, preferences
 from lbreport.errors import LbreportError
-from lbreport.lifecycle import LifecycleBuilder, Report
+from lbreport.lifecycle import Anomaly, LifecycleBuilder, Report
 from lbreport.pdml import Record
 
 CLIENT = "192.168.56.1:40000"
@@ -69,29 +69,70 @@ def test_capture_points() -> None:
 
 def test_anomalies() -> None:
     no_response = _report(_frames(1, FRONT, evidence="none", backend=""))
-    assert [str(a) for a in next(no_response.requests()).anomalies] == ["no-response"]
+    assert next(no_response.requests()).anomalies == (Anomaly("no-response"),)
 
     refused = [("M3", "M1", "back", "up-SYN"), ("M1", "M3", "back", "up-RST")]
     failover = FRONT + refused + [(s, d, leg, st) for s, d, leg, st in
                                   ((x.replace("M1", "M2"), y.replace("M1", "M2"), z, w)
                                    for x, y, z, w in BACK)] + END
     req = next(_report(_frames(1, failover, backend="M2")).requests())
-    codes = [str(a) for a in req.anomalies]
-    assert "failover: M1 → M2" in codes
-    assert "rst: M1→M3" in codes
-    assert not any(c.startswith("missing-step") for c in codes)  # refused ≠ missing SYN/ACK
+    assert Anomaly("failover", path=("M1", "M2")) in req.anomalies
+    assert Anomaly("rst", path=("M1", "M3")) in req.anomalies
+    assert not any(a.code == "missing-step" for a in req.anomalies)  # refused ≠ missing SYN/ACK
 
     retrans = _report(_frames(1, FRONT + [FRONT[-1]] + BACK + END, flags={4: "retrans"}))
-    assert [str(a) for a in next(retrans.requests()).anomalies] == ["retransmission: 1 frame(s)"]
+    assert next(retrans.requests()).anomalies == (Anomaly("retransmission", count=1),)
 
     twice = _report(_frames(1, FRONT + [FRONT[-1]] + BACK + END))
-    assert "repeated-step: request ×2" in [str(a) for a in next(twice.requests()).anomalies]
+    assert Anomaly("repeated-step", steps=("request",), count=2) in next(
+        twice.requests()).anomalies
 
     no_fin = _report(_frames(1, FRONT + BACK + END[:3]))
-    assert "missing-step: FIN-M3" in [str(a) for a in next(no_fin.requests()).anomalies]
+    assert Anomaly("missing-step", steps=("FIN-M3",)) in next(no_fin.requests()).anomalies
 
     bad = _report(_frames(1, FRONT + END, status=502, backend="", evidence="none"))
-    assert "http-5xx: 502" in [str(a) for a in next(bad.requests()).anomalies]
+    assert Anomaly("http-5xx", status=502) in next(bad.requests()).anomalies
+
+
+# Each code's structured form → the lbreport/1 string (JSON, CSV) and the two sentences.
+_PHRASED = [
+    (Anomaly("no-response"), "no-response", "no response", "sin respuesta"),
+    (Anomaly("missing-step", steps=("request",)), "missing-step: request",
+     "missing step: request", "falta el paso: petición"),
+    (Anomaly("repeated-step", steps=("up-FIN-backend",), count=2),
+     "repeated-step: up-FIN-backend ×2", "repeated step: up-FIN-backend ×2",
+     "paso repetido: up-FIN-servidor ×2"),
+    (Anomaly("rst", path=("M1", "M3")), "rst: M1→M3", "connection reset (RST): M1→M3",
+     "conexión abortada (RST): M1→M3"),
+    (Anomaly("retransmission", count=2), "retransmission: 2 frame(s)",
+     "retransmission: 2 frame(s)", "retransmisión: 2 trama(s)"),
+    (Anomaly("http-5xx", status=502), "http-5xx: 502", "server error: HTTP 502",
+     "error del servidor: HTTP 502"),
+    (Anomaly("upstream-5xx", status=503, backend="M1"), "upstream-5xx: 503 (M1)",
+     "a backend answered HTTP 503 (M1)", "un servidor final respondió HTTP 503 (M1)"),
+    (Anomaly("failover", path=("M1", "M2")), "failover: M1 → M2",
+     "failover between backends: M1 → M2",
+     "el balanceador cambió de servidor final (failover): M1 → M2"),
+    (Anomaly("no-upstream"), "no-upstream", "no upstream request from M3 in the capture",
+     "no aparece en la captura la petición de M3 a ningún servidor final"),
+]
+
+
+@pytest.mark.parametrize(("anomaly", "contract", "en", "es"), _PHRASED,
+                         ids=[a.code for a, *_ in _PHRASED])
+def test_anomaly_words_come_from_the_renderers(anomaly: Anomaly, contract: str, en: str,
+                                               es: str) -> None:
+    from lbreport.messages import set_language
+    from lbreport.render.common import anomaly as sentence
+    from lbreport.render.json import anomaly_text
+
+    assert anomaly_text(anomaly) == contract
+    try:
+        set_language("es")
+        assert sentence(anomaly) == es
+    finally:
+        set_language("en")
+    assert sentence(anomaly) == en
 
 
 def _many(backends: list[str]) -> list[Record]:

@@ -55,4 +55,5 @@ def test_back_leg_repeats_use_back_leg_names() -> None:
     names = ["up-SYN", "up-SYN/ACK", "up-ACK", "up-request", "up-response", "up-FIN-backend",
              "up-FIN-backend", "up-FIN-M3", "up-last-ACK"]
     found = _leg_anomalies([step(n, i) for i, n in enumerate(names)], STEPS["back"], False)
-    assert [(a.code, a.detail) for a in found] == [("repeated-step", "up-FIN-backend ×2")]
+    assert [(a.code, a.steps, a.count) for a in found] == [
+        ("repeated-step", ("up-FIN-backend",), 2)]

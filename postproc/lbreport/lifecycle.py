@@ -62,13 +62,19 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Anomaly:
-    """`code` is stable (JSON, translations key off it); `detail` is data (roles, counts)."""
+    """A departure from the lifecycle: a stable `code` (JSON, translations and batch key off
+    it) and structured details, never words: only renderers phrase it (render/common.py
+    through the catalogue; render/json.py the contract's string). Which fields a code uses:
+    missing-step: steps=(name,); repeated-step: steps=(name,), count; rst: path=(src, dst);
+    retransmission: count (frames); http-5xx: status; upstream-5xx: status, backend;
+    failover: path (backends in order); no-response, no-upstream: none."""
 
     code: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.detail}" if self.detail else self.code
+    steps: tuple[str, ...] = ()
+    count: int = 0
+    status: int | None = None
+    backend: str = ""
+    path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -663,19 +669,19 @@ def anomalies(
         for group in by_backend.values():
             found += _leg_anomalies(group, STEPS[BACK], judge_response=not sees_front)
         if len(by_backend) > 1:
-            found.append(Anomaly("failover", " → ".join(by_backend)))
+            found.append(Anomaly("failover", path=tuple(by_backend)))
 
-    resets = [f"{s.src_role}→{s.dst_role}" for s in steps if s.step in RESETS]
+    resets = [(s.src_role, s.dst_role) for s in steps if s.step in RESETS]
     for who in dict.fromkeys(resets):
-        found.append(Anomaly("rst", who))
+        found.append(Anomaly("rst", path=who))
     retrans = sum(1 for s in steps if "retrans" in s.flags)
     if retrans:
-        found.append(Anomaly("retransmission", f"{retrans} frame(s)"))
+        found.append(Anomaly("retransmission", count=retrans))
     if status is not None and status >= 500:
-        found.append(Anomaly("http-5xx", str(status)))
+        found.append(Anomaly("http-5xx", status=status))
     for backend, up_status in up_statuses:
         if up_status >= 500 and (sees_front or up_status != status):
-            found.append(Anomaly("upstream-5xx", f"{up_status} ({backend})"))
+            found.append(Anomaly("upstream-5xx", status=up_status, backend=backend))
     return tuple(dict.fromkeys(found))
 
 
@@ -691,7 +697,7 @@ def _leg_anomalies(steps: list[Step], names_of: TcpSteps, judge_response: bool) 
     v = names_of
 
     def missing(step: str) -> None:
-        found.append(Anomaly("missing-step", step))
+        found.append(Anomaly("missing-step", steps=(step,)))
 
     reset = v.rst in names
     # A SYN answered by RST is a refused connection: reported as the RST, not a missing step.
@@ -703,8 +709,8 @@ def _leg_anomalies(steps: list[Step], names_of: TcpSteps, judge_response: bool) 
     if v.syn in names and v.synack in names and v.ack not in names and v.request not in names:
         missing(v.ack)
     if v.request in names and v.response not in names:
-        found.append(Anomaly("no-response") if judge_response else Anomaly("missing-step",
-                                                                           v.response))
+        found.append(Anomaly("no-response") if judge_response else
+                     Anomaly("missing-step", steps=(v.response,)))
     if v.response in names and v.request not in names:
         missing(v.request)
     # A back-leg connection may outlive its requests (pooled by the balancer, closed by
@@ -719,7 +725,7 @@ def _leg_anomalies(steps: list[Step], names_of: TcpSteps, judge_response: bool) 
             missing(v.last_ack)
     for name in v.once:
         if counts[name] > 1:
-            found.append(Anomaly("repeated-step", f"{name} ×{counts[name]}"))
+            found.append(Anomaly("repeated-step", steps=(name,), count=counts[name]))
     return found
 
 

@@ -11,7 +11,7 @@ from lbreport.lifecycle import (
     Report,
     Request,
 )
-from lbreport.messages import has, t
+from lbreport.messages import has, step_name, t
 
 
 def capture_point(report: Report) -> str:
@@ -28,7 +28,11 @@ def roles_source(report: Report) -> str:
 
 
 def anomaly(a: Anomaly) -> str:
-    return t(f"anom.{a.code}", detail=a.detail)
+    """An anomaly in the reader's language: its details go into the catalogue's sentence, and
+    the step names in it through the step catalogue (as on the ladder)."""
+    return t(f"anom.{a.code}", step=", ".join(step_name(s) for s in a.steps), count=a.count,
+             status=a.status, backend=a.backend, path=" → ".join(a.path),
+             src=a.path[0] if a.path else "", dst=a.path[-1] if a.path else "")
 
 
 def evidence(ev: str) -> str:

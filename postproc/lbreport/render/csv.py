@@ -7,6 +7,7 @@ from typing import TextIO
 
 from lbreport.lifecycle import TIMING_KEYS, Report
 from lbreport.messages import t
+from lbreport.render.json import anomaly_text
 from lbreport.render.safe import csv_cell
 
 COLUMNS = [
@@ -30,5 +31,6 @@ def render(report: Report, out: TextIO) -> None:
             req.evidence,
             len(req.steps),
             *timings,
-            csv_cell("; ".join(str(a) for a in req.anomalies)),
+            # Cells stay data (README): the contract's strings, as in the JSON.
+            csv_cell("; ".join(anomaly_text(a) for a in req.anomalies)),
         ])  # fmt: skip

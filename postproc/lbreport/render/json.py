@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from lbreport import SCHEMA
-from lbreport.lifecycle import DirectRequest, Report, Request, Step
+from lbreport.lifecycle import Anomaly, DirectRequest, Report, Request, Step
 from lbreport.render import common
 
 
@@ -62,11 +62,32 @@ def _request_head(req: Request) -> dict[str, Any]:
     }
 
 
+def anomaly_text(a: Anomaly) -> str:
+    """The contract's string for an anomaly ("code" or "code: detail"), exactly as lbreport/1
+    has always written it; JSON and CSV are read by programs, so never translated."""
+    detail = ""
+    if a.code == "missing-step":
+        detail = a.steps[0]
+    elif a.code == "repeated-step":
+        detail = f"{a.steps[0]} ×{a.count}"
+    elif a.code == "rst":
+        detail = "→".join(a.path)
+    elif a.code == "retransmission":
+        detail = f"{a.count} frame(s)"
+    elif a.code == "http-5xx":
+        detail = str(a.status)
+    elif a.code == "upstream-5xx":
+        detail = f"{a.status} ({a.backend})"
+    elif a.code == "failover":
+        detail = " → ".join(a.path)
+    return f"{a.code}: {detail}" if detail else a.code
+
+
 def _request_tail(req: Request) -> dict[str, Any]:
     """A request's keys after its steps."""
     return {
         "timings": {k: _round(v) for k, v in req.timings.items()},
-        "anomalies": [str(a) for a in req.anomalies],
+        "anomalies": [anomaly_text(a) for a in req.anomalies],
     }
 
 
