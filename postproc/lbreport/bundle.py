@@ -28,6 +28,7 @@ from string import Template
 
 from lbreport import install, tshark
 from lbreport.errors import LbreportError
+from lbreport.messages import t
 
 GUIDES = ("GUIDE.en.md", "GUIDE.es.md")
 
@@ -42,7 +43,7 @@ class Bundle:
 def plugin_version() -> str:
     version = install.plugin_version(tshark.REPO_PLUGIN)
     if version is None:
-        raise LbreportError(f"{tshark.REPO_PLUGIN} declares no VERSION: cannot label the bundle")
+        raise LbreportError(t("bundle.err.no_version", path=tshark.REPO_PLUGIN))
     return version
 
 
@@ -67,7 +68,7 @@ def guide(name: str, version: str) -> str:
 
 def build(output: Path) -> Bundle:
     if not tshark.REPO_PLUGIN.is_file():
-        raise LbreportError(f"The plugin is missing from the repository: {tshark.REPO_PLUGIN}")
+        raise LbreportError(t("bundle.err.no_plugin", path=tshark.REPO_PLUGIN))
     version = plugin_version()
     files = install.profile_files()
     top = f"lblab-student-{version}"
@@ -82,7 +83,8 @@ def build(output: Path) -> Bundle:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
     except OSError as exc:
-        raise LbreportError(f"Cannot write {output}: {exc.strerror or exc}") from None
+        raise LbreportError(t("bundle.err.write", path=output,
+                              reason=exc.strerror or exc)) from None
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as z:
             for name, data in entries:

@@ -46,7 +46,8 @@ def run_checks() -> list[Check]:
         return [*checks, Check(t("doc.plugin"), False, exc.message)]
     info = runner.info
     checks.append(Check(t("doc.version", minimum=minimum), True, _version_detail(info)))
-    checks.append(Check(t("doc.lua"), True, f"Lua {info.lua}" if info.lua else "Lua"))
+    checks.append(Check(t("doc.lua"), True,
+                        t("doc.lua_version", version=info.lua) if info.lua else "Lua"))
     installed = tshark.installed_plugin(runner.listing)
     where = (t("doc.plugin_installed", path=installed) if installed
              else t("doc.plugin_repo", path=tshark.REPO_PLUGIN))

@@ -61,7 +61,7 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
     def text(self) -> str:
-        return "\n".join([*self.done, *(f"warning: {w}" for w in self.warnings)])
+        return "\n".join([*self.done, *(t("install.warning", text=w) for w in self.warnings)])
 
 
 def parse_folders(text: str) -> Folders:
@@ -74,10 +74,7 @@ def parse_folders(text: str) -> Folders:
             found[key] = Path(value.strip())
     missing = [name for name, key in _FOLDER_KEYS.items() if key not in found]
     if missing:
-        raise LbreportError(
-            "`tshark -G folders` did not name these folders: " + ", ".join(missing)
-            + ". Is this Wireshark built with Lua?"
-        )
+        raise LbreportError(t("install.err.folders", missing=", ".join(missing)))
     return Folders(**found)
 
 
@@ -138,14 +135,14 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def _write_error(path: Path, exc: OSError, system: bool) -> LbreportError:
-    hint = " (--system writes Wireshark's global folder: run it as root)" if system else ""
-    return LbreportError(f"Cannot write {path}: {exc.strerror or exc}{hint}")
+    key = "install.err.write_system" if system else "install.err.write"
+    return LbreportError(t(key, path=path, reason=exc.strerror or exc))
 
 
 def profile_files() -> list[Path]:
     """The files of the repository's LB-Lab profile (what install copies, uninstall removes)."""
     if not REPO_PROFILE.is_dir():
-        raise LbreportError(f"The LB-Lab profile is missing from the repository: {REPO_PROFILE}")
+        raise LbreportError(t("install.err.no_profile", path=REPO_PROFILE))
     return sorted(p for p in REPO_PROFILE.iterdir() if p.is_file())
 
 
@@ -154,25 +151,25 @@ def install(system: bool = False, folders: Folders | None = None) -> Outcome:
     into the personal profiles folder; replace older copies and say which version they were."""
     folders = folders or wireshark_folders()
     if not tshark.REPO_PLUGIN.is_file():
-        raise LbreportError(f"The plugin is missing from the repository: {tshark.REPO_PLUGIN}")
+        raise LbreportError(t("install.err.no_plugin", path=tshark.REPO_PLUGIN))
     files = profile_files()
-    new_version = plugin_version(tshark.REPO_PLUGIN) or "unknown"
+    new_version = plugin_version(tshark.REPO_PLUGIN) or t("install.version_unknown")
     out = Outcome()
 
     target = folders.lua(system) / tshark.PLUGIN_NAME
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            what = f"installed plugin {new_version}"
+            what = t("install.installed", version=new_version, path=target)
         elif _sha(target) == _sha(tshark.REPO_PLUGIN):
-            what = f"plugin {new_version} already installed (identical)"
+            what = t("install.identical", version=new_version, path=target)
         else:
-            old = plugin_version(target) or "of unknown version"
-            what = f"replaced plugin {old} with {new_version}"
+            old = plugin_version(target) or t("install.unknown_version")
+            what = t("install.replaced", old=old, version=new_version, path=target)
         _copy(tshark.REPO_PLUGIN, target)
     except OSError as exc:
         raise _write_error(target, exc, system) from None
-    out.done.append(f"{what}: {target}")
+    out.done.append(what)
 
     profile_dir = folders.profiles / PROFILE_NAME
     try:
@@ -180,13 +177,13 @@ def install(system: bool = False, folders: Folders | None = None) -> Outcome:
         for src in files:
             dst = profile_dir / src.name
             if not dst.exists():
-                verb = "installed"
+                key = "install.profile_installed"
             elif _sha(dst) == _sha(src):
-                verb = "unchanged"
+                key = "install.profile_unchanged"
             else:
-                verb = "replaced"
+                key = "install.profile_replaced"
             _copy(src, dst)
-            out.done.append(f"{verb} profile {PROFILE_NAME} file {src.name}: {dst}")
+            out.done.append(t(key, profile=PROFILE_NAME, name=src.name, path=dst))
     except OSError as exc:
         raise _write_error(profile_dir, exc, False) from None
 
@@ -196,14 +193,10 @@ def install(system: bool = False, folders: Folders | None = None) -> Outcome:
         out.warnings.append(_not_listed_reason(target, system))
     for version, path in copies:
         if path.resolve() != target.resolve():
-            out.warnings.append(
-                f"another copy ({version}) is loaded too: {path}. Wireshark registers the lblab "
-                "protocol twice and the second copy fails; remove one (`lbreport install "
-                "--uninstall" + ("" if system else " --system") + "` if it is the other folder's)."
-            )
-    out.done.append(f"use it: wireshark -C {PROFILE_NAME} -r CAPTURE  (or pick the "
-                    f"{PROFILE_NAME} profile in the status bar); `lbreport report` now uses "
-                    "this copy")
+            command = "lbreport install --uninstall" + ("" if system else " --system")
+            out.warnings.append(t("install.other_copy", version=version, path=path,
+                                  command=command))
+    out.done.append(t("install.use_it", profile=PROFILE_NAME))
     return out
 
 
@@ -229,33 +222,33 @@ def uninstall(system: bool = False, folders: Folders | None = None) -> Outcome:
     if target.is_file():
         text = target.read_text(encoding="utf-8", errors="replace")
         if not _PROTO_RE.search(text):
-            raise LbreportError(f"{target} is not the lblab plugin (no Proto(\"lblab\")): left "
-                                "alone")
+            raise LbreportError(t("install.err.not_lblab", path=target))
         try:
             target.unlink()
         except OSError as exc:
             raise _write_error(target, exc, system) from None
-        out.done.append(f"removed plugin {version_of(text) or '(unknown version)'}: {target}")
+        out.done.append(t("install.removed", path=target,
+                          version=version_of(text) or t("install.unknown_version_paren")))
     else:
-        out.done.append(f"no plugin to remove at {target}")
+        out.done.append(t("install.nothing_to_remove", path=target))
 
     profile_dir = folders.profiles / PROFILE_NAME
     for src in profile_files():
         dst = profile_dir / src.name
         if dst.is_file():
             dst.unlink()
-            out.done.append(f"removed profile {PROFILE_NAME} file {src.name}: {dst}")
+            out.done.append(t("install.profile_removed", profile=PROFILE_NAME, name=src.name,
+                              path=dst))
     if profile_dir.is_dir():
         left = sorted(p.name for p in profile_dir.iterdir())
         if left:
-            out.warnings.append(f"kept {profile_dir}: it also holds {', '.join(left)}, written "
-                                "by Wireshark, not by install (delete the folder if you no "
-                                "longer want the profile)")
+            out.warnings.append(t("install.profile_kept", path=profile_dir,
+                                  files=", ".join(left)))
         else:
             profile_dir.rmdir()
-            out.done.append(f"removed profile folder {profile_dir}")
+            out.done.append(t("install.profile_folder_removed", path=profile_dir))
     else:
-        out.done.append(f"no {PROFILE_NAME} profile at {profile_dir}")
+        out.done.append(t("install.no_profile", profile=PROFILE_NAME, path=profile_dir))
     return out
 
 
@@ -266,12 +259,12 @@ def version_check(listing: str) -> tuple[bool, str]:
     repo = plugin_version(tshark.REPO_PLUGIN) if tshark.REPO_PLUGIN.is_file() else None
     copies = listed_plugins(listing)
     if not copies:
-        return repo is not None, f"{repo or 'unknown'} (repository copy, not installed)"
+        return repo is not None, t("install.version_repo",
+                                   version=repo or t("install.version_unknown"))
     if len(copies) > 1:
-        where = ", ".join(f"{v} at {p}" for v, p in copies)
-        return False, f"installed twice ({where}): remove one with `lbreport install --uninstall`"
+        where = ", ".join(t("install.version_at", version=v, path=p) for v, p in copies)
+        return False, t("install.version_twice", where=where)
     installed, path = copies[0]
     if repo is None or installed == repo:
-        return True, f"{installed} installed at {path}"
-    return False, (f"installed {installed} at {path} differs from the repository's {repo}: "
-                   "run `lbreport install` to update it")
+        return True, t("install.version_installed", version=installed, path=path)
+    return False, t("install.version_differs", version=installed, path=path, repo=repo)

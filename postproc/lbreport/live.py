@@ -37,6 +37,7 @@ from rich.console import Console
 from lbreport.config import Lab
 from lbreport.errors import LbreportError
 from lbreport.lifecycle import LifecycleBuilder, Report, Request
+from lbreport.messages import t
 from lbreport.pdml import Record
 from lbreport.render import json as render_json
 from lbreport.render import text as render_text
@@ -211,11 +212,11 @@ class _Output:
         self.errors = 0
 
     def started(self, iface: str, bpf: str, lab_text: str, write: Path | None) -> None:
-        lines = [f"lbreport live on {iface} (capture filter: {bpf})", f"roles: {lab_text}"]
+        lines = [t("live.started", iface=iface, bpf=bpf), t("live.roles", roles=lab_text)]
         if write:
-            lines.append(f"writing the capture to {write}")
-        lines.append("each request is shown once its connection is closed; Ctrl-C stops.")
-        lines.append("starting dumpcap and tshark with the lblab plugin…")
+            lines.append(t("live.writing", path=write))
+        lines.append(t("live.each_request"))
+        lines.append(t("live.starting"))
         if self.fmt == "text":
             for line in lines:
                 self.console.print(line)
@@ -227,7 +228,7 @@ class _Output:
     def capturing(self, iface: str) -> None:
         """Said once, when tshark really reads the interface: requests sent before this line
         are not seen."""
-        print(f"lbreport live: capturing now on {iface}.", file=self.err, flush=True)
+        print(t("live.capturing", iface=iface), file=self.err, flush=True)
 
     def request(self, req: Request) -> None:
         self.requests += 1
@@ -245,8 +246,8 @@ class _Output:
 
     def running(self) -> str:
         backends = ", ".join(f"{b} {n}" for b, n in sorted(self.per_backend.items()))
-        return (f"── live: {self.requests} request(s) · {backends or 'no backend yet'} · "
-                f"{self.errors} error(s) (5xx or no response)")
+        return t("live.running", requests=self.requests,
+                 backends=backends or t("live.no_backend_yet"), errors=self.errors)
 
     def final(self, report: Report) -> None:
         if self.fmt == "jsonl":
@@ -292,11 +293,12 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
             opts.write.parent.mkdir(parents=True, exist_ok=True)
             opts.write.touch()
         except OSError as exc:
-            raise LbreportError(f"Cannot write {opts.write}: {exc.strerror}") from None
+            raise LbreportError(t("live.err.write", path=opts.write,
+                                  reason=exc.strerror)) from None
 
     output = _Output(opts.fmt, out, err)
-    lab_text = (f"configured: {lab.source}" if roles_source == "configured"
-                else "inferred from the traffic (give --lab LAB.toml to fix them)")
+    lab_text = (t("live.roles_configured", source=lab.source) if roles_source == "configured"
+                else t("live.roles_inferred"))
     source = lc.LiveSource(opts.iface, bpf, runner, prefs, opts.write)
     tracker = LiveTracker()
 
@@ -357,11 +359,8 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
             if (not hinted and not tracker.records and clock() - started >= NO_PACKET_HINT_AFTER
                     and not stop_reason):
                 hinted = True
-                print(f"lbreport live: no packet yet: nothing matched the capture filter on "
-                      f"{opts.iface} in {NO_PACKET_HINT_AFTER:g} s (filter: {bpf}). Is the lab "
-                      "sending traffic through this interface (curl http://M3/ from the "
-                      "client)? Another interface, or --filter '' to see everything.",
-                      file=err, flush=True)
+                print(t("live.no_packet_yet", iface=opts.iface, bpf=bpf,
+                        seconds=f"{NO_PACKET_HINT_AFTER:g}"), file=err, flush=True)
     finally:
         source.stop()
         for s, handler in old.items():
@@ -370,18 +369,16 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     for req in tracker.due(clock(), everything=True):
         output.request(req)
     if lua_error:
-        print(f"lbreport live: the lblab plugin raised a Lua error: {lua_error}", file=err)
+        print(t("live.lua_error", detail=lua_error), file=err)
     if failure and not stop_reason:
-        raise LbreportError(f"the capture on {opts.iface} ended: {failure}")
+        raise LbreportError(t("live.err.ended", iface=opts.iface, reason=failure))
     if not tracker.records:
-        print(f"lbreport live: no packet was captured on {opts.iface} (filter: {bpf}).",
-              file=err)
+        print(t("live.no_packet", iface=opts.iface, bpf=bpf), file=err)
         return 0
     capture = str(opts.write) if opts.write else f"live:{opts.iface}"
     output.final(tracker.final_report(lab, capture, roles_source))
     if tracker.late_frames:
-        print(f"lbreport live: {tracker.late_frames} frame(s) arrived after their request was "
-              "printed; they are in the summary and the written file.", file=err)
+        print(t("live.late_frames", count=tracker.late_frames), file=err)
     return 0
 
 

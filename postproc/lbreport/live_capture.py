@@ -31,6 +31,7 @@ from typing import Any
 from lbreport import pipeline, tshark
 from lbreport.config import Lab, classic_lab
 from lbreport.errors import LbreportError
+from lbreport.messages import t
 from lbreport.pdml import Record
 
 # Record attribute for each lblab field (docs/fields.md); integer attributes are those whose
@@ -58,25 +59,18 @@ def check_interface(iface: str) -> None:
         return
     err = proc.stderr
     if "No such device" in err or "no such device" in err or "doesn't exist" in err:
-        raise LbreportError(
-            f"No such interface: {iface}. Interfaces dumpcap can capture on here:\n"
-            f"{_interfaces()}\n(On the lab host this is usually the host-only interface, e.g. "
-            "vboxnet0; inside M3, its own interface, e.g. eth0 or enp0s8.)"
-        )
+        raise LbreportError(t("live.err.no_iface", iface=iface, interfaces=_interfaces()))
     if "permission" in err.lower() or "not permitted" in err:
-        raise LbreportError(
-            f"No permission to capture on {iface}: run lbreport live as root (sudo), or let "
-            "your user capture: `sudo dpkg-reconfigure wireshark-common` (answer Yes), "
-            "`sudo usermod -aG wireshark $USER`, then log in again."
-        )
-    first = next((ln for ln in err.splitlines() if ln.strip()), "no message")
-    raise LbreportError(f"dumpcap cannot capture on {iface}: {first.removeprefix('dumpcap: ')}")
+        raise LbreportError(t("live.err.no_permission", iface=iface))
+    first = next((ln for ln in err.splitlines() if ln.strip()), t("live.no_message"))
+    raise LbreportError(t("live.err.dumpcap", iface=iface,
+                          reason=first.removeprefix("dumpcap: ")))
 
 
 def _interfaces() -> str:
     proc = subprocess.run(["dumpcap", "-D"], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=20)
-    return proc.stdout.strip() or "(none listed)"
+    return proc.stdout.strip() or t("live.none_listed")
 
 
 def capture_filter(lab: Lab) -> str:

@@ -188,15 +188,15 @@ EN: dict[str, str] = {
     "timing.na": "n/a",
     "ladder.frame": "frame",
     "ladder.time": "+ms",
-    # --- anomalies (code → sentence; detail is the JSON string after "code: ") ----------------
+    # --- anomalies (code → sentence from the Anomaly's fields; step names via step.*) ----
     "anom.no-response": "no response",
-    "anom.missing-step": "missing step: {detail}",
-    "anom.repeated-step": "repeated step: {detail}",
-    "anom.rst": "connection reset (RST): {detail}",
-    "anom.retransmission": "retransmission: {detail}",
-    "anom.http-5xx": "server error: HTTP {detail}",
-    "anom.upstream-5xx": "a backend answered HTTP {detail}",
-    "anom.failover": "failover between backends: {detail}",
+    "anom.missing-step": "missing step: {step}",
+    "anom.repeated-step": "repeated step: {step} ×{count}",
+    "anom.rst": "connection reset (RST): {src}→{dst}",
+    "anom.retransmission": "retransmission: {count} frame(s)",
+    "anom.http-5xx": "server error: HTTP {status}",
+    "anom.upstream-5xx": "a backend answered HTTP {status} ({backend})",
+    "anom.failover": "failover between backends: {path}",
     "anom.no-upstream": "no upstream request from M3 in the capture",
     # --- summary ----------------------------------------------------------------------------
     "sum.title": "Summary",
@@ -421,6 +421,99 @@ EN: dict[str, str] = {
     ),
     "batch.err.internal": "internal error: {detail}",
     "batch.err.jobs": "--jobs must be at least 1.",
+    # --- install, doctor, bundle, live (issue 14: every message in the catalogue) ---------
+    "install.warning": "warning: {text}",
+    "install.err.folders": (
+        "`tshark -G folders` did not name these folders: {missing}. Is this Wireshark built "
+        "with Lua?"
+    ),
+    "install.err.write": "Cannot write {path}: {reason}",
+    "install.err.write_system": (
+        "Cannot write {path}: {reason} (--system writes Wireshark's global folder: run it as "
+        "root)"
+    ),
+    "install.err.no_profile": "The LB-Lab profile is missing from the repository: {path}",
+    "install.err.no_plugin": "The plugin is missing from the repository: {path}",
+    "install.installed": "installed plugin {version}: {path}",
+    "install.identical": "plugin {version} already installed (identical): {path}",
+    "install.replaced": "replaced plugin {old} with {version}: {path}",
+    "install.unknown_version": "of unknown version",
+    "install.profile_installed": "installed profile {profile} file {name}: {path}",
+    "install.profile_unchanged": "unchanged profile {profile} file {name}: {path}",
+    "install.profile_replaced": "replaced profile {profile} file {name}: {path}",
+    "install.other_copy": (
+        "another copy ({version}) is loaded too: {path}. Wireshark registers the lblab "
+        "protocol twice and the second copy fails; remove one (`{command}` if it is the other "
+        "folder's)."
+    ),
+    "install.use_it": (
+        "use it: wireshark -C {profile} -r CAPTURE  (or pick the {profile} profile in the "
+        "status bar); `lbreport report` now uses this copy"
+    ),
+    "install.err.not_lblab": "{path} is not the lblab plugin (no Proto(\"lblab\")): left alone",
+    "install.removed": "removed plugin {version}: {path}",
+    "install.unknown_version_paren": "(unknown version)",
+    "install.nothing_to_remove": "no plugin to remove at {path}",
+    "install.profile_removed": "removed profile {profile} file {name}: {path}",
+    "install.profile_kept": (
+        "kept {path}: it also holds {files}, written by Wireshark, not by install (delete the "
+        "folder if you no longer want the profile)"
+    ),
+    "install.profile_folder_removed": "removed profile folder {path}",
+    "install.no_profile": "no {profile} profile at {path}",
+    "install.version_repo": "{version} (repository copy, not installed)",
+    "install.version_unknown": "unknown",
+    "install.version_at": "{version} at {path}",
+    "install.version_twice": (
+        "installed twice ({where}): remove one with `lbreport install --uninstall`"
+    ),
+    "install.version_installed": "{version} installed at {path}",
+    "install.version_differs": (
+        "installed {version} at {path} differs from the repository's {repo}: run `lbreport "
+        "install` to update it"
+    ),
+    "doc.lua_version": "Lua {version}",
+    "bundle.err.no_version": "{path} declares no VERSION: cannot label the bundle",
+    "bundle.err.no_plugin": "The plugin is missing from the repository: {path}",
+    "bundle.err.write": "Cannot write {path}: {reason}",
+    "live.started": "lbreport live on {iface} (capture filter: {bpf})",
+    "live.roles": "roles: {roles}",
+    "live.roles_configured": "configured: {source}",
+    "live.roles_inferred": "inferred from the traffic (give --lab LAB.toml to fix them)",
+    "live.writing": "writing the capture to {path}",
+    "live.each_request": "each request is shown once its connection is closed; Ctrl-C stops.",
+    "live.starting": "starting dumpcap and tshark with the lblab plugin…",
+    "live.capturing": "lbreport live: capturing now on {iface}.",
+    "live.running": (
+        "── live: {requests} request(s) · {backends} · {errors} error(s) (5xx or no response)"
+    ),
+    "live.no_backend_yet": "no backend yet",
+    "live.no_packet_yet": (
+        "lbreport live: no packet yet: nothing matched the capture filter on {iface} in "
+        "{seconds} s (filter: {bpf}). Is the lab sending traffic through this interface (curl "
+        "http://M3/ from the client)? Another interface, or --filter '' to see everything."
+    ),
+    "live.lua_error": "lbreport live: the lblab plugin raised a Lua error: {detail}",
+    "live.err.ended": "the capture on {iface} ended: {reason}",
+    "live.no_packet": "lbreport live: no packet was captured on {iface} (filter: {bpf}).",
+    "live.late_frames": (
+        "lbreport live: {count} frame(s) arrived after their request was printed; they are in "
+        "the summary and the written file."
+    ),
+    "live.err.write": "Cannot write {path}: {reason}",
+    "live.err.no_iface": (
+        "No such interface: {iface}. Interfaces dumpcap can capture on "
+        "here:\n{interfaces}\n(On the lab host this is usually the host-only interface, e.g. "
+        "vboxnet0; inside M3, its own interface, e.g. eth0 or enp0s8.)"
+    ),
+    "live.err.no_permission": (
+        "No permission to capture on {iface}: run lbreport live as root (sudo), or let your "
+        "user capture: `sudo dpkg-reconfigure wireshark-common` (answer Yes), `sudo usermod "
+        "-aG wireshark $USER`, then log in again."
+    ),
+    "live.err.dumpcap": "dumpcap cannot capture on {iface}: {reason}",
+    "live.no_message": "no message",
+    "live.none_listed": "(none listed)",
 }
 
 LANGUAGES = ("en", "es")

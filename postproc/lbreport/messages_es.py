@@ -207,13 +207,13 @@ ES: dict[str, str] = {
     "ladder.time": "+ms",
     # --- anomalías --------------------------------------------------------------------------------
     "anom.no-response": "sin respuesta",
-    "anom.missing-step": "falta el paso: {detail}",
-    "anom.repeated-step": "paso repetido: {detail}",
-    "anom.rst": "conexión abortada (RST): {detail}",
-    "anom.retransmission": "retransmisión: {detail}",
-    "anom.http-5xx": "error del servidor: HTTP {detail}",
-    "anom.upstream-5xx": "un servidor final respondió HTTP {detail}",
-    "anom.failover": "el balanceador cambió de servidor final (failover): {detail}",
+    "anom.missing-step": "falta el paso: {step}",
+    "anom.repeated-step": "paso repetido: {step} ×{count}",
+    "anom.rst": "conexión abortada (RST): {src}→{dst}",
+    "anom.retransmission": "retransmisión: {count} trama(s)",
+    "anom.http-5xx": "error del servidor: HTTP {status}",
+    "anom.upstream-5xx": "un servidor final respondió HTTP {status} ({backend})",
+    "anom.failover": "el balanceador cambió de servidor final (failover): {path}",
     "anom.no-upstream": "no aparece en la captura la petición de M3 a ningún servidor final",
     # --- resumen ----------------------------------------------------------------------------------
     "sum.title": "Resumen",
@@ -458,4 +458,100 @@ ES: dict[str, str] = {
     ),
     "batch.err.internal": "error interno: {detail}",
     "batch.err.jobs": "--jobs debe ser al menos 1.",
+    # --- install, doctor, bundle, live ----------------------------------------------------
+    "install.warning": "aviso: {text}",
+    "install.err.folders": (
+        "`tshark -G folders` no indicó estas carpetas: {missing}. ¿Está este Wireshark "
+        "compilado con Lua?"
+    ),
+    "install.err.write": "No se puede escribir {path}: {reason}",
+    "install.err.write_system": (
+        "No se puede escribir {path}: {reason} (--system escribe en la carpeta global de "
+        "Wireshark: ejecútalo como root)"
+    ),
+    "install.err.no_profile": "Falta el perfil LB-Lab en el repositorio: {path}",
+    "install.err.no_plugin": "Falta el plugin en el repositorio: {path}",
+    "install.installed": "plugin {version} instalado: {path}",
+    "install.identical": "el plugin {version} ya estaba instalado (idéntico): {path}",
+    "install.replaced": "plugin {old} sustituido por {version}: {path}",
+    "install.unknown_version": "de versión desconocida",
+    "install.profile_installed": "perfil {profile}, fichero {name} instalado: {path}",
+    "install.profile_unchanged": "perfil {profile}, fichero {name} sin cambios: {path}",
+    "install.profile_replaced": "perfil {profile}, fichero {name} sustituido: {path}",
+    "install.other_copy": (
+        "también se carga otra copia ({version}): {path}. Wireshark registra el protocolo "
+        "lblab dos veces y la segunda copia falla; quita una (`{command}` si es la de la otra "
+        "carpeta)."
+    ),
+    "install.use_it": (
+        "úsalo: wireshark -C {profile} -r CAPTURA  (o elige el perfil {profile} en la barra de "
+        "estado); `lbreport report` usa ahora esta copia"
+    ),
+    "install.err.not_lblab": "{path} no es el plugin lblab (no tiene Proto(\"lblab\")): no se toca",
+    "install.removed": "plugin {version} eliminado: {path}",
+    "install.unknown_version_paren": "(versión desconocida)",
+    "install.nothing_to_remove": "no hay ningún plugin que quitar en {path}",
+    "install.profile_removed": "perfil {profile}, fichero {name} eliminado: {path}",
+    "install.profile_kept": (
+        "se conserva {path}: contiene además {files}, escritos por Wireshark, no por install "
+        "(borra la carpeta si ya no quieres el perfil)"
+    ),
+    "install.profile_folder_removed": "carpeta del perfil eliminada: {path}",
+    "install.no_profile": "no hay perfil {profile} en {path}",
+    "install.version_repo": "{version} (copia del repositorio, sin instalar)",
+    "install.version_unknown": "desconocida",
+    "install.version_at": "{version} en {path}",
+    "install.version_twice": (
+        "instalado dos veces ({where}): quita una con `lbreport install --uninstall`"
+    ),
+    "install.version_installed": "{version} instalado en {path}",
+    "install.version_differs": (
+        "la versión instalada {version} en {path} no es la del repositorio ({repo}): ejecuta "
+        "`lbreport install` para actualizarla"
+    ),
+    "doc.lua_version": "Lua {version}",
+    "bundle.err.no_version": "{path} no declara VERSION: no se puede poner versión al paquete",
+    "bundle.err.no_plugin": "Falta el plugin en el repositorio: {path}",
+    "bundle.err.write": "No se puede escribir {path}: {reason}",
+    "live.started": "lbreport live en {iface} (filtro de captura: {bpf})",
+    "live.roles": "roles: {roles}",
+    "live.roles_configured": "configurados: {source}",
+    "live.roles_inferred": "deducidos del tráfico (da --lab LAB.toml para fijarlos)",
+    "live.writing": "escribiendo la captura en {path}",
+    "live.each_request": "cada petición se muestra cuando se cierra su conexión; Ctrl-C para.",
+    "live.starting": "arrancando dumpcap y tshark con el plugin lblab…",
+    "live.capturing": "lbreport live: capturando ya en {iface}.",
+    "live.running": (
+        "── en vivo: {requests} petición(es) · {backends} · {errors} error(es) (5xx o sin "
+        "respuesta)"
+    ),
+    "live.no_backend_yet": "aún ningún servidor final",
+    "live.no_packet_yet": (
+        "lbreport live: aún ningún paquete: nada coincidió con el filtro de captura en {iface} "
+        "en {seconds} s (filtro: {bpf}). ¿Pasa el tráfico del laboratorio por esta interfaz "
+        "(curl http://M3/ desde el cliente)? Prueba otra interfaz, o --filter '' para verlo "
+        "todo."
+    ),
+    "live.lua_error": "lbreport live: el plugin lblab dio un error de Lua: {detail}",
+    "live.err.ended": "la captura en {iface} terminó: {reason}",
+    "live.no_packet": "lbreport live: no se capturó ningún paquete en {iface} (filtro: {bpf}).",
+    "live.late_frames": (
+        "lbreport live: {count} trama(s) llegaron después de mostrar su petición; están en el "
+        "resumen y en el fichero escrito."
+    ),
+    "live.err.write": "No se puede escribir {path}: {reason}",
+    "live.err.no_iface": (
+        "No existe la interfaz {iface}. Interfaces en las que dumpcap puede capturar "
+        "aquí:\n{interfaces}\n(En el anfitrión del laboratorio suele ser la interfaz "
+        "solo-anfitrión, p. ej. vboxnet0; dentro de M3, su propia interfaz, p. ej. eth0 o "
+        "enp0s8.)"
+    ),
+    "live.err.no_permission": (
+        "Sin permiso para capturar en {iface}: ejecuta lbreport live como root (sudo), o deja "
+        "capturar a tu usuario: `sudo dpkg-reconfigure wireshark-common` (responde Sí), `sudo "
+        "usermod -aG wireshark $USER` y vuelve a iniciar sesión."
+    ),
+    "live.err.dumpcap": "dumpcap no puede capturar en {iface}: {reason}",
+    "live.no_message": "sin mensaje",
+    "live.none_listed": "(ninguna)",
 }
