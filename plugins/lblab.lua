@@ -632,6 +632,12 @@ function aux.infer_clients(roles, m3, inbound)
             if not roles[a] then roles[a] = "client" end
         end
     end
+    -- Only where no client talks to M3 in the capture (a backend's view): where the
+    -- front leg is seen, the clients are its hosts, and a value in a header (which a
+    -- damaged or forged frame can hold) names no one who is not in a packet header.
+    for addr in pairs(m3) do
+        if inbound[addr] then return end
+    end
     for h = 1, nh do
         local xff = h_xff[h]
         if xff and not roles[xff] and m3[c_a[h_conn[h]]] then roles[xff] = "client" end
