@@ -47,7 +47,7 @@ LangOption = Annotated[
 KeylogOption = Annotated[
     Path | None,
     typer.Option("--keylog", help="TLS key log (NSS format, e.g. from SSLKEYLOGFILE) to read "
-                 "HTTPS. Default: the lab file's [tls] keylog."),
+                 "HTTPS. Default: the lab file's tls.keylog."),
 ]
 
 
