@@ -81,9 +81,7 @@ def _noisy_report() -> Report:
     builder = LifecycleBuilder()
     for r in records:
         builder.add(r)
-    report = builder.finish()
-    report.capture = "noisy.pcapng"
-    return report
+    return builder.finish(capture="noisy.pcapng")
 
 
 def test_other_frames_by_kind_and_direct_requests() -> None:

@@ -3,6 +3,8 @@ No tshark here: records are built the way the plugin labels frames (docs/fields.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from lbreport.config import classic_lab, parse_lab, preferences
 from lbreport.errors import LbreportError
@@ -142,6 +144,29 @@ def _many(backends: list[str]) -> list[Record]:
                  FRONT + BACK + END]
         records += _frames(i, steps, start_frame=len(records) + 1, t0=100.0 + i, backend=b)
     return records
+
+
+def test_the_model_answers_complete_error_backends_lanes() -> None:
+    ok = next(_report(_frames(1, FRONT + BACK + END)).requests())
+    assert (ok.is_complete, ok.is_error) == (True, False)
+    unanswered = next(_report(_frames(1, FRONT, evidence="none", backend="")).requests())
+    assert (unanswered.is_complete, unanswered.is_error) == (False, True)
+    # A 502 went through every step: complete, and an error.
+    bad = next(_report(_frames(1, FRONT + BACK + END, status=502)).requests())
+    assert (bad.is_complete, bad.is_error) == (True, True)
+    no_fin = next(_report(_frames(1, FRONT + BACK + END[:3])).requests())
+    assert (no_fin.is_complete, no_fin.is_error) == (False, False)
+
+    rep = _report(_frames(1, FRONT + BACK + END), capture="x.pcapng", truncated=True)
+    assert (rep.capture, rep.truncated, rep.last_frame) == ("x.pcapng", True, 14)
+    rep_roles = {"client": [CLIENT], "M3": ["10.0.0.3"], "M2": ["10.0.0.2"]}
+    rep = dataclasses.replace(rep, roles=rep_roles)  # M2 named but idle: still a backend
+    assert rep.backends == ["M1", "M2"]
+    req = next(rep.requests())
+    assert req.lanes == ["client", "M3", "M1"]
+    assert rep.lanes(req) == ["client", "M3", "M1", "M2"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rep.capture = "patched"  # type: ignore[misc]
 
 
 def test_round_robin_verdicts() -> None:

@@ -27,10 +27,6 @@ from lbreport.render.safe import csv_cell, markdown_cell, printable
 # and what students zip up). Anything else in the folder (write-ups, truth files) is skipped.
 PATTERNS = ("*.pcapng", "*.pcap", "*.cap", "*.pcapng.gz", "*.pcap.gz")
 
-# Anomalies that mean a lifecycle did not run its course (retransmissions and 5xx don't:
-# the request still went through every step).
-INCOMPLETE = frozenset({"no-response", "missing-step", "no-upstream", "rst"})
-
 
 @dataclass(frozen=True, slots=True)
 class Row:
@@ -70,10 +66,8 @@ def summarise(name: str, report: Report) -> Row:
     for req in report.requests():
         if req.backend:
             backends.setdefault(req.backend, Counter())[req.evidence] += 1
-        codes = [a.code for a in req.anomalies]
-        kinds.update(codes)
-        if req.status is not None and not INCOMPLETE.intersection(codes):
-            complete += 1
+        kinds.update(a.code for a in req.anomalies)
+        complete += req.is_complete
     return Row(
         file=name,
         requests=report.summary.requests,

@@ -105,6 +105,27 @@ class Request:
     answered_by_balancer: bool = False
     back_encrypted: bool = False  # the back leg is TLS too and unreadable (re-encryption)
 
+    @property
+    def is_complete(self) -> bool:
+        """Its lifecycle ran its course: answered, and no anomaly that cuts it short
+        (retransmissions and 5xx don't: the request still went through every step)."""
+        return self.status is not None and not any(a.code in INCOMPLETE for a in self.anomalies)
+
+    @property
+    def is_error(self) -> bool:
+        """What a student calls a failed request: a server error (5xx) or no answer at all."""
+        return self.status is None or self.status >= 500
+
+    @property
+    def lanes(self) -> list[str]:
+        """The roles its steps touch ("?" for an unnamed end), in role order."""
+        return role_sort({s.src_role or "?" for s in self.steps}
+                         | {s.dst_role or "?" for s in self.steps})
+
+
+# Anomaly codes that mean a request's lifecycle did not run its course.
+INCOMPLETE = frozenset({"no-response", "missing-step", "no-upstream", "rst"})
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyCheck:
@@ -485,7 +506,12 @@ class LifecycleBuilder:
         return acc
 
     def finish(self, *, policy: str = "", weights: dict[str, int] | None = None,
-               configured_backends: Iterable[str] = ()) -> Report:
+               configured_backends: Iterable[str] = (), capture: str = "",
+               roles_source: str = "inferred", lab_source: str = "", truncated: bool = False,
+               keylog: str = "") -> Report:
+        """The finished report: everything a renderer reads is set here (where the capture
+        came from, how roles were chosen, whether tshark stopped early), never patched on
+        afterwards."""
         capture_point = _capture_point(self.legs, self.back_roles)
         first_time = self.first_time or 0.0
         order = self._indexes()
@@ -536,8 +562,9 @@ class LifecycleBuilder:
         )
         roles = {role: self.roles[role] for role in role_sort(self.roles)}
         direct = tuple(self._direct[i].freeze() for i in sorted(self._direct))
-        return Report(self, capture_point, roles, summary, first_time, order,
-                      direct_requests=direct)
+        return Report(self, capture_point, roles, summary, first_time, order, capture=capture,
+                      roles_source=roles_source, lab_source=lab_source, truncated=truncated,
+                      last_frame=self.last_frame, direct_requests=direct, keylog=keylog)
 
     # -- one request ------------------------------------------------------------------------
 
@@ -592,9 +619,11 @@ def _status(acc: _Acc, capture_point: str) -> int:
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Report:
-    """The model every renderer reads. Requests are rebuilt lazily, one at a time."""
+    """The model every renderer reads, finished by `LifecycleBuilder.finish` and never changed
+    afterwards (frozen: one per capture, so it costs nothing). Requests are rebuilt lazily,
+    one at a time, from the builder it keeps (private: renderers only call `requests()`)."""
 
     _builder: LifecycleBuilder
     capture_point: str  # "client" | "M3" | a backend role ("M2") | "unknown"
@@ -614,6 +643,19 @@ class Report:
         b = self._builder
         for index in self._order:
             yield b._request(b._acc(index), self.first_time, self.capture_point)
+
+    @property
+    def backends(self) -> list[str]:
+        """Every backend of the farm, in role order: those that served a request and those
+        the roles name (M1, M2, M4…: "M3 is the balancer"), known even when idle."""
+        served = (b for b in self.summary.backend_distribution if b != "unknown")
+        return role_sort({*served, *(r for r in self.roles if r[:1] == "M" and r != "M3")})
+
+    def lanes(self, request: Request) -> list[str]:
+        """A ladder's lanes for `request`: the capture's roles (client, M3, M1, M2…) plus any
+        other role it touches (broadcast for ARP), in role order. The same lanes for every
+        request of a capture, so diagrams compare at a glance."""
+        return role_sort(set(self.roles) | set(request.lanes))
 
 
 # -- measures and verdicts (pure functions of a request's steps) -----------------------------

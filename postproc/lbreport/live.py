@@ -172,12 +172,9 @@ class LiveTracker:
             elif r.req:
                 r = dataclasses.replace(r, req=0)  # a predicted handshake with no request
             builder.add(r)
-        report = builder.finish(policy=lab.policy, weights=lab.weights,
-                                configured_backends=list(lab.backends))
-        report.capture = capture
-        report.roles_source = roles_source
-        report.lab_source = lab.source
-        return report
+        return builder.finish(policy=lab.policy, weights=lab.weights,
+                              configured_backends=list(lab.backends), capture=capture,
+                              roles_source=roles_source, lab_source=lab.source)
 
 
 def _final_labels(records: list[Record]) -> list[Record]:
@@ -233,7 +230,7 @@ class _Output:
     def request(self, req: Request) -> None:
         self.requests += 1
         self.per_backend[req.backend or "unknown"] += 1
-        if req.status is None or req.status >= 500:
+        if req.is_error:  # the model's definition, as in the report
             self.errors += 1
         if self.fmt == "jsonl":
             self.out.write(json.dumps(render_json.request_json(req), ensure_ascii=False) + "\n")

@@ -126,7 +126,9 @@ def build_report(
         warn(t("warn.truncated", path=capture, frames=builder.frames_total))
 
     report = builder.finish(
-        policy=lab.policy, weights=lab.weights, configured_backends=list(lab.backends)
+        policy=lab.policy, weights=lab.weights, configured_backends=list(lab.backends),
+        capture=str(capture), roles_source=roles_source, lab_source=lab.source,
+        truncated=outcome.truncated, keylog=str(keylog) if keylog is not None else "",
     )
     if report.summary.requests == 0:
         if outcome.truncated:
@@ -144,12 +146,6 @@ def build_report(
             raise LbreportError(t("err.no_http_at_all", path=capture, frames=builder.frames_total,
                                   ports=", ".join(map(str, lab.ports or (80,)))))
         raise LbreportError(t("err.no_http", path=capture, frames=builder.frames_total))
-    report.capture = str(capture)
-    report.roles_source = roles_source
-    report.lab_source = lab.source
-    report.truncated = outcome.truncated
-    report.last_frame = builder.last_frame
-    report.keylog = str(keylog) if keylog is not None else ""
     return report
 
 

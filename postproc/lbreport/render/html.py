@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from lbreport import __version__
-from lbreport.lifecycle import BACK, FRONT, TIMING_KEYS, Report, Request, Step, role_sort
+from lbreport.lifecycle import BACK, FRONT, TIMING_KEYS, Report, Request, Step
 from lbreport.messages import language, step_name, t
 from lbreport.render import common
 from lbreport.render.safe import printable
@@ -79,22 +79,13 @@ class _Row:
 # -- sequence diagram ----------------------------------------------------------------------
 
 
-def lanes(report: Report, req: Request) -> list[str]:
-    """The report's roles (client, M3, M1, M2…), plus any other role this request touches
-    (broadcast for ARP), in the ladder's order. Same lanes for every request of a capture,
-    so diagrams can be compared at a glance."""
-    roles = set(report.roles) | {s.src_role or "?" for s in req.steps}
-    roles |= {s.dst_role or "?" for s in req.steps}
-    return role_sort(roles)
-
-
 def _step_label(s: Step) -> str:
     name = step_name(s.step)
     return f"{name} {s.arp_target}" if s.arp_target else name
 
 
 def diagram(report: Report, req: Request) -> str:
-    order = lanes(report, req)
+    order = report.lanes(req)
     x = {role: LEFT + i * LANE_GAP for i, role in enumerate(order)}
     width = LEFT + (len(order) - 1) * LANE_GAP + 90
     height = TOP + ROW * len(req.steps) + 16
@@ -410,8 +401,7 @@ def _request(report: Report, req: Request, is_open: bool) -> str:
 
 def render(report: Report, out: TextIO) -> None:
     rows = _rows(report)
-    backends = [b for b in report.summary.backend_distribution if b != "unknown"]
-    backends = role_sort({*backends, *(r for r in report.roles if r[:1] == "M" and r != "M3")})
+    backends = report.backends
     out.write(
         f'<!DOCTYPE html>\n<html lang="{language()}"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -5,21 +5,16 @@
         2    0.081  │<───SYN/ACK─────│               │
 
 Used by the text and Markdown renderers; the HTML renderer (issue 6) draws the same
-lanes and arrows as SVG from `lanes()` and the request's steps.
+lanes and arrows as SVG from the model's lanes (`Report.lanes`) and the request's steps.
 """
 
 from __future__ import annotations
 
-from lbreport.lifecycle import Request, Step, role_sort
+from lbreport.lifecycle import Request, Step
 from lbreport.messages import step_name, t
 from lbreport.render.safe import printable
 
 LANE = 18  # columns between two lanes: the longest label ("up-FIN-backend") fits
-
-
-def lanes(request: Request) -> list[str]:
-    roles = {s.src_role or "?" for s in request.steps} | {s.dst_role or "?" for s in request.steps}
-    return role_sort(roles)
 
 
 def _label(s: Step) -> str:
@@ -28,7 +23,7 @@ def _label(s: Step) -> str:
 
 
 def ladder(request: Request) -> list[str]:
-    order = lanes(request)
+    order = request.lanes
     # Wider lanes only when a (translated) label would not fit: English output is unchanged.
     lane = max([LANE, *(len(_label(s)) + 4 for s in request.steps)])
     pos = {role: i * lane for i, role in enumerate(order)}
