@@ -64,24 +64,37 @@ def _dom(page: Path) -> lxml_html.HtmlElement:
 
 @pytest.mark.parametrize("name", ["classic-client", "classic-m3", "ab-concurrency"])
 def test_one_diagram_per_request_in_chromium(pages: dict[str, Path], name: str) -> None:
-    truth = _json(CAPTURES / f"{name}.pcapng")
+    """Checked against the truth file (what the lab's logs say happened), not against
+    lbreport's own JSON: a bug shared by the model and both renderers still fails here."""
+    truth = json.loads((CAPTURES / f"{name}.truth.json").read_text(encoding="utf-8"))
     dom = _dom(pages[name])
     requests = truth["requests"]
     diagrams = dom.xpath("//details[@class='req']//svg[contains(@class,'seq')]")
     assert len(diagrams) == len(requests)
-    for req, svg in zip(requests, diagrams, strict=True):
-        # One arrow per packet, in frame order, each labelled with its frame number.
+    seen: set[int] = set()
+    for svg in diagrams:
+        # One arrow per packet, in frame order, each a frame of the capture, none in two
+        # requests.
         numbers = svg.xpath(".//g[contains(@class,'arrow')]/text[@class='frame']")
         frames = [int(f.text) for f in numbers]
-        assert frames == [s["frame"] for s in req["steps"]]
+        assert frames and frames == sorted(frames) and 1 <= frames[0] <= frames[-1] <= \
+            truth["frames"]
+        assert not seen & set(frames)
+        seen |= set(frames)
         lanes = [tx.text for tx in svg.xpath(".//text[@class='lanename']")]
         assert lanes[:2] == ["client", "M3"]
         assert set(truth["roles"]) <= set(lanes)
-    # The table has a row per request, and the two charts are there.
-    assert len(dom.xpath("//table[@id='requests']/tbody/tr")) == len(requests)
+    # The table has the truth's requests (request line, status, backend where the capture
+    # point can tell: M3 sees the back leg), and the two charts are there.
+    rows = dom.xpath("//table[@id='requests']/tbody/tr")
+    cells = sorted((r.xpath("string(td[3])"), r.xpath("string(td[4])")) for r in rows)
+    assert cells == sorted((f"{q['method']} {q['uri']}", str(q["status"])) for q in requests)
+    if truth["capture_point"] == "M3":
+        backends = sorted(r.xpath("string(td[5])") for r in rows)
+        assert backends == sorted(q["backend"] for q in requests)
     assert dom.xpath("//svg[@id='chart-backends']") and dom.xpath("//svg[@id='chart-latency']")
     bars = dom.xpath("//svg[@id='chart-latency']/rect")
-    assert len(bars) == truth["summary"]["latency"]["count"]
+    assert len(bars) == sum(1 for q in requests if q["status"] is not None)
 
 
 def test_large_capture_is_collapsed_but_complete(pages: dict[str, Path]) -> None:

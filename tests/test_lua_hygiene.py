@@ -3,6 +3,7 @@ globals, keeps its extractors at file scope, never prints, resets its state."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -52,3 +53,42 @@ def test_state_reset_in_init_and_prefs_changed() -> None:
     prefs = re.search(r"function lblab\.prefs_changed\(\)(.*?)\nend", SOURCE, re.S)
     assert init and "reset_state()" in init.group(1)
     assert prefs and "reset_state()" in prefs.group(1) and "parse_prefs()" in prefs.group(1)
+
+
+# -- behaviour: what tshark prints with the plugin loaded (the greps above say less) ---------
+
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+
+
+def _tshark(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HOME="/nonexistent-lblab-home")  # no installed copy, no prefs
+    return subprocess.run(["tshark", *args], capture_output=True, text=True, check=False,
+                          env=env)
+
+
+@needs_tshark
+def test_loading_prints_nothing() -> None:
+    """`tshark -v` with the plugin is byte for byte what it is without (pyshark and doctor
+    parse it); `-G plugins` gains exactly the plugin's own line, and nothing on stderr."""
+    plain, loaded = _tshark("-v"), _tshark("-v", "-X", f"lua_script:{PLUGIN}")
+    assert (loaded.stdout, loaded.stderr) == (plain.stdout, plain.stderr)
+    plain, loaded = _tshark("-G", "plugins"), _tshark("-G", "plugins", "-X",
+                                                      f"lua_script:{PLUGIN}")
+    assert loaded.stderr == plain.stderr
+    added = [ln for ln in loaded.stdout.splitlines() if ln not in plain.stdout.splitlines()]
+    assert len(loaded.stdout.splitlines()) == len(plain.stdout.splitlines()) + 1
+    assert len(added) == 1 and added[0].split("\t")[0].endswith("lblab.lua"), added
+
+
+@needs_tshark
+def test_dissecting_prints_nothing() -> None:
+    """A print while dissecting would land in tshark's own output: with -T fields only the
+    frame numbers may come out, one per frame."""
+    capture = REPO / "captures" / "classic-m3.pcapng"
+    # -Y frame: with -2, tshark builds the tree (and so runs the plugin's fields) for it.
+    proc = _tshark("-n", "-2", "-Y", "frame", "-r", str(capture), "-X", f"lua_script:{PLUGIN}",
+                   "-T", "fields", "-e", "frame.number", "-e", "lblab.step")
+    assert proc.returncode == 0 and "Lua" not in proc.stderr, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [ln.split("\t")[0] for ln in lines] == [str(i) for i in range(1, len(lines) + 1)]
+    assert any(ln.split("\t")[1] for ln in lines)  # the plugin did label frames

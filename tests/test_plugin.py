@@ -156,10 +156,25 @@ def test_front_packets_carry_their_request(truth_path: Path) -> None:
     legs = [r for r in legs if r.conn in carrying]
     missing = [r.frame for r in legs if r.req is None]
     assert missing == [], f"front-leg frames without a request index: {missing[:20]}"
-    # Within one connection the index never goes backwards (HTTP/1). HTTP/2 streams of one
-    # connection are in flight together: their frames interleave.
-    if any(r.get("http_version") == "2" for r in truth["requests"]):
-        return
+
+
+# HTTP/2 streams of one connection are in flight together (their frames interleave): the
+# order check below applies to the other captures only, and is not generated for those.
+HTTP1_TRUTHS = [p for p in TRUTHS
+                if not any(r.get("http_version") == "2" for r in load_truth(p)["requests"])]
+
+
+@pytest.mark.parametrize("truth_path", HTTP1_TRUTHS,
+                         ids=[p.name.removesuffix(".truth.json") for p in HTTP1_TRUTHS])
+def test_request_index_never_goes_back_on_a_connection(truth_path: Path) -> None:
+    """HTTP/1: within one connection the index never goes backwards."""
+    truth = load_truth(truth_path)
+    labelled = label(capture_of(truth_path))
+    leg = "back" if is_backend_view(truth) else "front"
+    request_step = "up-request" if is_backend_view(truth) else "request"
+    carrying = {r.conn for r in labelled.rows if r.leg == leg and r.step == request_step}
+    legs = [r for r in labelled.rows if r.leg == leg and r.conn in carrying]
+    assert legs
     last: dict[int, int] = {}
     for row in legs:
         assert row.conn is not None and row.req is not None

@@ -183,9 +183,23 @@ def test_round_robin_verdicts() -> None:
 
 
 def test_latency_percentiles_are_observed_values() -> None:
-    lat = _report(_many(["M1", "M2"] * 50)).summary.latency
-    assert lat.basis == "time_to_first_byte" and lat.count == 100
-    assert lat.p50 == pytest.approx(0.006) and lat.max == pytest.approx(0.006)
+    # Spread latencies, fed out of order: nearest rank (ceil(n·p/100)-th smallest) by hand:
+    # sorted 1 2 3 5 8 13 21 34 55 89 ms → p50 5th = 8, p90 9th = 55, p99 10th = 89. A mean
+    # (23.1), an interpolated median (10.5) or p90 (58.4), or unsorted input all fail.
+    ttfb_ms = [34, 1, 89, 8, 3, 55, 2, 21, 13, 5]
+    records: list[Record] = []
+    for i, ms in enumerate(ttfb_ms, start=1):
+        frames = _frames(i, FRONT + END, start_frame=len(records) + 1, t0=100.0 + i)
+        at = next(k for k, r in enumerate(frames) if r.step == "response")
+        records += frames[:at] + [dataclasses.replace(r, time=r.time + ms / 1000)
+                                  for r in frames[at:]]
+    lat = _report(records).summary.latency
+    assert lat.basis == "time_to_first_byte" and lat.count == 10
+    # Each ttfb is the step gap (1 ms) plus the added delay.
+    assert lat.p50 == pytest.approx(0.009)
+    assert lat.p90 == pytest.approx(0.056)
+    assert lat.p99 == pytest.approx(0.090)
+    assert lat.max == pytest.approx(0.090)
 
 
 def test_classic_lab_preferences() -> None:

@@ -135,14 +135,31 @@ def test_roles_source() -> None:
                                                                                      "M3"}
 
 
-def test_failover_and_5xx_are_anomalies() -> None:
-    path = next((p for p in TRUTH_FILES if p.name.startswith("backend-down")), None)
-    if path is None:
-        pytest.skip("no backend-down capture")
-    truth, rep = _pairs(path)
+def _failing(truth: dict[str, Any]) -> bool:
+    return any(len(set(r.get("upstreams", []))) > 1 or (r["status"] or 0) >= 500
+               for r in truth["requests"])
+
+
+# Generated from the truths' content: only captures with a failover or a 5xx, so each case
+# has something to find (and the list itself must not be empty).
+FAILING = [p for p in TRUTH_FILES if _failing(json.loads(p.read_text()))]
+
+
+def test_some_capture_has_failures() -> None:
+    assert FAILING
+
+
+@pytest.mark.parametrize("truth_path", FAILING, ids=[p.name.split(".")[0] for p in FAILING])
+def test_failover_and_5xx_are_anomalies(truth_path: Path) -> None:
+    truth, rep = _pairs(truth_path)
+    assert truth["capture_point"] in ("client", "M3")  # the requests pair one to one
     for t_req, r in zip(truth["requests"], rep["requests"], strict=True):
-        anomalies = " ".join(r["anomalies"])
-        if len(set(t_req["upstreams"])) > 1:
-            assert "failover" in anomalies
-        if r["status"] and r["status"] >= 500:
-            assert "http-5xx" in anomalies
+        codes = [a.split(":", 1)[0] for a in r["anomalies"]]
+        tried = list(dict.fromkeys(t_req.get("upstreams", [])))
+        # The failover names the backends in the order M3 tried them (what the truth logs).
+        assert ("failover" in codes) == (len(tried) > 1 and truth["capture_point"] == "M3"), r
+        if len(tried) > 1 and truth["capture_point"] == "M3":
+            assert f"failover: {' → '.join(tried)}" in r["anomalies"], (tried, r["anomalies"])
+        assert ("http-5xx" in codes) == ((t_req["status"] or 0) >= 500), r
+        if (t_req["status"] or 0) >= 500:
+            assert f"http-5xx: {t_req['status']}" in r["anomalies"]
