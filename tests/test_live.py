@@ -9,6 +9,7 @@ permission) and the live bookkeeping on a reference capture read in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -266,3 +267,34 @@ def test_duration_ends_cleanly_and_says_nothing_was_captured(tmp_path: Path) -> 
     assert "Traceback" not in proc.stderr
     assert written.exists()
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("name", ["classic-m3", "browser-client"])
+def test_live_decodes_packets_like_the_report(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One decoder (pdml.py): pyshark's packets of a capture, as live reads them, give the
+    same records as the report's PdmlReader on tshark's own PDML of the same single pass."""
+    import io
+
+    import pyshark
+    from lbreport.pdml import PdmlReader
+
+    monkeypatch.setenv("HOME", "/nonexistent-lblab-home")  # only the repository's copy
+    capture = ROOT / "captures" / f"{name}.pcapng"
+    plugin = ["-X", f"lua_script:{ROOT / 'plugins' / 'lblab.lua'}"]
+    cap = pyshark.FileCapture(str(capture), custom_parameters=[*plugin, "-J", "lblab"],
+                              keep_packets=False)
+    try:
+        got = [live_capture.packet_record(p) for p in cap]
+    finally:
+        cap.close()
+    proc = subprocess.run(["tshark", "-r", str(capture), *plugin, "-T", "pdml", "-J", "lblab"],
+                          capture_output=True, check=True,
+                          env=dict(os.environ, HOME="/nonexistent-lblab-home"))
+    want = list(PdmlReader(io.BytesIO(proc.stdout)))
+    assert [e for _r, e in got] == [""] * len(want)  # no Lua error
+    assert any(r.req for r in want) and any(r.step for r in want)  # labelled, not empty
+    # Times: pyshark's epoch text and PDML's may round differently in the last digit.
+    assert [(r.frame, round(r.time, 6)) for r, _e in got] == [
+        (r.frame, round(r.time, 6)) for r in want]
+    strip = [dataclasses.replace(r, time=0.0) for r, _e in got]
+    assert strip == [dataclasses.replace(r, time=0.0) for r in want]

@@ -14,7 +14,6 @@ while still printing PDML, so the written file holds exactly the packets that we
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ipaddress
 import json
 import logging
@@ -24,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,20 +32,7 @@ from lbreport import pipeline, tshark
 from lbreport.config import Lab, classic_lab
 from lbreport.errors import LbreportError
 from lbreport.messages import t
-from lbreport.pdml import Record
-
-# Record attribute for each lblab field (docs/fields.md); integer attributes are those whose
-# default is an int, so the mapping follows `Record` if it grows.
-_ATTR = {f.name: f for f in dataclasses.fields(Record)}
-_FIELD_ATTR = {
-    f"lblab.{'backend_evidence' if name == 'evidence' else name}": name
-    for name in _ATTR
-    if name not in ("frame", "time", "role_defs")
-}
-_INT_ATTRS = {name for name, f in _ATTR.items()
-              if isinstance(f.default, int) and not isinstance(f.default, bool)}
-_BOOL_ATTRS = {name for name, f in _ATTR.items() if isinstance(f.default, bool)}
-
+from lbreport.pdml import Record, record_from_fields
 
 # --------------------------------------------------------------------------- before capturing
 
@@ -117,33 +104,20 @@ def choose_live_lab(lab_path: Path | None, iface: str) -> tuple[Lab, str]:
 
 
 def packet_record(pkt: Any) -> tuple[Record, str]:
-    """A pyshark PDML packet → (Record, Lua error text or "")."""
-    frame = int(pkt.number)
-    when = float(pkt.sniff_timestamp)
-    values: dict[str, Any] = {}
-    lua_error = ""
-    layer = pkt.lblab if "lblab" in pkt else None
-    if layer is not None:
-        for name, attr in _FIELD_ATTR.items():
-            field = layer.get_field(name)
-            if field is not None:
-                show = field.all_fields[0].show
-                if attr in _BOOL_ATTRS:  # PDML shows a boolean as "1" / "0"
-                    values[attr] = show not in ("0", "", "False")
-                else:
-                    values[attr] = int(show) if attr in _INT_ATTRS else show
-        defs = layer.get_field("lblab.role_def")
-        if defs is not None:
-            values["role_defs"] = tuple(f.show for f in defs.all_fields)
-        err = layer.get_field("_ws.lua.error")
-        if err is not None:
-            lua_error = str(err.all_fields[0].show)
-    for other in pkt.layers:
-        # A Lua error inside a dissector lands in the fake-field-wrapper as an unnamed item.
-        unnamed = other.get_field("") if hasattr(other, "get_field") else None
-        if unnamed is not None and "Lua Error" in str(unnamed.all_fields[0].show):
-            lua_error = lua_error or str(unnamed.all_fields[0].show)
-    return Record(frame, when, **values), lua_error
+    """A pyshark PDML packet → (Record, Lua error text or ""), decoded by pdml.py exactly as
+    the report decodes tshark's PDML: a new lblab field is parsed in one place."""
+    return record_from_fields(int(pkt.number), float(pkt.sniff_timestamp), _fields(pkt))
+
+
+def _fields(pkt: Any) -> Iterator[tuple[str, str]]:
+    """Every field pyshark kept, as PDML's (name, show): the lblab layer's (each occurrence:
+    role_def repeats), and the unnamed item where a Lua error inside a dissector lands."""
+    for layer in pkt.layers:
+        containers = getattr(layer, "_all_fields", None) or {}
+        for name, container in containers.items():
+            if layer.layer_name == "lblab" or name == "":  # pdml.py keeps only Lua errors
+                for f in container.all_fields:
+                    yield name, str(f.show)
 
 
 @dataclass(frozen=True, slots=True)

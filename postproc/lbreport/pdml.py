@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import IO
 
@@ -102,6 +102,52 @@ _PKT_FIELDS = ("lblab.req", "lblab.step", "lblab.src_role", "lblab.dst_role", "l
 _PKT_SLOTS = tuple(_SLOT[name] for name in _PKT_FIELDS)
 
 
+def decode_field(values: list, name: str, show: str, intern: Callable[[str], str]) -> bool:
+    """One lblab field (its PDML `show` text) into `values`, Record's fields in order: the one
+    place a field's name, type and the compact `lblab.pkt` layout are read, by the report
+    (PdmlReader) and by live (pyshark's packets). False: not a label (role_def, Lua errors and
+    unknown names are the caller's)."""
+    found = _SLOT.get(name)
+    if found is not None:
+        pos, kind = found
+        if kind == _INTERN:
+            values[pos] = intern(show)
+        elif kind == _INT:
+            values[pos] = int(show)
+        elif kind == _BOOL:
+            values[pos] = show not in ("0", "", "False")
+        else:
+            values[pos] = show
+        return True
+    if name == "lblab.pkt":
+        # Compact mode: the per-packet labels in one field, by position.
+        for (pos, kind), part in zip(_PKT_SLOTS, show.split(";"), strict=False):
+            if part:
+                values[pos] = int(part) if kind == _INT else intern(part)
+        return True
+    return False
+
+
+def record_from_fields(frame: int, time: float,
+                       fields: Iterable[tuple[str, str]]) -> tuple[Record, str]:
+    """A frame's (field name, show) pairs → (Record, first Lua error text or ""): for a PDML
+    packet already parsed by someone else (pyshark in live), decoded like PdmlReader does."""
+    values = _DEFAULTS.copy()
+    values[0], values[1] = frame, time
+    role_defs: list[str] = []
+    lua_error = ""
+    for name, show in fields:
+        if decode_field(values, name, show, _shared_intern):
+            continue
+        if name == "lblab.role_def":
+            role_defs.append(show)
+        elif name.startswith("_ws.lua") or (name != "_ws.lua.fake" and "Lua Error" in show):
+            lua_error = lua_error or show
+    if role_defs:
+        values[_ROLE_DEFS] = tuple(role_defs)
+    return Record(*values), lua_error
+
+
 class PdmlReader:
     """Iterate `Record`s from a PDML byte stream; keeps counters the caller checks afterwards."""
 
@@ -138,31 +184,15 @@ class PdmlReader:
     def _record(self, packet: etree._Element, intern: _Interner) -> Record:
         values = _DEFAULTS.copy()
         role_defs: list[str] | None = None
+        decode = decode_field
         for proto in packet:
             name = proto.get("name")
             if name == "lblab":
-                slot = _SLOT
                 for f in proto:
                     fname = f.get("name")
-                    found = slot.get(fname)
-                    if found is not None:
-                        pos, kind = found
-                        show = f.get("show", "")
-                        if kind == _INTERN:
-                            values[pos] = intern(show)
-                        elif kind == _INT:
-                            values[pos] = int(show)
-                        elif kind == _BOOL:
-                            values[pos] = show not in ("0", "", "False")
-                        else:
-                            values[pos] = show
-                    elif fname == "lblab.pkt":
-                        # Compact mode: the per-packet labels in one field, by position.
-                        for (pos, kind), part in zip(_PKT_SLOTS, f.get("show", "").split(";"),
-                                                     strict=False):
-                            if part:
-                                values[pos] = int(part) if kind == _INT else intern(part)
-                    elif fname == "lblab.role_def":
+                    if decode(values, fname, f.get("show", ""), intern):
+                        continue
+                    if fname == "lblab.role_def":
                         if role_defs is None:
                             role_defs = []
                         role_defs.append(f.get("show", ""))
@@ -203,6 +233,9 @@ class _Interner(dict):
 
     def __call__(self, s: str) -> str:
         return self.setdefault(s, s)
+
+
+_shared_intern = _Interner()  # live: labels are few, one table for the whole session
 
 
 class _Utf8Clean:
