@@ -12,9 +12,11 @@ if [ "${LBLAB_SKIP_VERSIONS:-}" = 1 ]; then
 else
     start=$SECONDS
     # A failed build doesn't stop the rest of the suite: those tests then fail, not skip.
-    bash scripts/wireshark-chroot.sh build \
-        || echo "test: building the Wireshark 4.4/4.6 chroots failed (see above)" >&2
-    echo "test: Wireshark 4.4/4.6 chroots ready in $((SECONDS - start))s" >&2
+    if bash scripts/wireshark-chroot.sh build; then
+        echo "test: Wireshark 4.4/4.6 chroots ready in $((SECONDS - start))s" >&2
+    else
+        echo "test: building the Wireshark 4.4/4.6 chroots failed (see above)" >&2
+    fi
     export LBLAB_REQUIRE_VERSIONS=1
 fi
 .venv/bin/ruff check postproc tests bench captures/lab
