@@ -143,7 +143,8 @@ F.h2_data = Field.new("http2.data.data")
 F.tls_content_type = Field.new("tls.record.content_type")
 F.tls_opaque_type = Field.new("tls.record.opaque_type")
 F.tls_handshake_type = Field.new("tls.handshake.type")
-F.tls_app_proto = Field.new("tls.app_data_proto")
+F.http_proto = Field.new("http")
+F.http2_proto = Field.new("http2")
 F.http_file_data = Field.new("http.file_data")
 F.arp_opcode = Field.new("arp.opcode")
 F.arp_src = Field.new("arp.src.proto_ipv4")
@@ -350,6 +351,12 @@ local h_status, h_marker, h_next, h_fidx, h_link, h_backlink, h_arp_backend, h_f
 --   version[h]              HTTP version of a request
 --   encrypted[h]            an exchange seen only as TLS records (no key log)
 --   streams[c][sid]         HTTP/2: the request of each stream of a connection
+--   decrypted[c]            an HTTPS connection whose HTTP the key log let tshark read
+--   merged[h]               an encrypted client record that is no request (HTTP/2 setup):
+--                           the request its frames belong to instead
+--   unseen[h]               a back-leg request that is a request of its own: an exchange
+--                           on the encrypted front request's connection (that value)
+--                           which the TLS records did not show apart
 --   pend[c]                 client data with no request yet on its connection (the first
 --                           segments of a request HTTP reassembles later), until it arrives
 --   refresh[a]              a unicast who-has / NS: the asker re-checks a known neighbour
@@ -399,7 +406,8 @@ local function reset_state()
     h_resp_frame, h_resp_time, h_status, h_marker, h_next = {}, {}, {}, {}, {}
     h_fidx, h_link, h_backlink, h_arp_backend, h_fail = {}, {}, {}, {}, {}
     X = { own_xff = {}, xff_all = {}, didx = {}, ndirect = 0, version = {}, encrypted = {},
-          streams = {}, pend = {}, refresh = {}, refresh_pair = {} }
+          streams = {}, pend = {}, refresh = {}, refresh_pair = {}, decrypted = {}, unseen = {},
+          merged = {} }
     nh = 0
     a_time, a_asker, a_subject, a_kind, a_front = {}, {}, {}, {}, {}
     na = 0
@@ -1111,9 +1119,10 @@ local function tls_step(from_a, len)
         if t == 2 then return S_TLS_SH end
         if t == 4 then return S_DATA end -- NewSessionTicket (readable with the key log)
     end
-    -- Decrypted (key log) application data that completes no HTTP message: a part
-    -- of one, or HTTP/2's own frames (SETTINGS, WINDOW_UPDATE...).
-    if F.tls_app_proto() ~= nil then return S_DATA end
+    -- Decrypted (key log) application data that completes no HTTP message: HTTP/2's
+    -- own frames (SETTINGS, WINDOW_UPDATE...) or an HTTP part. (tls.app_data_proto
+    -- names the port's protocol even when nothing could be decrypted.)
+    if F.http_proto() ~= nil or F.http2_proto() ~= nil then return S_DATA end
     local handshake, alert = false, false
     for _, fi in ipairs(kinds) do
         local k = fi.value
@@ -1126,8 +1135,19 @@ local function tls_step(from_a, len)
     -- TLS 1.3 hides the alert type: a client record too short to hold any HTTP
     -- request (2 bytes + type + tag + header) is its close_notify.
     if app and from_a and len <= 24 then return S_TLS_CLOSE end
+    -- Nor can fewer than 40 bytes hold one ("GET / HTTP/1.0" and the record's own
+    -- 22+ bytes): HTTP/2's small frames (SETTINGS ack, WINDOW_UPDATE) are data.
+    if app and from_a and len < 40 then return S_DATA end
     if app then return TLS_APP end
     return nil
+end
+
+-- Client data while no request waits for its response starts the next request
+-- (HTTP shows the method on the segment that completes it): it waits for it.
+local function pend(c, frame)
+    local waiting = X.pend[c]
+    if waiting == nil then waiting = {}; X.pend[c] = waiting end
+    tinsert(waiting, frame)
 end
 
 -- An encrypted request/response exchange as far as the records show it: client
@@ -1137,15 +1157,21 @@ local function record_tls(c, frame, pinfo, from_a, len, h)
     local step = tls_step(from_a, len)
     if step == nil then return S_DATA, h end
     if step ~= TLS_APP then return step, h end
+    if X.decrypted[c] then
+        -- The key log opened this connection: records that complete no message are
+        -- parts of one (a request's first segments wait for it, as in plain HTTP).
+        if from_a and c_resp_h[c] == 0 then pend(c, frame); return S_DATA, 0 end
+        return S_DATA, from_a and h or (c_resp_h[c] ~= 0 and c_resp_h[c] or h)
+    end
     if from_a then
-        if c_resp_h[c] == 0 then
-            h = new_request(c, frame, pinfo, "", "", nil)
-            X.encrypted[h] = true
-            provisional_request(h)
-            c_last_dir_resp[c] = false
-            return S_REQUEST, h
-        end
-        return S_DATA, c_last_h[c]
+        -- Every client record big enough to hold a request is one, also while another
+        -- is outstanding: HTTP/2 multiplexes streams (curl --http2, browsers), each
+        -- in its own record. Answers come in request order (FIFO), as far as known.
+        h = new_request(c, frame, pinfo, "", "", nil)
+        X.encrypted[h] = true
+        provisional_request(h)
+        c_last_dir_resp[c] = false
+        return S_REQUEST, h
     end
     local waiting = c_resp_h[c]
     if waiting ~= 0 and X.encrypted[waiting] then
@@ -1155,14 +1181,6 @@ local function record_tls(c, frame, pinfo, from_a, len, h)
         return S_RESPONSE, waiting
     end
     return S_DATA, h
-end
-
--- Client data while no request waits for its response starts the next request
--- (HTTP shows the method on the segment that completes it): it waits for it.
-local function pend(c, frame)
-    local waiting = X.pend[c]
-    if waiting == nil then waiting = {}; X.pend[c] = waiting end
-    tinsert(waiting, frame)
 end
 
 local function teardown_step(c, frame, from_a, flags, len, step)
@@ -1207,6 +1225,7 @@ function record_tcp(frame, pinfo, stream, tvb)
     local method, code, uri, version, sid, mfi
     if len > 0 then method, code, uri, version, sid, mfi = http_message() end
     local original = findings % 2 == 0 -- not a retransmission
+    if (method ~= nil or code ~= nil) and cfg.https[c_bport[c]] then X.decrypted[c] = true end
     if method ~= nil and from_a and original then
         h = record_request(c, frame, pinfo, message_bytes(mfi, tvb), method, uri, version, sid)
         if step == S_ACK then step = S_REQUEST end
@@ -1313,6 +1332,13 @@ end
 -- The front request a back-leg request h serves: the earliest unlinked front
 -- request with the same method and URI from the forwarded client that arrived
 -- before it and was answered after the backend answered.
+-- When a front request was answered, as far as the capture tells: an encrypted
+-- exchange's first server record may be a TLS 1.3 session ticket, not the answer.
+local function answered_at(f)
+    if X.encrypted[f] then return 0 end
+    return h_resp_time[f]
+end
+
 local function link_back_requests(fronts)
     -- When the balancer stamps X-Forwarded-For on what it forwards, a back-leg
     -- request without it is the balancer's own (a health check), never a client's.
@@ -1325,14 +1351,14 @@ local function link_back_requests(fronts)
         if h_fidx[h] == -1 and (h_xff[h] or not stamped) then -- a forwarded request
             local bt, brt = h_time[h], h_resp_time[h]
             while head <= #fronts and (h_link[fronts[head]] ~= 0
-                or (h_resp_time[fronts[head]] ~= 0 and h_resp_time[fronts[head]] < bt)) do
+                or (answered_at(fronts[head]) ~= 0 and answered_at(fronts[head]) < bt)) do
                 head = head + 1
             end
             local i = head
             while i <= #fronts do
                 local f = fronts[i]
                 if h_time[f] > bt then break end
-                local frt = h_resp_time[f]
+                local frt = answered_at(f)
                 if h_link[f] == 0 and (X.encrypted[f] or (h_method[f] == h_method[h] and h_uri[f] == h_uri[h]))
                     and (h_xff[h] == nil or h_xff[h] == c_a[h_conn[f]])
                     and (frt == 0 or brt == 0 or brt <= frt) then
@@ -1343,6 +1369,73 @@ local function link_back_requests(fronts)
             end
         end
     end
+end
+
+-- At M3, an encrypted client record that no back-leg request answers, on a
+-- connection whose other records the back legs do answer, is the connection's own
+-- traffic (HTTP/2's preface and settings), not a request: it joins the next
+-- request on its connection (the previous one at the end). Returns the new list.
+function aux.without_setup_records(fronts)
+    local linked = {}
+    for _, f in ipairs(fronts) do
+        if h_link[f] ~= 0 then linked[h_conn[f]] = true end
+    end
+    local kept = {}
+    for i, f in ipairs(fronts) do
+        local c = h_conn[f]
+        if X.encrypted[f] and h_link[f] == 0 and linked[c] then
+            local into = h_next[f] ~= 0 and h_next[f] or nil
+            if into == nil then
+                for j = i - 1, 1, -1 do
+                    if h_conn[fronts[j]] == c then into = fronts[j]; break end
+                end
+            end
+            X.merged[f] = into
+            h_fidx[f] = 0
+        else
+            tinsert(kept, f)
+            h_fidx[f] = #kept
+        end
+    end
+    return kept
+end
+
+-- A forwarded back-leg request that no front request explains, while that client
+-- had an encrypted connection to M3 open: an exchange the TLS records did not
+-- show apart (HTTP/2 streams, pipelined requests). It becomes a request of its
+-- own, numbered with the others in arrival order. Returns the new fronts list.
+function aux.with_unseen_exchanges(fronts)
+    local open = {} -- client address -> encrypted front requests
+    for _, f in ipairs(fronts) do
+        if X.encrypted[f] then
+            local a = c_a[h_conn[f]]
+            open[a] = open[a] or {}
+            tinsert(open[a], f)
+        end
+    end
+    if next(open) == nil then return fronts end
+    local added = false
+    for h = 1, nh do
+        if h_fidx[h] == -1 and h_backlink[h] == 0 and h_xff[h] and open[h_xff[h]] then
+            for _, f in ipairs(open[h_xff[h]]) do
+                local c = h_conn[f]
+                local closed = c_fin_a[c] ~= 0 and c_fin_a[c] < h_frame[h]
+                if h_time[f] <= h_time[h] and not closed then
+                    X.unseen[h] = f
+                    tinsert(fronts, h)
+                    added = true
+                    break
+                end
+            end
+        end
+    end
+    if not added then return fronts end
+    tsort(fronts, function(x, y)
+        if h_time[x] ~= h_time[y] then return h_time[x] < h_time[y] end
+        return x < y
+    end)
+    for i, f in ipairs(fronts) do h_fidx[f] = i end
+    return fronts
 end
 
 -- Index of the last front request that arrived at or before time t.
@@ -1460,6 +1553,8 @@ local function resolve()
     has_front = #fronts > 0
     if has_front then
         link_back_requests(fronts)
+        fronts = aux.without_setup_records(fronts)
+        fronts = aux.with_unseen_exchanges(fronts)
     else
         -- Seen from a backend: the back-leg requests are the requests.
         local n = 0
@@ -1524,6 +1619,7 @@ local function front_of_tcp_frame(c, h)
         h = c_first_h[c]
         if h == 0 then return c_fail_front[c] end
     end
+    if X.merged[h] then h = X.merged[h] end
     if h_fidx[h] == -1 then return h_backlink[h] end
     return h
 end
@@ -1578,6 +1674,7 @@ local function backend_of(front, visited)
 end
 
 local function client_of(front)
+    if X.unseen[front] then return c_client[h_conn[X.unseen[front]]] end
     local c = h_conn[front]
     if conn_leg(c) == LEG_BACK then return h_xff[front] end
     return c_client[c]
@@ -1595,6 +1692,8 @@ local function add_tcp_labels(t, frame, c, step, h)
     local leg, ra, rb = conn_roles(c)
     local rs, rd = ra, rb
     if step > FROM_B then step, rs, rd = step - FROM_B, rb, ra end
+    -- A record that turned out to be no request (HTTP/2 setup) is data of the one it joined.
+    if h ~= 0 and X.merged[h] and (step == S_REQUEST or step == S_RESPONSE) then step = S_DATA end
     if rs then label(t, 3, rs) end
     if rd then label(t, 4, rd) end
     if leg == LEG_FRONT then
@@ -1615,6 +1714,8 @@ local function add_tcp_labels(t, frame, c, step, h)
                 tree_add(t, pf.encrypted, true)
             else
                 tree_add(t, pf.method, h_method[h]); tree_add(t, pf.uri, h_uri[h])
+                -- What the client sent was encrypted; only the back leg is readable.
+                if X.unseen[h] then tree_add(t, pf.encrypted, true) end
             end
             tree_add(t, pf.scheme, cfg.https[c_bport[c]] and "https" or "http")
             if X.version[h] then tree_add(t, pf.http_version, X.version[h]) end

@@ -457,7 +457,14 @@ class LifecycleBuilder:
             elif not acc.method:
                 acc.method, acc.uri = r.method, r.uri
         if r.scheme or r.http_version or r.encrypted:
-            if r.leg == BACK:
+            if r.leg == BACK and r.encrypted and r.method:
+                # A readable back-leg request flagged encrypted: the plugin's exchange that
+                # the client's TLS records did not show apart (an HTTP/2 stream without the
+                # key log); the front is what is encrypted, and it is https.
+                acc.up_scheme = acc.up_scheme or r.scheme
+                acc.up_version = acc.up_version or r.http_version
+                acc.encrypted, acc.scheme = True, acc.scheme or "https"
+            elif r.leg == BACK:
                 acc.up_scheme = acc.up_scheme or r.scheme
                 acc.up_version = acc.up_version or r.http_version
                 acc.up_encrypted = acc.up_encrypted or r.encrypted
