@@ -1167,8 +1167,17 @@ local function record_tls(c, frame, pinfo, from_a, len, h)
         -- Every client record big enough to hold a request is one, also while another
         -- is outstanding: HTTP/2 multiplexes streams (curl --http2, browsers), each
         -- in its own record. Answers come in request order (FIFO), as far as known.
+        local first = c_first_h[c]
         h = new_request(c, frame, pinfo, "", "", nil)
         X.encrypted[h] = true
+        -- A connection's first record followed by another before any answer is the
+        -- HTTP/2 preface and settings (an HTTP/1 client waits for its response): it
+        -- joins the first real request.
+        if first ~= 0 and h_next[first] == h and X.encrypted[first]
+            and h_resp_frame[first] == 0 and not X.merged[first] then
+            X.merged[first] = h
+            if c_resp_h[c] == first then c_resp_h[c] = h end
+        end
         provisional_request(h)
         c_last_dir_resp[c] = false
         return S_REQUEST, h
@@ -1540,7 +1549,9 @@ local function resolve()
     for h = 1, nh do
         h_link[h], h_backlink[h], h_fail[h], h_arp_backend[h] = 0, 0, false, false
         local leg = conn_leg(h_conn[h])
-        if leg == LEG_FRONT then
+        if leg == LEG_FRONT and X.merged[h] then
+            h_fidx[h] = 0 -- no request: part of the one it joined
+        elseif leg == LEG_FRONT then
             tinsert(fronts, h)
             h_fidx[h] = #fronts
         elseif leg == LEG_BACK then
