@@ -575,6 +575,11 @@ class LifecycleBuilder:
 
     # -- one request ------------------------------------------------------------------------
 
+    def rebuild(self, index: int, first_time: float, capture_point: str) -> Request:
+        """Request `index` in full (for `Report.requests`: the report keeps only indexes and
+        rebuilds each request from here, from memory or the spill file, when it is read)."""
+        return self._request(self._acc(index), first_time, capture_point)
+
     def _request(self, acc: _Acc, first_time: float, capture_point: str) -> Request:
         labels = self._labels.values
         mask = _MASK
@@ -647,9 +652,9 @@ class Report:
     keylog: str = ""  # the TLS key log tshark was given, if any
 
     def requests(self) -> Iterator[Request]:
-        b = self._builder
+        rebuild = self._builder.rebuild
         for index in self._order:
-            yield b._request(b._acc(index), self.first_time, self.capture_point)
+            yield rebuild(index, self.first_time, self.capture_point)
 
     @property
     def backends(self) -> list[str]:
