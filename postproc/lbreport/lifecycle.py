@@ -515,12 +515,14 @@ class LifecycleBuilder:
     def finish(self, *, policy: str = "", weights: dict[str, int] | None = None,
                configured_backends: Iterable[str] = (), capture: str = "",
                roles_source: str = "inferred", lab_source: str = "", truncated: bool = False,
-               keylog: str = "") -> Report:
+               keylog: str = "", capture_point: str = "",
+               first_time: float | None = None) -> Report:
         """The finished report: everything a renderer reads is set here (where the capture
         came from, how roles were chosen, whether tshark stopped early), never patched on
-        afterwards."""
-        capture_point = _capture_point(self.legs, self.back_roles)
-        first_time = self.first_time or 0.0
+        afterwards. `capture_point` and `first_time`: a part of a capture (live builds one
+        request alone) judged and timed as the whole capture is."""
+        capture_point = capture_point or _capture_point(self.legs, self.back_roles)
+        first_time = (self.first_time or 0.0) if first_time is None else first_time
         order = self._indexes()
         statuses: Counter[str] = Counter()
         per_backend: Counter[str] = Counter()

@@ -148,11 +148,10 @@ class LiveTracker:
         builder = LifecycleBuilder()
         for r in _final_labels(records):
             builder.add(r)
-        report = builder.finish()
         # Times count from the capture's first frame, and anomalies are judged for the whole
         # capture's point of view (an M3 capture expects a back leg on every request).
-        report = dataclasses.replace(report, first_time=self.first_time or 0.0,
-                                     capture_point=self.capture_point())
+        report = builder.finish(first_time=self.first_time or 0.0,
+                                capture_point=self.capture_point())
         return next(report.requests())
 
     def final_report(self, lab: Lab, capture: str, roles_source: str) -> Report:
