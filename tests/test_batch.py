@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -43,9 +44,18 @@ def test_every_reference_capture_is_a_row() -> None:
         assert row["cut short"] == "no"
         expected_point = truth["capture_point"]
         assert row["capture point"] in (expected_point, "backend"), name
+        if (CAPTURES / name.replace(".pcapng", ".keys")).exists():
+            continue  # HTTPS without the key log: backends need the back leg or ARP
         for backend in {r["backend"] for r in visible if r["backend"]}:
             count = sum(1 for r in visible if r["backend"] == backend)
-            assert f"{backend}: {count} (" in row["backends (evidence)"], (name, row)
+            # From the client's seat a 304 or a HEAD names no backend (no body) and M3 may
+            # ask no ARP for it: those may be missing from the count, nothing else.
+            unknowable = sum(1 for r in visible if r["backend"] == backend
+                             and expected_point == "client"
+                             and (r["status"] == 304 or r["method"] == "HEAD"))
+            found = re.search(rf"\b{re.escape(backend)}: (\d+) \(", row["backends (evidence)"])
+            got = int(found.group(1)) if found else 0
+            assert count - unknowable <= got <= count, (name, backend, row)
         assert 0 <= int(row["complete"]) <= int(row["requests"])
     # What the captures are known for.
     assert rows["ab-concurrency.pcapng"]["complete"] == "200"
@@ -88,7 +98,7 @@ def test_broken_captures_are_rows_with_their_error(klass: Path, tmp_path: Path) 
     assert rows["luis/m3.pcapng"]["capture point"] == "M3"
     assert "not a" in rows["notes.pcapng"]["error"] and rows["notes.pcapng"]["requests"] == ""
     assert "empty file" in rows["empty.pcap"]["error"]
-    assert "none of its 1 frames belongs to an HTTP request" in rows["ssh.pcap"]["error"]
+    assert "none of its 1 frames is an HTTP request" in rows["ssh.pcap"]["error"]
     cut = rows["cut.pcapng"]  # what was read is reported, and the row says it was cut short
     assert cut["error"] == "" and cut["cut short"] == "yes" and int(cut["requests"]) >= 2
 
