@@ -113,19 +113,24 @@ _CAPTURE_MAGIC = (
 )  # fmt: skip
 
 
+def _head(path: Path, size: int, missing: str, directory: str, unreadable: str) -> bytes:
+    """The first bytes of a file the user named, or the catalogue's message for why not."""
+    if not path.exists():
+        raise LbreportError(t(missing, path=path))
+    if path.is_dir():
+        raise LbreportError(t(directory, path=path))
+    try:
+        with path.open("rb") as f:
+            return f.read(size)
+    except OSError as exc:
+        raise LbreportError(t(unreadable, path=path, reason=exc.strerror)) from None
+
+
 def check_capture(path: Path) -> bool:
     """Problems tshark would report less clearly. Returns whether the file starts like a
     pcap/pcapng (tshark's heuristics read other bytes as exotic formats: a short text file
     can pass for "MP4 media" and an empty one for ERF)."""
-    if not path.exists():
-        raise LbreportError(t("err.missing", path=path))
-    if path.is_dir():
-        raise LbreportError(t("err.directory", path=path))
-    try:
-        with path.open("rb") as f:
-            head = f.read(1 << 16)
-    except OSError as exc:
-        raise LbreportError(t("err.unreadable", path=path, reason=exc.strerror)) from None
+    head = _head(path, 1 << 16, "err.missing", "err.directory", "err.unreadable")
     if not head:
         raise LbreportError(t("err.empty_file", path=path))
     if cut_before_first_packet(head, path.stat().st_size):
@@ -352,15 +357,8 @@ class Runner:
 def check_keylog(path: Path) -> None:
     """A key log tshark could not use is ignored by tshark without a word (the report would
     just say "encrypted"): refuse it here, with the reason."""
-    if not path.exists():
-        raise LbreportError(t("err.keylog_missing", path=path))
-    if path.is_dir():
-        raise LbreportError(t("err.keylog_directory", path=path))
-    try:
-        with path.open("rb") as f:
-            head = f.read(1 << 12)
-    except OSError as exc:
-        raise LbreportError(t("err.keylog_unreadable", path=path, reason=exc.strerror)) from None
+    head = _head(path, 1 << 12, "err.keylog_missing", "err.keylog_directory",
+                 "err.keylog_unreadable")
     if not _KEYLOG_LINE.search(head):
         raise LbreportError(t("err.keylog_format", path=path))
 
