@@ -70,6 +70,8 @@ local pf = {
     direct = ProtoField.uint32("lblab.direct", "Direct request index (a client fetching from a backend itself)"),
     scheme = ProtoField.string("lblab.scheme", "Scheme of the request (http, https)"),
     http_version = ProtoField.string("lblab.http_version", "HTTP version of the request (1.0, 1.1, 2)"),
+    other_balancer = ProtoField.string("lblab.other_balancer",
+        "Another balancer in the capture, left out: address=HTTP requests it received"),
     debug = ProtoField.string("lblab.debug", "Debug: what the plugin inferred (preference lblab.debug)"),
     encrypted = ProtoField.bool("lblab.encrypted",
         "Encrypted: method, URI and status unreadable (no TLS key log)"),
@@ -237,7 +239,7 @@ do
         pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
         pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
         pf.marker, pf.arp_target, pf.role_def, pf.pkt, pf.client_xff, pf.kind, pf.direct,
-        pf.scheme, pf.http_version, pf.encrypted, pf.debug,
+        pf.scheme, pf.http_version, pf.encrypted, pf.debug, pf.other_balancer,
     }
     local function published(name, desc, names)
         fields[#fields + 1] = ProtoField.uint8("lblab.vocab." .. name, desc, base.DEC, names)
@@ -396,6 +398,7 @@ local frame_defs
 
 local function reset_state()
     aux.debug_log = {}
+    aux.left_out, aux.left_out_addrs = {}, {}
     fr_pk, fr_flags, fr_arp, fr_req = {}, {}, {}, {}
     c_a, c_b, c_aport, c_bport, c_t0, c_first_frame = {}, {}, {}, {}, {}, {}
     c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp = {}, {}, {}, {}, {}, {}
@@ -536,25 +539,52 @@ end
 -- 1. The balancer: configured, several addresses joined by X-Forwarded-For, or
 --    the host that receives HTTP from others and itself sends HTTP to third hosts.
 function aux.infer_balancer(inbound, outbound, xff_into)
-    local m3 = {}
-    for addr in pairs(cfg.balancer) do m3[addr] = true end
-    if next(m3) == nil then m3 = aux.balancer_by_aliases(inbound) end
-    if next(m3) ~= nil then return m3 end
     local best, best_score = nil, -1
+    local candidates = {}
     for x, sources in pairs(inbound) do
         for y in pairs(outbound[x] or {}) do
             if not sources[y] then
                 local score = count(sources)
+                candidates[x] = true
                 if aux.better(x, best, score, best_score) then best, best_score = x, score end
                 break
             end
         end
     end
-    if best then
-        m3[best] = true
-        return m3
+    local m3 = {}
+    for addr in pairs(cfg.balancer) do m3[addr] = true end
+    if next(m3) == nil then m3 = aux.balancer_by_aliases(inbound) end
+    if next(m3) == nil and best then m3[best] = true end
+    if next(m3) == nil then m3 = aux.balancer_of_one_server(inbound, xff_into) end
+    aux.note_left_out(candidates, m3, outbound)
+    return m3
+end
+
+-- Other hosts that also receive HTTP and forward it to third hosts: a second farm
+-- in the same capture (two captures merged). One balancer is explained; the others
+-- are named with how many requests they received, so that nothing is left out silently.
+function aux.note_left_out(candidates, m3, outbound)
+    local left = {}
+    for x in pairs(candidates) do
+        local serves_m3 = false
+        for a in pairs(m3) do
+            if (outbound[a] or {})[x] then serves_m3 = true end -- a backend of M3 (a chain)
+        end
+        if not m3[x] and not serves_m3 then tinsert(left, x) end
     end
-    return aux.balancer_of_one_server(inbound, xff_into)
+    tsort(left)
+    aux.left_out_addrs = left
+end
+
+-- "address=requests" for each balancer left out, counted once the whole capture is read.
+function aux.count_left_out()
+    local n = {}
+    for h = 1, nh do
+        local b = c_b[h_conn[h]]
+        n[b] = (n[b] or 0) + 1
+    end
+    aux.left_out = {}
+    for _, x in ipairs(aux.left_out_addrs) do tinsert(aux.left_out, x .. "=" .. (n[x] or 0)) end
 end
 
 -- 2. One visible server. If its requests carry X-Forwarded-For it is a backend
@@ -1590,6 +1620,7 @@ local function resolve()
 
     fr_req = {}
     h_label_backend, h_label_evidence = {}, {}
+    aux.count_left_out()
     resolved_gen = record_gen
     aux.dprint("resolved", { requests = #fronts, http_messages = nh, connections = nconn_max,
         direct = X.ndirect, neighbour_records = na })
@@ -1902,6 +1933,9 @@ function lblab.dissector(tvb, pinfo, tree)
         local defs = frame_defs[frame]
         if defs then
             for _, d in ipairs(defs) do tree_add(t, pf.role_def, d) end
+        end
+        if frame == 1 then
+            for _, b in ipairs(aux.left_out) do tree_add(t, pf.other_balancer, b) end
         end
     end
     if cfg.debug then aux.add_debug(t, frame, visited, c, step, h, front) end

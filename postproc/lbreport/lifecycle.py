@@ -195,6 +195,8 @@ class Summary:
     # those, how many had an unreadable (TLS) back leg too.
     encrypted: int = 0
     encrypted_both_legs: int = 0
+    # Another farm's balancer in the same capture (merged captures): address, requests it got.
+    other_balancers: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +400,8 @@ class LifecycleBuilder:
         self.legs: set[str] = set()
         self.back_roles: set[str] = set()
         self.http_requests_seen = 0  # HTTP requests in the capture, in a request or not
+        # Balancers of another farm in the same capture, left out: (address, requests).
+        self.other_balancers: list[tuple[str, int]] = []
         self.other_kinds: Counter[str] = Counter()  # frames in no request, by lblab.kind
         # TLS records on the farm's HTTPS port(s): with no request found, the error names TLS.
         self.tls_frames_seen = 0
@@ -407,6 +411,9 @@ class LifecycleBuilder:
         self.frames_total += 1
         if r.method:
             self.http_requests_seen += 1
+        if r.other_balancer:
+            addr, _, n = r.other_balancer.rpartition("=")
+            self.other_balancers.append((addr, int(n) if n.isdigit() else 0))
         if r.kind == "tls" or r.step.startswith(("TLS-", "up-TLS-")):
             self.tls_frames_seen += 1
         self.last_frame = r.frame
@@ -568,6 +575,7 @@ class LifecycleBuilder:
             frames_other_by_kind=dict(kinds),
             encrypted=encrypted,
             encrypted_both_legs=encrypted_both,
+            other_balancers=tuple(self.other_balancers),
         )
         roles = {role: self.roles[role] for role in role_sort(self.roles)}
         direct = tuple(self._direct[i].freeze() for i in sorted(self._direct))

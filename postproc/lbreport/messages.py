@@ -214,6 +214,16 @@ EN: dict[str, str] = {
     ),
     "sum.status_counts": "Status codes",
     "sum.backends": "Requests per backend",
+    "sum.other_balancer": "Left out",
+    "sum.other_balancer_line": (
+        "another balancer, {address}, received {requests} HTTP request(s) in this capture (a "
+        "second farm?): this report explains one farm only; give --lab naming that balancer "
+        "to report the other"
+    ),
+    "warn.other_balancer": (
+        "Warning: {path} holds another balancer, {address} ({requests} request(s)), left out "
+        "of this report."
+    ),
     "sum.balance": "Balance",
     "sum.latency": "Latency ({basis})",
     "sum.latency_basis.time_to_first_byte": "time to first byte",

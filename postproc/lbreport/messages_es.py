@@ -232,6 +232,16 @@ ES: dict[str, str] = {
     ),
     "sum.status_counts": "Códigos de estado",
     "sum.backends": "Peticiones por servidor final",
+    "sum.other_balancer": "Excluido",
+    "sum.other_balancer_line": (
+        "otro balanceador, {address}, recibió {requests} petición(es) HTTP en esta captura "
+        "(¿una segunda granja?): este informe explica una sola granja; usa --lab con ese "
+        "balanceador para ver la otra"
+    ),
+    "warn.other_balancer": (
+        "Aviso: {path} contiene otro balanceador, {address} ({requests} petición(es)), que "
+        "queda fuera de este informe."
+    ),
     "sum.balance": "Reparto de carga",
     "sum.latency": "Latencia ({basis})",
     "sum.latency_basis.time_to_first_byte": "tiempo hasta la respuesta",

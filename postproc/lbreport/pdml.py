@@ -42,6 +42,7 @@ class Record:
     conn: int = -1
     role_defs: tuple[str, ...] = ()
     client_xff: str = ""
+    other_balancer: str = ""  # frame 1 only: a balancer left out, "address=requests"
     # Frames in no request: what they are (ssh, dns, arp, direct, …; an open set of names),
     # so the summary can explain "other" instead of just counting it.
     kind: str = ""
@@ -72,6 +73,7 @@ _FIELDS = {
     "lblab.arp_target": "arp_target",
     "lblab.conn": "conn",
     "lblab.client_xff": "client_xff",
+    "lblab.other_balancer": "other_balancer",
     "lblab.kind": "kind",
     "lblab.direct": "direct",
     "lblab.scheme": "scheme",

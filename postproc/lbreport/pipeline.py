@@ -124,6 +124,8 @@ def build_report(
         raise LbreportError(t("err.empty", path=capture))
     if outcome.truncated:
         warn(t("warn.truncated", path=capture, frames=builder.frames_total))
+    for address, requests in builder.other_balancers:
+        warn(t("warn.other_balancer", path=capture, address=address, requests=requests))
 
     report = builder.finish(
         policy=lab.policy, weights=lab.weights, configured_backends=list(lab.backends),

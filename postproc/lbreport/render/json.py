@@ -132,6 +132,7 @@ def summary_json(report: Report) -> dict[str, Any]:
         "latency": latency,
         "encrypted": s.encrypted,
         "encrypted_both_legs": s.encrypted_both_legs,
+        "other_balancers": [{"address": a, "requests": n} for a, n in s.other_balancers],
     }
 
 

@@ -119,6 +119,10 @@ def summary(console: Console, report: Report) -> None:
     table.add_row(t("sum.backends"), ", ".join(f"{b}: {n}" for b, n in
                                                s.backend_distribution.items()))
     table.add_row(t("sum.balance"), common.balance(s.balance))
+    for addr, n in s.other_balancers:
+        table.add_row(t("sum.other_balancer"), Text(t("sum.other_balancer_line",
+                                                      address=printable(addr), requests=n),
+                                                    style="bold red"))
     table.add_row(*common.latency(s.latency))
     if report.direct_requests:
         table.add_row(t("sum.direct"), t("sum.direct_count", count=len(report.direct_requests)))
