@@ -246,7 +246,7 @@ def test_unprivileged_user_gets_a_readable_copy(tmp_path: Path) -> None:
     keys = private / "secret.keys"
     shutil.copy(CAPTURES / "https-m3.keys", keys)
     keys.chmod(0o600)
-    runner = tshark.Runner(tshark.preflight(None).info, [], unprivileged=drop)
+    runner = tshark.Runner(tshark.preflight(None).runner.info, [], unprivileged=drop)
     (pref,) = runner.keylog_pref(keys)
     copy = Path(pref.removeprefix("tls.keylog_file:"))
     assert copy != keys and copy.read_bytes() == keys.read_bytes()

@@ -408,18 +408,6 @@ class Preflight:
     runner: Runner
     addresses: set[str]  # addresses in the capture's first frames ("" entries dropped)
 
-    @property
-    def info(self) -> TsharkInfo:
-        return self.runner.info
-
-    @property
-    def plugin(self) -> list[str]:
-        return self.runner.plugin
-
-    @property
-    def compact(self) -> bool:
-        return self.runner.compact
-
 
 def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
     tshark = find_tshark()
