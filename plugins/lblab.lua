@@ -1576,6 +1576,7 @@ local function resolve()
     -- Number the front requests in the order they reach M3; mark back-leg ones.
     local fronts = {}
     X.didx, X.ndirect = {}, 0
+    X.unseen = {} -- derived here each time (a live capture resolves again)
     for h = 1, nh do
         h_link[h], h_backlink[h], h_fail[h], h_arp_backend[h] = 0, 0, false, false
         local leg = conn_leg(h_conn[h])
