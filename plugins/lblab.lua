@@ -330,56 +330,94 @@ local function parse_prefs()
 end
 
 ------------------------------------------------------------------------------
--- Per-capture state. Reset in init and prefs_changed.
+-- Per-capture state, in a few named tables of columns (one array per fact:
+-- compact for large captures). Reset in init and prefs_changed.
 ------------------------------------------------------------------------------
--- Frames, indexed by frame number: one packed number each (connection, step,
--- request: see pack_frame), and sparse arrays where they apply (TCP findings,
--- ARP/ND record).
-local fr_pk, fr_flags, fr_arp, fr_req
--- Connections: parallel arrays indexed by tcp.stream + 1.
-local c_a, c_b, c_aport, c_bport, c_t0, c_first_frame
-local c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp
-local c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred
-local c_gen, c_ra, c_rb, c_leg, c_client
-local nconn_max
--- HTTP requests (front and back leg), in frame order.
-local h_conn, h_frame, h_time, h_method, h_uri, h_xff, h_resp_frame, h_resp_time
-local h_status, h_marker, h_next, h_fidx, h_link, h_backlink, h_arp_backend, h_fail
--- Sparse facts that few frames have, named in one table (a Lua chunk allows 200 locals):
---   own_xff[h], xff_all[h]  what the sender itself wrote in X-Forwarded-For: the values
---                           before the last hop's, and the whole header (all of it is
---                           the client's on the front leg)
---   didx[h], X.ndirect        direct requests (client -> backend): their own numbering
---   version[h]              HTTP version of a request
---   encrypted[h]            an exchange seen only as TLS records (no key log)
---   streams[c][sid]         HTTP/2: the request of each stream of a connection
---   decrypted[c]            an HTTPS connection whose HTTP the key log let tshark read
---   merged[h]               an encrypted client record that is no request (HTTP/2 setup):
---                           the request its frames belong to instead
---   unseen[h]               a back-leg request that is a request of its own: an exchange
---                           on the encrypted front request's connection (that value)
---                           which the TLS records did not show apart
---   pend[c]                 client data with no request yet on its connection (the first
---                           segments of a request HTTP reassembles later), until it arrives
---   refresh[a]              a unicast who-has / NS: the asker re-checks a known neighbour
---                           (and its answer); refresh_pair["asker|subject"] marks the pair
-local X
-local nh
+-- Frames, indexed by frame number.
+local FRAME_COLUMNS = {
+    "pk",    -- one packed number: connection, step, HTTP message (see pack_frame)
+    "flags", -- TCP analysis findings (sparse: a sum of FL_* bits)
+    "arp",   -- the ARP/ND record of the frame (sparse)
+    "req",   -- cache: the request the frame belongs to, once resolved
+}
+-- Connections, indexed by tcp.stream + 1. A opened the connection, B answered.
+local CONN_COLUMNS = {
+    "a", "b", "aport", "bport", -- addresses and ports of A and B
+    "t0", "first_frame",         -- when it was first seen
+    "synack", "hs_done", "fin_a", "fin_b", "last_ack", -- frames of its handshake and teardown
+    "last_dir_resp",             -- the last data went from B to A (a response)
+    "first_h", "last_h", "resp_h", "nreq", -- its HTTP messages: first, last, next to answer, count
+    "fail_front",                -- a failed upstream attempt: the front request it served
+    "pred",                      -- single pass: the request index predicted for its handshake
+    "gen", "ra", "rb", "leg",    -- cache: roles and leg, valid while gen == state.roles_gen
+    "client",                    -- A as "address:port"
+    "streams",                   -- streams[c][sid]: HTTP/2, the request of each stream
+    "decrypted",                 -- an HTTPS connection whose HTTP the key log let tshark read
+    "pend",                      -- client data with no request yet (the first segments of a
+                                 -- request HTTP reassembles later), until it arrives
+}
+-- HTTP messages (requests with their response; front and back leg), in frame order.
+local MSG_COLUMNS = {
+    "conn", "frame", "time",      -- where and when the request was seen
+    "method", "uri", "xff",       -- what it asked; the forwarded client (X-Forwarded-For)
+    "resp_frame", "resp_time", "status", "marker", -- its response; the backend a page names
+    "next",                       -- the next message on the same connection
+    "fidx",                       -- request index (front), -1 back leg, 0 none
+    "link", "backlink",           -- front <-> the back-leg request that served it
+    "arp_backend", "fail",        -- a backend M3 asked ARP for while it waited; failed upstream
+    "label_backend", "label_evidence", -- cache: its backend and evidence, once resolved
+    "own_xff", "xff_all",         -- what the sender itself wrote in X-Forwarded-For: the values
+                                  -- before the last hop's, and the whole header
+    "didx",                       -- direct requests (client -> backend): their own numbering
+    "version",                    -- HTTP version of a request
+    "encrypted",                  -- an exchange seen only as TLS records (no key log)
+    "merged",                     -- an encrypted client record that is no request (HTTP/2
+                                  -- setup): the request its frames belong to instead
+    "unseen",                     -- a back-leg request that is a request of its own: an
+                                  -- exchange on that encrypted front request's connection
+                                  -- which the TLS records did not show apart
+}
 -- ARP and neighbour-discovery records.
-local a_time, a_asker, a_subject, a_kind, a_front
-local na
--- Hosts and host pairs (small).
-local host_first_frame, host_mac, pairs_seen, marker_tally
--- Derived state.
-local role_of, mac_role, roles_dirty, resolved_gen, record_gen
--- Helpers of role inference and of frames outside requests, in one table: a Lua
--- chunk allows 200 locals.
-local aux = {}
+local NBR_COLUMNS = {
+    "time", "asker", "subject", "kind", -- who asked for whom, when; an ARP/ND step
+    "front",                            -- the request that was waiting for the answer
+    "refresh",                          -- a unicast who-has / NS: the asker re-checks a known
+                                        -- neighbour (and its answer)
+}
+-- Hosts (small): first frame, MAC, host pairs seen, marker tallies per server.
+local HOST_COLUMNS = { "first_frame", "mac", "pairs", "markers" }
+
+local frames, conn, msg, nbr, hosts
+-- Derived state: roles, request numbering, what resolve() found.
+local state = { roles_gen = 0 }
+
+local function columns(names)
+    local t = {}
+    for _, name in ipairs(names) do t[name] = {} end
+    return t
+end
+
+local function reset_state()
+    frames, conn, msg, nbr = columns(FRAME_COLUMNS), columns(CONN_COLUMNS), columns(MSG_COLUMNS),
+        columns(NBR_COLUMNS)
+    hosts = columns(HOST_COLUMNS)
+    conn.n, msg.n, nbr.n, msg.ndirect = 0, 0, 0, 0
+    nbr.refresh_pair = {} -- "asker|subject" of a refresh: its answer is part of it
+    -- roles_gen only grows: a connection's cached roles never match a newer set by accident.
+    state = { roles_gen = state.roles_gen + 1, role_of = {}, mac_role = {},
+              roles_dirty = true, resolved_gen = -1, record_gen = 0,
+              front_count = 0, pending_front_conns = 0, last_open_front = 0, has_front = false,
+              frame_defs = {}, left_out = {}, left_out_addrs = {}, debug_log = {} }
+end
+
+-- Role inference, linking at resolve time, and the debug log: functions in named
+-- tables (the main chunk keeps few locals).
+local infer, link, debuglog = {}, {}, {}
 
 -- The debug preference's log. Wireshark 4.0's Lua has no log function and print
 -- would corrupt tools reading tshark's output, so the log is a field: lblab.debug
 -- on the first frame shows what was inferred; on every frame, its own facts.
-function aux.dprint(what, t)
+function debuglog.note(what, t)
     if not cfg.debug then return end
     local parts = {}
     if type(t) == "table" then
@@ -388,39 +426,7 @@ function aux.dprint(what, t)
     else
         parts[1] = tostring(t)
     end
-    aux.debug_log[what] = what .. ": " .. tconcat(parts, " ") -- the latest of each kind
-end
-aux.debug_log = {}
-local roles_gen = 0
-local h_label_backend, h_label_evidence
-local front_count, pending_front_conns, last_open_front, has_front
-local frame_defs
-
-local function reset_state()
-    aux.debug_log = {}
-    aux.left_out, aux.left_out_addrs = {}, {}
-    fr_pk, fr_flags, fr_arp, fr_req = {}, {}, {}, {}
-    c_a, c_b, c_aport, c_bport, c_t0, c_first_frame = {}, {}, {}, {}, {}, {}
-    c_synack, c_hs_done, c_fin_a, c_fin_b, c_last_ack, c_last_dir_resp = {}, {}, {}, {}, {}, {}
-    c_first_h, c_last_h, c_resp_h, c_nreq, c_fail_front, c_pred = {}, {}, {}, {}, {}, {}
-    c_gen, c_ra, c_rb, c_leg, c_client = {}, {}, {}, {}, {}
-    nconn_max = 0
-    h_conn, h_frame, h_time, h_method, h_uri, h_xff = {}, {}, {}, {}, {}, {}
-    h_resp_frame, h_resp_time, h_status, h_marker, h_next = {}, {}, {}, {}, {}
-    h_fidx, h_link, h_backlink, h_arp_backend, h_fail = {}, {}, {}, {}, {}
-    X = { own_xff = {}, xff_all = {}, didx = {}, ndirect = 0, version = {}, encrypted = {},
-          streams = {}, pend = {}, refresh = {}, refresh_pair = {}, decrypted = {}, unseen = {},
-          merged = {} }
-    nh = 0
-    a_time, a_asker, a_subject, a_kind, a_front = {}, {}, {}, {}, {}
-    na = 0
-    host_first_frame, host_mac, pairs_seen, marker_tally = {}, {}, {}, {}
-    role_of, mac_role = {}, {}
-    roles_dirty, resolved_gen, record_gen = true, -1, 0
-    roles_gen = roles_gen + 1
-    h_label_backend, h_label_evidence = {}, {}
-    front_count, pending_front_conns, last_open_front, has_front = 0, 0, 0, false
-    frame_defs = {}
+    state.debug_log[what] = what .. ": " .. tconcat(parts, " ") -- the latest of each kind
 end
 
 reset_state()
@@ -430,30 +436,30 @@ parse_prefs()
 -- Role inference
 ------------------------------------------------------------------------------
 local function note_host(addr, frame, mac)
-    if not host_first_frame[addr] then
-        host_first_frame[addr] = frame
-        roles_dirty = true
+    if not hosts.first_frame[addr] then
+        hosts.first_frame[addr] = frame
+        state.roles_dirty = true
     end
-    if mac and not host_mac[addr] then host_mac[addr] = mac end
+    if mac and not hosts.mac[addr] then hosts.mac[addr] = mac end
 end
 
 local function note_pair(a, b, is_http, xff)
     local key = a .. "|" .. b
-    local p = pairs_seen[key]
+    local p = hosts.pairs[key]
     if not p then
         p = { a = a, b = b, http = false, xff = false, conns = 0 }
-        pairs_seen[key] = p
-        roles_dirty = true
+        hosts.pairs[key] = p
+        state.roles_dirty = true
     end
-    if is_http and not p.http then p.http = true; roles_dirty = true end
-    if xff and not p.xff then p.xff = true; roles_dirty = true end
+    if is_http and not p.http then p.http = true; state.roles_dirty = true end
+    if xff and not p.xff then p.xff = true; state.roles_dirty = true end
     return p
 end
 
 
 -- Which backend role the responses from an address name most often.
 local function marker_role_for(addr)
-    local tally = marker_tally[addr]
+    local tally = hosts.markers[addr]
     if not tally then return nil end
     local best, best_n = nil, 0
     for role, n in pairs(tally) do
@@ -463,19 +469,19 @@ local function marker_role_for(addr)
 end
 
 -- Whether x asks ARP/ND for a host it does not receive HTTP from.
-function aux.asks_for_others(x, sources)
-    for i = 1, na do
-        if a_asker[i] == x and a_subject[i] and not sources[a_subject[i]]
-            and (a_kind[i] == S_ARP_REQ or a_kind[i] == S_ND_SOL) then
+function infer.asks_for_others(x, sources)
+    for i = 1, nbr.n do
+        if nbr.asker[i] == x and nbr.subject[i] and not sources[nbr.subject[i]]
+            and (nbr.kind[i] == S_ARP_REQ or nbr.kind[i] == S_ND_SOL) then
             return true
         end
     end
     return false
 end
 
-function aux.http_conns_into(x)
+function infer.http_conns_into(x)
     local n = 0
-    for _, p in pairs(pairs_seen) do
+    for _, p in pairs(hosts.pairs) do
         if p.http and p.b == x then n = n + p.conns end
     end
     return n
@@ -485,12 +491,12 @@ end
 -- client's request arrives at, and the address that forwards requests carrying
 -- that client in X-Forwarded-For to hosts that do not send HTTP themselves.
 -- Returns the set of M3's addresses, or {} when the traffic shows no such pair.
-function aux.balancer_by_aliases(inbound)
+function infer.balancer_by_aliases(inbound)
     local forwarded_by = {} -- sender -> { client = true } from stamped requests
-    for h = 1, nh do
-        local xff = h_xff[h]
-        if xff and not X.own_xff[h] then
-            local sender = c_a[h_conn[h]]
+    for h = 1, msg.n do
+        local xff = msg.xff[h]
+        if xff and not msg.own_xff[h] then
+            local sender = conn.a[msg.conn[h]]
             forwarded_by[sender] = forwarded_by[sender] or {}
             forwarded_by[sender][xff] = true
         end
@@ -515,9 +521,9 @@ end
 
 -- The HTTP traffic as a graph: who sends HTTP to whom, and which servers receive
 -- forwarded requests (X-Forwarded-For).
-function aux.http_graph()
+function infer.http_graph()
     local inbound, outbound, xff_into = {}, {}, {}
-    for _, p in pairs(pairs_seen) do
+    for _, p in pairs(hosts.pairs) do
         if p.http then
             inbound[p.b] = inbound[p.b] or {}
             inbound[p.b][p.a] = true
@@ -532,13 +538,13 @@ end
 local function count(t) local n = 0; for _ in pairs(t or {}) do n = n + 1 end; return n end
 
 -- Whether x beats the best so far: higher score, then lower address (stable).
-function aux.better(x, best, score, best_score)
+function infer.better(x, best, score, best_score)
     return best == nil or score > best_score or (score == best_score and address_key(x) < address_key(best))
 end
 
 -- 1. The balancer: configured, several addresses joined by X-Forwarded-For, or
 --    the host that receives HTTP from others and itself sends HTTP to third hosts.
-function aux.infer_balancer(inbound, outbound, xff_into)
+function infer.balancer(inbound, outbound, xff_into)
     local best, best_score = nil, -1
     local candidates = {}
     for x, sources in pairs(inbound) do
@@ -546,24 +552,24 @@ function aux.infer_balancer(inbound, outbound, xff_into)
             if not sources[y] then
                 local score = count(sources)
                 candidates[x] = true
-                if aux.better(x, best, score, best_score) then best, best_score = x, score end
+                if infer.better(x, best, score, best_score) then best, best_score = x, score end
                 break
             end
         end
     end
     local m3 = {}
     for addr in pairs(cfg.balancer) do m3[addr] = true end
-    if next(m3) == nil then m3 = aux.balancer_by_aliases(inbound) end
+    if next(m3) == nil then m3 = infer.balancer_by_aliases(inbound) end
     if next(m3) == nil and best then m3[best] = true end
-    if next(m3) == nil then m3 = aux.balancer_of_one_server(inbound, xff_into) end
-    aux.note_left_out(candidates, m3, outbound)
+    if next(m3) == nil then m3 = infer.balancer_of_one_server(inbound, xff_into) end
+    infer.note_left_out(candidates, m3, outbound)
     return m3
 end
 
 -- Other hosts that also receive HTTP and forward it to third hosts: a second farm
 -- in the same capture (two captures merged). One balancer is explained; the others
 -- are named with how many requests they received, so that nothing is left out silently.
-function aux.note_left_out(candidates, m3, outbound)
+function infer.note_left_out(candidates, m3, outbound)
     local left = {}
     for x in pairs(candidates) do
         local serves_m3 = false
@@ -573,18 +579,18 @@ function aux.note_left_out(candidates, m3, outbound)
         if not m3[x] and not serves_m3 then tinsert(left, x) end
     end
     tsort(left)
-    aux.left_out_addrs = left
+    state.left_out_addrs = left
 end
 
 -- "address=requests" for each balancer left out, counted once the whole capture is read.
-function aux.count_left_out()
+function infer.count_left_out()
     local n = {}
-    for h = 1, nh do
-        local b = c_b[h_conn[h]]
+    for h = 1, msg.n do
+        local b = conn.b[msg.conn[h]]
         n[b] = (n[b] or 0) + 1
     end
-    aux.left_out = {}
-    for _, x in ipairs(aux.left_out_addrs) do tinsert(aux.left_out, x .. "=" .. (n[x] or 0)) end
+    state.left_out = {}
+    for _, x in ipairs(state.left_out_addrs) do tinsert(state.left_out, x .. "=" .. (n[x] or 0)) end
 end
 
 -- 2. One visible server. If its requests carry X-Forwarded-For it is a backend
@@ -592,13 +598,13 @@ end
 --    balancer seen from a client. The server that asks ARP/ND for hosts it does
 --    not talk HTTP with (the balancer looking for its backends) wins, then the
 --    one with most connections: a direct fetch from a backend must not make it M3.
-function aux.balancer_of_one_server(inbound, xff_into)
+function infer.balancer_of_one_server(inbound, xff_into)
     local m3 = {}
     local server, server_score, asks_others = nil, -1, false
     for x, sources in pairs(inbound) do
-        local asks = aux.asks_for_others(x, sources)
-        local score = (asks and 1e9 or 0) + aux.http_conns_into(x)
-        if aux.better(x, server, score, server_score) then
+        local asks = infer.asks_for_others(x, sources)
+        local score = (asks and 1e9 or 0) + infer.http_conns_into(x)
+        if infer.better(x, server, score, server_score) then
             server, server_score, asks_others = x, score, asks
         end
     end
@@ -612,7 +618,7 @@ end
 
 -- 3. Backends: configured, HTTP targets of M3, servers whose pages name a
 --    backend, and what M3 asks ARP/ND for; named by marker, then address order.
-function aux.infer_backends(roles, m3, inbound, outbound)
+function infer.backends(roles, m3, inbound, outbound)
     local found = {}
     for addr, r in pairs(cfg.backends) do roles[addr] = r end
     for addr in pairs(m3) do
@@ -629,17 +635,17 @@ function aux.infer_backends(roles, m3, inbound, outbound)
             found[x] = true
         end
     end
-    for i = 1, na do
-        local asker, subject = a_asker[i], a_subject[i]
+    for i = 1, nbr.n do
+        local asker, subject = nbr.asker[i], nbr.subject[i]
         if m3[asker] and subject and not roles[subject] and not cfg.clients[subject]
-            and not (inbound[asker] or {})[subject] and a_kind[i] ~= S_ARP_REPLY and a_kind[i] ~= S_ND_ADV then
+            and not (inbound[asker] or {})[subject] and nbr.kind[i] ~= S_ARP_REPLY and nbr.kind[i] ~= S_ND_ADV then
             found[subject] = true
         end
     end
-    aux.name_backends(roles, found)
+    infer.name_backends(roles, found)
 end
 
-function aux.name_backends(roles, found)
+function infer.name_backends(roles, found)
     local taken, unnamed = {}, {}
     for _, r in pairs(cfg.backends) do taken[r] = true end
     for addr in pairs(found) do
@@ -663,7 +669,7 @@ end
 -- 4. Clients: configured ones, every other host that talks HTTP to M3 and, in a
 --    backend's view, the address the balancer wrote in X-Forwarded-For on what it
 --    sent (never one a client wrote to M3).
-function aux.infer_clients(roles, m3, inbound)
+function infer.clients(roles, m3, inbound)
     for addr in pairs(cfg.clients) do roles[addr] = roles[addr] or "client" end
     for addr in pairs(m3) do
         for a in pairs(inbound[addr] or {}) do
@@ -676,48 +682,48 @@ function aux.infer_clients(roles, m3, inbound)
     for addr in pairs(m3) do
         if inbound[addr] then return end
     end
-    for h = 1, nh do
-        local xff = h_xff[h]
-        if xff and not roles[xff] and m3[c_a[h_conn[h]]] then roles[xff] = "client" end
+    for h = 1, msg.n do
+        local xff = msg.xff[h]
+        if xff and not roles[xff] and m3[conn.a[msg.conn[h]]] then roles[xff] = "client" end
     end
 end
 
 local function infer_roles()
-    local inbound, outbound, xff_into = aux.http_graph()
+    local inbound, outbound, xff_into = infer.http_graph()
     local roles = {}
-    local m3 = aux.infer_balancer(inbound, outbound, xff_into)
+    local m3 = infer.balancer(inbound, outbound, xff_into)
     for addr in pairs(m3) do roles[addr] = "M3" end
-    aux.infer_backends(roles, m3, inbound, outbound)
-    aux.infer_clients(roles, m3, inbound)
+    infer.backends(roles, m3, inbound, outbound)
+    infer.clients(roles, m3, inbound)
 
-    role_of = roles
-    roles_gen = roles_gen + 1
-    mac_role = {}
+    state.role_of = roles
+    state.roles_gen = state.roles_gen + 1
+    state.mac_role = {}
     for addr, r in pairs(roles) do
-        local mac = host_mac[addr]
-        if mac then mac_role[mac] = r end
+        local mac = hosts.mac[addr]
+        if mac then state.mac_role[mac] = r end
     end
-    roles_dirty = false
-    aux.dprint("roles", roles)
+    state.roles_dirty = false
+    debuglog.note("roles", roles)
 end
 
 local function role(addr)
     if addr == nil then return nil end
-    local r = role_of[addr]
-    if r == nil and host_mac[addr] then r = mac_role[host_mac[addr]] end
+    local r = state.role_of[addr]
+    if r == nil and hosts.mac[addr] then r = state.mac_role[hosts.mac[addr]] end
     return r
 end
 
 -- Roles and leg of a connection, cached until the roles change (they are
 -- read for every frame: no lookups or string building per frame).
 local function conn_roles(c)
-    if c_gen[c] ~= roles_gen then
-        local ra, rb = role(c_a[c]), role(c_b[c])
+    if conn.gen[c] ~= state.roles_gen then
+        local ra, rb = role(conn.a[c]), role(conn.b[c])
         local leg = LEG_NONE
         local backend_b = rb ~= nil and rb ~= "client" and rb ~= "M3"
         -- Only the farm's web service makes a leg: SSH to M3, or anything else
         -- between the same hosts, keeps its roles and no more.
-        if not cfg.ports[c_bport[c]] then
+        if not cfg.ports[conn.bport[c]] then
             leg = LEG_NONE
         elseif rb == "M3" and ra ~= "M3" then
             leg = LEG_FRONT
@@ -726,9 +732,9 @@ local function conn_roles(c)
         elseif backend_b and ra ~= nil then
             leg = LEG_DIRECT
         end
-        c_ra[c], c_rb[c], c_leg[c], c_gen[c] = ra or false, rb or false, leg, roles_gen
+        conn.ra[c], conn.rb[c], conn.leg[c], conn.gen[c] = ra or false, rb or false, leg, state.roles_gen
     end
-    return c_leg[c], c_ra[c], c_rb[c]
+    return conn.leg[c], conn.ra[c], conn.rb[c]
 end
 
 local function conn_leg(c)
@@ -736,7 +742,7 @@ local function conn_leg(c)
 end
 
 local function ensure_roles()
-    if roles_dirty then infer_roles() end
+    if state.roles_dirty then infer_roles() end
 end
 
 ------------------------------------------------------------------------------
@@ -939,52 +945,53 @@ local function new_conn(c, pinfo, src, dst, flags, frame)
         src_is_a = false
     end
     if src_is_a then
-        c_a[c], c_b[c], c_aport[c], c_bport[c] = src, dst, sport, dport
+        conn.a[c], conn.b[c], conn.aport[c], conn.bport[c] = src, dst, sport, dport
     else
-        c_a[c], c_b[c], c_aport[c], c_bport[c] = dst, src, dport, sport
+        conn.a[c], conn.b[c], conn.aport[c], conn.bport[c] = dst, src, dport, sport
     end
-    c_t0[c], c_first_frame[c] = pinfo.abs_ts, frame
-    c_client[c] = endpoint(c_a[c], c_aport[c])
-    c_gen[c] = -1
-    c_nreq[c], c_first_h[c], c_last_h[c], c_resp_h[c] = 0, 0, 0, 0
-    c_synack[c], c_hs_done[c], c_fin_a[c], c_fin_b[c], c_last_ack[c] = 0, 0, 0, 0, 0
-    c_last_dir_resp[c], c_fail_front[c], c_pred[c] = false, 0, 0
-    if c > nconn_max then nconn_max = c end
-    local pair = note_pair(c_a[c], c_b[c], is_http_port(c_bport[c]), false)
+    conn.t0[c], conn.first_frame[c] = pinfo.abs_ts, frame
+    conn.client[c] = endpoint(conn.a[c], conn.aport[c])
+    conn.gen[c] = -1
+    conn.nreq[c], conn.first_h[c], conn.last_h[c], conn.resp_h[c] = 0, 0, 0, 0
+    conn.synack[c], conn.hs_done[c], conn.fin_a[c], conn.fin_b[c], conn.last_ack[c] = 0, 0, 0, 0, 0
+    conn.last_dir_resp[c], conn.fail_front[c], conn.pred[c] = false, 0, 0
+    if c > conn.n then conn.n = c end
+    local pair = note_pair(conn.a[c], conn.b[c], is_http_port(conn.bport[c]), false)
     pair.conns = pair.conns + 1
     ensure_roles()
     -- Predict the request index of a new front connection so that a single-pass
     -- run (no future) can still number its handshake; a resolve corrects it.
     if conn_leg(c) == LEG_FRONT then
-        pending_front_conns = pending_front_conns + 1
-        c_pred[c] = front_count + pending_front_conns
+        state.pending_front_conns = state.pending_front_conns + 1
+        conn.pred[c] = state.front_count + state.pending_front_conns
     end
 end
 
 local function new_request(c, frame, pinfo, method, uri, xff)
-    nh = nh + 1
-    local h = nh
-    h_conn[h], h_frame[h], h_time[h], h_method[h], h_uri[h], h_xff[h] = c, frame, pinfo.abs_ts, method, uri, xff
-    h_resp_frame[h], h_resp_time[h], h_status[h], h_marker[h], h_next[h] = 0, 0, 0, false, 0
-    h_fidx[h], h_link[h], h_backlink[h], h_arp_backend[h], h_fail[h] = 0, 0, 0, false, false
-    if c_last_h[c] ~= 0 then h_next[c_last_h[c]] = h else c_first_h[c] = h end
-    c_last_h[c] = h
-    if c_resp_h[c] == 0 then c_resp_h[c] = h end
-    c_nreq[c] = c_nreq[c] + 1
+    msg.n = msg.n + 1
+    local h = msg.n
+    msg.conn[h], msg.frame[h], msg.time[h] = c, frame, pinfo.abs_ts
+    msg.method[h], msg.uri[h], msg.xff[h] = method, uri, xff
+    msg.resp_frame[h], msg.resp_time[h], msg.status[h], msg.marker[h], msg.next[h] = 0, 0, 0, false, 0
+    msg.fidx[h], msg.link[h], msg.backlink[h], msg.arp_backend[h], msg.fail[h] = 0, 0, 0, false, false
+    if conn.last_h[c] ~= 0 then msg.next[conn.last_h[c]] = h else conn.first_h[c] = h end
+    conn.last_h[c] = h
+    if conn.resp_h[c] == 0 then conn.resp_h[c] = h end
+    conn.nreq[c] = conn.nreq[c] + 1
     -- The request's earlier segments join it.
-    local waiting = X.pend[c]
+    local waiting = conn.pend[c]
     if waiting then
         for _, f in ipairs(waiting) do
-            local _, step = unpack_frame(fr_pk[f])
-            fr_pk[f] = pack_frame(c, step, h)
+            local _, step = unpack_frame(frames.pk[f])
+            frames.pk[f] = pack_frame(c, step, h)
         end
-        X.pend[c] = nil
+        conn.pend[c] = nil
     end
     if xff then
-        note_pair(c_a[c], c_b[c], true, true)
+        note_pair(conn.a[c], conn.b[c], true, true)
         note_host(xff, frame, nil)
     else
-        note_pair(c_a[c], c_b[c], true, false)
+        note_pair(conn.a[c], conn.b[c], true, false)
     end
     return h
 end
@@ -993,38 +1000,38 @@ end
 -- redoes both with the whole capture.
 local function provisional_request(h)
     ensure_roles()
-    local c = h_conn[h]
+    local c = msg.conn[h]
     local leg = conn_leg(c)
     if leg == LEG_FRONT then
-        front_count = front_count + 1
-        h_fidx[h] = front_count
-        has_front = true
-        if c_nreq[c] == 1 and c_pred[c] ~= 0 then
-            pending_front_conns = math.max(0, pending_front_conns - 1)
+        state.front_count = state.front_count + 1
+        msg.fidx[h] = state.front_count
+        state.has_front = true
+        if conn.nreq[c] == 1 and conn.pred[c] ~= 0 then
+            state.pending_front_conns = math.max(0, state.pending_front_conns - 1)
         end
-        last_open_front = h
+        state.last_open_front = h
     elseif leg == LEG_DIRECT then
-        X.ndirect = X.ndirect + 1
-        X.didx[h] = X.ndirect
+        msg.ndirect = msg.ndirect + 1
+        msg.didx[h] = msg.ndirect
     elseif leg == LEG_BACK then
         -- Earliest front request with the same method and URI still unlinked.
-        local f = last_open_front
+        local f = state.last_open_front
         local best = 0
         local scanned = 0
         while f > 0 and scanned < 64 do
-            if h_fidx[f] > 0 and h_link[f] == 0
-                and (X.encrypted[f] or (h_method[f] == h_method[h] and h_uri[f] == h_uri[h])) then
+            if msg.fidx[f] > 0 and msg.link[f] == 0
+                and (msg.encrypted[f] or (msg.method[f] == msg.method[h] and msg.uri[f] == msg.uri[h])) then
                 best = f
             end
             f = f - 1
             scanned = scanned + 1
         end
-        h_fidx[h] = -1
+        msg.fidx[h] = -1
         if best > 0 then
-            h_link[best], h_backlink[h] = h, best
-        elseif not has_front then
-            front_count = front_count + 1
-            h_fidx[h] = front_count
+            msg.link[best], msg.backlink[h] = h, best
+        elseif not state.has_front then
+            state.front_count = state.front_count + 1
+            msg.fidx[h] = state.front_count
         end
     end
 end
@@ -1037,22 +1044,22 @@ do
 -- connection also records the connection.
 local function frame_from_a(c, frame, pinfo, flags)
     local from_a
-    if c_a[c] == nil then
+    if conn.a[c] == nil then
         local src, dst = net_src(), net_dst()
         if src == nil or dst == nil then return nil end
         new_conn(c, pinfo, src, dst, flags, frame)
         note_host(src, frame, field_text(F.eth_src))
         note_host(dst, frame, nil)
-        from_a = src == c_a[c]
+        from_a = src == conn.a[c]
     else
-        from_a = pinfo.src_port == c_aport[c]
-        if c_aport[c] == c_bport[c] then from_a = net_src() == c_a[c] end
+        from_a = pinfo.src_port == conn.aport[c]
+        if conn.aport[c] == conn.bport[c] then from_a = net_src() == conn.a[c] end
     end
     -- Learn each end's MAC (for roles of link-local ND frames) once.
-    local me = from_a and c_a[c] or c_b[c]
-    if host_mac[me] == nil then
+    local me = from_a and conn.a[c] or conn.b[c]
+    if hosts.mac[me] == nil then
         local mac = field_text(F.eth_src)
-        if mac then host_mac[me] = mac; roles_dirty = true end
+        if mac then hosts.mac[me] = mac; state.roles_dirty = true end
     end
     return from_a
 end
@@ -1078,12 +1085,12 @@ local function http_message()
 end
 
 local function note_marker(c, h, m)
-    h_marker[h] = m
-    local t = marker_tally[c_b[c]] or {}
-    marker_tally[c_b[c]] = t
-    if t[m] == nil then roles_dirty = true end
+    msg.marker[h] = m
+    local t = hosts.markers[conn.b[c]] or {}
+    hosts.markers[conn.b[c]] = t
+    if t[m] == nil then state.roles_dirty = true end
     t[m] = (t[m] or 0) + 1
-    if c_b[c] ~= nil then ensure_roles() end
+    if conn.b[c] ~= nil then ensure_roles() end
 end
 
 -- The bytes an HTTP message was read from: the frame's, or the decrypted TLS data
@@ -1103,15 +1110,15 @@ local function record_request(c, frame, pinfo, raw, method, uri, version, sid)
     version = version or line_version
     local xff, own, all = forwarded_client(raw)
     local h = new_request(c, frame, pinfo, m, uri, xff)
-    if own then X.own_xff[h] = own end
-    if all then X.xff_all[h] = all end
-    if version then X.version[h] = smatch(tostring(version), "([%d.]+)") end
+    if own then msg.own_xff[h] = own end
+    if all then msg.xff_all[h] = all end
+    if version then msg.version[h] = smatch(tostring(version), "([%d.]+)") end
     if sid ~= 0 then
-        X.streams[c] = X.streams[c] or {}
-        X.streams[c][sid] = h
+        conn.streams[c] = conn.streams[c] or {}
+        conn.streams[c][sid] = h
     end
     provisional_request(h)
-    c_last_dir_resp[c] = false
+    conn.last_dir_resp[c] = false
     return h
 end
 
@@ -1119,19 +1126,19 @@ end
 local function record_response(c, frame, pinfo, tvb, code, sid)
     local h
     if sid ~= 0 then
-        h = (X.streams[c] or {})[sid] or 0
+        h = (conn.streams[c] or {})[sid] or 0
     else
-        h = c_resp_h[c]
+        h = conn.resp_h[c]
     end
-    if h ~= 0 and h_resp_frame[h] == 0 then
-        h_resp_frame[h], h_resp_time[h], h_status[h] = frame, pinfo.abs_ts, tonumber(code) or 0
+    if h ~= 0 and msg.resp_frame[h] == 0 then
+        msg.resp_frame[h], msg.resp_time[h], msg.status[h] = frame, pinfo.abs_ts, tonumber(code) or 0
         local m = match_marker(tvb)
         if m then note_marker(c, h, m) end
-        if sid == 0 then c_resp_h[c] = h_next[h] end
+        if sid == 0 then conn.resp_h[c] = msg.next[h] end
     elseif h == 0 then
-        h = c_last_h[c]
+        h = conn.last_h[c]
     end
-    c_last_dir_resp[c] = true
+    conn.last_dir_resp[c] = true
     return h
 end
 
@@ -1175,8 +1182,8 @@ end
 -- Client data while no request waits for its response starts the next request
 -- (HTTP shows the method on the segment that completes it): it waits for it.
 local function pend(c, frame)
-    local waiting = X.pend[c]
-    if waiting == nil then waiting = {}; X.pend[c] = waiting end
+    local waiting = conn.pend[c]
+    if waiting == nil then waiting = {}; conn.pend[c] = waiting end
     tinsert(waiting, frame)
 end
 
@@ -1187,36 +1194,36 @@ local function record_tls(c, frame, pinfo, from_a, len, h)
     local step = tls_step(from_a, len)
     if step == nil then return S_DATA, h end
     if step ~= TLS_APP then return step, h end
-    if X.decrypted[c] then
+    if conn.decrypted[c] then
         -- The key log opened this connection: records that complete no message are
         -- parts of one (a request's first segments wait for it, as in plain HTTP).
-        if from_a and c_resp_h[c] == 0 then pend(c, frame); return S_DATA, 0 end
-        return S_DATA, from_a and h or (c_resp_h[c] ~= 0 and c_resp_h[c] or h)
+        if from_a and conn.resp_h[c] == 0 then pend(c, frame); return S_DATA, 0 end
+        return S_DATA, from_a and h or (conn.resp_h[c] ~= 0 and conn.resp_h[c] or h)
     end
     if from_a then
         -- Every client record big enough to hold a request is one, also while another
         -- is outstanding: HTTP/2 multiplexes streams (curl --http2, browsers), each
         -- in its own record. Answers come in request order (FIFO), as far as known.
-        local first = c_first_h[c]
+        local first = conn.first_h[c]
         h = new_request(c, frame, pinfo, "", "", nil)
-        X.encrypted[h] = true
+        msg.encrypted[h] = true
         -- A connection's first record followed by another before any answer is the
         -- HTTP/2 preface and settings (an HTTP/1 client waits for its response): it
         -- joins the first real request.
-        if first ~= 0 and h_next[first] == h and X.encrypted[first]
-            and h_resp_frame[first] == 0 and not X.merged[first] then
-            X.merged[first] = h
-            if c_resp_h[c] == first then c_resp_h[c] = h end
+        if first ~= 0 and msg.next[first] == h and msg.encrypted[first]
+            and msg.resp_frame[first] == 0 and not msg.merged[first] then
+            msg.merged[first] = h
+            if conn.resp_h[c] == first then conn.resp_h[c] = h end
         end
         provisional_request(h)
-        c_last_dir_resp[c] = false
+        conn.last_dir_resp[c] = false
         return S_REQUEST, h
     end
-    local waiting = c_resp_h[c]
-    if waiting ~= 0 and X.encrypted[waiting] then
-        h_resp_frame[waiting], h_resp_time[waiting] = frame, pinfo.abs_ts
-        c_resp_h[c] = h_next[waiting]
-        c_last_dir_resp[c] = true
+    local waiting = conn.resp_h[c]
+    if waiting ~= 0 and msg.encrypted[waiting] then
+        msg.resp_frame[waiting], msg.resp_time[waiting] = frame, pinfo.abs_ts
+        conn.resp_h[c] = msg.next[waiting]
+        conn.last_dir_resp[c] = true
         return S_RESPONSE, waiting
     end
     return S_DATA, h
@@ -1225,22 +1232,22 @@ end
 local function teardown_step(c, frame, from_a, flags, len, step)
     if has_bit(flags, TCP_FIN) then
         if from_a then
-            if c_fin_a[c] == 0 then c_fin_a[c] = frame end
-        elseif c_fin_b[c] == 0 then
-            c_fin_b[c] = frame
+            if conn.fin_a[c] == 0 then conn.fin_a[c] = frame end
+        elseif conn.fin_b[c] == 0 then
+            conn.fin_b[c] = frame
         end
         if step == S_ACK or step == S_DATA then step = from_a and S_FIN_A or S_FIN_B end
     elseif step == S_ACK and len == 0 then
-        if c_fin_a[c] ~= 0 and c_fin_b[c] ~= 0 and c_last_ack[c] == 0 then
-            step = S_LAST_ACK; c_last_ack[c] = frame
-        elseif (from_a and c_fin_b[c] ~= 0 and c_fin_a[c] == 0)
-            or (not from_a and c_fin_a[c] ~= 0 and c_fin_b[c] == 0) then
+        if conn.fin_a[c] ~= 0 and conn.fin_b[c] ~= 0 and conn.last_ack[c] == 0 then
+            step = S_LAST_ACK; conn.last_ack[c] = frame
+        elseif (from_a and conn.fin_b[c] ~= 0 and conn.fin_a[c] == 0)
+            or (not from_a and conn.fin_a[c] ~= 0 and conn.fin_b[c] == 0) then
             step = S_ACK_FIN
-        elseif c_synack[c] ~= 0 and c_hs_done[c] == 0 and from_a then
-            c_hs_done[c] = frame
-        elseif from_a and c_last_dir_resp[c] then
+        elseif conn.synack[c] ~= 0 and conn.hs_done[c] == 0 and from_a then
+            conn.hs_done[c] = frame
+        elseif from_a and conn.last_dir_resp[c] then
             step = S_ACK_RESP
-        elseif not from_a and c_nreq[c] > 0 and not c_last_dir_resp[c] then
+        elseif not from_a and conn.nreq[c] > 0 and not conn.last_dir_resp[c] then
             step = S_ACK_REQ
         end
     end
@@ -1253,32 +1260,32 @@ function record_tcp(frame, pinfo, stream, tvb)
     local from_a = frame_from_a(c, frame, pinfo, flags)
     if from_a == nil then return end
     local findings = tcp_findings()
-    local step, h = S_ACK, c_last_h[c]
+    local step, h = S_ACK, conn.last_h[c]
     if has_bit(flags, TCP_RST) then
         step = S_RST
     elseif has_bit(flags, TCP_SYN) then
         step = has_bit(flags, TCP_ACK) and S_SYNACK or S_SYN
-        if step == S_SYNACK then c_synack[c] = frame end
+        if step == S_SYNACK then conn.synack[c] = frame end
     end
 
     local method, code, uri, version, sid, mfi
     if len > 0 then method, code, uri, version, sid, mfi = http_message() end
     local original = findings % 2 == 0 -- not a retransmission
-    if (method ~= nil or code ~= nil) and cfg.https[c_bport[c]] then X.decrypted[c] = true end
+    if (method ~= nil or code ~= nil) and cfg.https[conn.bport[c]] then conn.decrypted[c] = true end
     if method ~= nil and from_a and original then
         h = record_request(c, frame, pinfo, message_bytes(mfi, tvb), method, uri, version, sid)
         if step == S_ACK then step = S_REQUEST end
     elseif code ~= nil and not from_a and original then
         h = record_response(c, frame, pinfo, tvb, code, sid)
         if step == S_ACK then step = S_RESPONSE end
-    elseif len > 0 and step == S_ACK and original and cfg.https[c_bport[c]] then
+    elseif len > 0 and step == S_ACK and original and cfg.https[conn.bport[c]] then
         step, h = record_tls(c, frame, pinfo, from_a, len, h)
     elseif len > 0 and step == S_ACK then
         step = S_DATA
-        c_last_dir_resp[c] = not from_a
+        conn.last_dir_resp[c] = not from_a
         if not from_a then
-            if c_resp_h[c] ~= 0 then h = c_resp_h[c] end
-        elseif c_resp_h[c] == 0 then
+            if conn.resp_h[c] ~= 0 then h = conn.resp_h[c] end
+        elseif conn.resp_h[c] == 0 then
             pend(c, frame)
             h = 0
         end
@@ -1287,13 +1294,13 @@ function record_tcp(frame, pinfo, stream, tvb)
 
     -- While client data waits for its request, what follows on the connection
     -- (the server's ACK of it) waits too.
-    if h ~= 0 and X.pend[c] ~= nil and step ~= S_REQUEST then
+    if h ~= 0 and conn.pend[c] ~= nil and step ~= S_REQUEST then
         pend(c, frame)
         h = 0
     end
     -- The direction rides on the step (+FROM_B) so labelling needs no pinfo.
-    fr_pk[frame] = pack_frame(c, from_a and step or step + FROM_B, h)
-    if findings ~= 0 then fr_flags[frame] = findings end
+    frames.pk[frame] = pack_frame(c, from_a and step or step + FROM_B, h)
+    if findings ~= 0 then frames.flags[frame] = findings end
 end
 end
 
@@ -1302,10 +1309,10 @@ local function record_arp(frame, pinfo)
     local sender, target = field_text(F.arp_src), field_text(F.arp_dst)
     if op == nil or sender == nil or target == nil then return end
     if sender == target then return end -- gratuitous ARP: announces, asks nobody
-    na = na + 1
-    a_time[na], a_front[na] = pinfo.abs_ts, 0
+    nbr.n = nbr.n + 1
+    nbr.time[nbr.n], nbr.front[nbr.n] = pinfo.abs_ts, 0
     if op == 1 then
-        a_kind[na], a_asker[na], a_subject[na] = S_ARP_REQ, sender, target
+        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S_ARP_REQ, sender, target
         -- A refresh (Linux probing a stale entry) goes to the MAC the asker has, not
         -- to broadcast; a cooked capture (-i any) has no Ethernet header, but some
         -- stacks name the target MAC in the ARP body then.
@@ -1313,45 +1320,45 @@ local function record_arp(frame, pinfo)
         local hw = field_text(F.arp_dst_hw)
         if group == false or (group == nil and hw and hw ~= "00:00:00:00:00:00"
             and hw ~= "ff:ff:ff:ff:ff:ff") then
-            X.refresh[na] = true
-            X.refresh_pair[sender .. "|" .. target] = true
+            nbr.refresh[nbr.n] = true
+            nbr.refresh_pair[sender .. "|" .. target] = true
         end
     else
-        a_kind[na], a_asker[na], a_subject[na] = S_ARP_REPLY, target, sender
+        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S_ARP_REPLY, target, sender
         -- The answer to a refresh is part of it.
-        if X.refresh_pair[target .. "|" .. sender] then X.refresh[na] = true end
+        if nbr.refresh_pair[target .. "|" .. sender] then nbr.refresh[nbr.n] = true end
     end
     note_host(sender, frame, field_text(F.eth_src))
     -- The address asked for is a host of the farm too (a client sees the
     -- backends only this way).
     note_host(target, frame, nil)
-    roles_dirty = true
-    fr_arp[frame], fr_pk[frame] = na, pack_frame(0, a_kind[na], 0)
+    state.roles_dirty = true
+    frames.arp[frame], frames.pk[frame] = nbr.n, pack_frame(0, nbr.kind[nbr.n], 0)
 end
 
 local function record_nd(frame, pinfo, icmp_type)
     local mac = field_text(F.eth_src)
     local src = net_src()
     if src == nil then return end
-    na = na + 1
-    a_time[na], a_front[na] = pinfo.abs_ts, 0
+    nbr.n = nbr.n + 1
+    nbr.time[nbr.n], nbr.front[nbr.n] = pinfo.abs_ts, 0
     if icmp_type == 135 then
-        a_kind[na], a_asker[na], a_subject[na] = S_ND_SOL, src, field_text(F.nd_ns_target)
+        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S_ND_SOL, src, field_text(F.nd_ns_target)
         -- Sent to the target itself, not its solicited-node group: a refresh.
         local dst = net_dst()
-        if dst and not sfind(dst, "^ff02:") then X.refresh[na] = true end
+        if dst and not sfind(dst, "^ff02:") then nbr.refresh[nbr.n] = true end
     else
-        a_kind[na], a_asker[na], a_subject[na] = S_ND_ADV, net_dst(), field_text(F.nd_na_target) or src
+        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S_ND_ADV, net_dst(), field_text(F.nd_na_target) or src
     end
     note_host(src, frame, mac)
-    if a_subject[na] then note_host(a_subject[na], frame, nil) end
-    roles_dirty = true
-    fr_arp[frame], fr_pk[frame] = na, pack_frame(0, a_kind[na], 0)
+    if nbr.subject[nbr.n] then note_host(nbr.subject[nbr.n], frame, nil) end
+    state.roles_dirty = true
+    frames.arp[frame], frames.pk[frame] = nbr.n, pack_frame(0, nbr.kind[nbr.n], 0)
 end
 
 local function record(frame, pinfo, tvb)
-    record_gen = record_gen + 1
-    fr_pk[frame] = 0
+    state.record_gen = state.record_gen + 1
+    frames.pk[frame] = 0
     local stream = first_value(F.tcp_stream)
     if stream ~= nil then
         record_tcp(frame, pinfo, stream, tvb)
@@ -1374,34 +1381,35 @@ end
 -- When a front request was answered, as far as the capture tells: an encrypted
 -- exchange's first server record may be a TLS 1.3 session ticket, not the answer.
 local function answered_at(f)
-    if X.encrypted[f] then return 0 end
-    return h_resp_time[f]
+    if msg.encrypted[f] then return 0 end
+    return msg.resp_time[f]
 end
 
 local function link_back_requests(fronts)
     -- When the balancer stamps X-Forwarded-For on what it forwards, a back-leg
     -- request without it is the balancer's own (a health check), never a client's.
     local stamped = false
-    for h = 1, nh do
-        if h_fidx[h] == -1 and h_xff[h] then stamped = true; break end
+    for h = 1, msg.n do
+        if msg.fidx[h] == -1 and msg.xff[h] then stamped = true; break end
     end
     local head = 1
-    for h = 1, nh do
-        if h_fidx[h] == -1 and (h_xff[h] or not stamped) then -- a forwarded request
-            local bt, brt = h_time[h], h_resp_time[h]
-            while head <= #fronts and (h_link[fronts[head]] ~= 0
+    for h = 1, msg.n do
+        if msg.fidx[h] == -1 and (msg.xff[h] or not stamped) then -- a forwarded request
+            local bt, brt = msg.time[h], msg.resp_time[h]
+            while head <= #fronts and (msg.link[fronts[head]] ~= 0
                 or (answered_at(fronts[head]) ~= 0 and answered_at(fronts[head]) < bt)) do
                 head = head + 1
             end
             local i = head
             while i <= #fronts do
                 local f = fronts[i]
-                if h_time[f] > bt then break end
+                if msg.time[f] > bt then break end
                 local frt = answered_at(f)
-                if h_link[f] == 0 and (X.encrypted[f] or (h_method[f] == h_method[h] and h_uri[f] == h_uri[h]))
-                    and (h_xff[h] == nil or h_xff[h] == c_a[h_conn[f]])
+                if msg.link[f] == 0
+                    and (msg.encrypted[f] or (msg.method[f] == msg.method[h] and msg.uri[f] == msg.uri[h]))
+                    and (msg.xff[h] == nil or msg.xff[h] == conn.a[msg.conn[f]])
                     and (frt == 0 or brt == 0 or brt <= frt) then
-                    h_link[f], h_backlink[h] = h, f
+                    msg.link[f], msg.backlink[h] = h, f
                     break
                 end
                 i = i + 1
@@ -1414,26 +1422,26 @@ end
 -- connection whose other records the back legs do answer, is the connection's own
 -- traffic (HTTP/2's preface and settings), not a request: it joins the next
 -- request on its connection (the previous one at the end). Returns the new list.
-function aux.without_setup_records(fronts)
+function link.without_setup_records(fronts)
     local linked = {}
     for _, f in ipairs(fronts) do
-        if h_link[f] ~= 0 then linked[h_conn[f]] = true end
+        if msg.link[f] ~= 0 then linked[msg.conn[f]] = true end
     end
     local kept = {}
     for i, f in ipairs(fronts) do
-        local c = h_conn[f]
-        if X.encrypted[f] and h_link[f] == 0 and linked[c] then
-            local into = h_next[f] ~= 0 and h_next[f] or nil
+        local c = msg.conn[f]
+        if msg.encrypted[f] and msg.link[f] == 0 and linked[c] then
+            local into = msg.next[f] ~= 0 and msg.next[f] or nil
             if into == nil then
                 for j = i - 1, 1, -1 do
-                    if h_conn[fronts[j]] == c then into = fronts[j]; break end
+                    if msg.conn[fronts[j]] == c then into = fronts[j]; break end
                 end
             end
-            X.merged[f] = into
-            h_fidx[f] = 0
+            msg.merged[f] = into
+            msg.fidx[f] = 0
         else
             tinsert(kept, f)
-            h_fidx[f] = #kept
+            msg.fidx[f] = #kept
         end
     end
     return kept
@@ -1443,24 +1451,24 @@ end
 -- had an encrypted connection to M3 open: an exchange the TLS records did not
 -- show apart (HTTP/2 streams, pipelined requests). It becomes a request of its
 -- own, numbered with the others in arrival order. Returns the new fronts list.
-function aux.with_unseen_exchanges(fronts)
+function link.with_unseen_exchanges(fronts)
     local open = {} -- client address -> encrypted front requests
     for _, f in ipairs(fronts) do
-        if X.encrypted[f] then
-            local a = c_a[h_conn[f]]
+        if msg.encrypted[f] then
+            local a = conn.a[msg.conn[f]]
             open[a] = open[a] or {}
             tinsert(open[a], f)
         end
     end
     if next(open) == nil then return fronts end
     local added = false
-    for h = 1, nh do
-        if h_fidx[h] == -1 and h_backlink[h] == 0 and h_xff[h] and open[h_xff[h]] then
-            for _, f in ipairs(open[h_xff[h]]) do
-                local c = h_conn[f]
-                local closed = c_fin_a[c] ~= 0 and c_fin_a[c] < h_frame[h]
-                if h_time[f] <= h_time[h] and not closed then
-                    X.unseen[h] = f
+    for h = 1, msg.n do
+        if msg.fidx[h] == -1 and msg.backlink[h] == 0 and msg.xff[h] and open[msg.xff[h]] then
+            for _, f in ipairs(open[msg.xff[h]]) do
+                local c = msg.conn[f]
+                local closed = conn.fin_a[c] ~= 0 and conn.fin_a[c] < msg.frame[h]
+                if msg.time[f] <= msg.time[h] and not closed then
+                    msg.unseen[h] = f
                     tinsert(fronts, h)
                     added = true
                     break
@@ -1470,10 +1478,10 @@ function aux.with_unseen_exchanges(fronts)
     end
     if not added then return fronts end
     tsort(fronts, function(x, y)
-        if h_time[x] ~= h_time[y] then return h_time[x] < h_time[y] end
+        if msg.time[x] ~= msg.time[y] then return msg.time[x] < msg.time[y] end
         return x < y
     end)
-    for i, f in ipairs(fronts) do h_fidx[f] = i end
+    for i, f in ipairs(fronts) do msg.fidx[f] = i end
     return fronts
 end
 
@@ -1483,21 +1491,21 @@ local function front_at(fronts, t)
     local ans = 0
     while lo <= hi do
         local mid = floor((lo + hi) / 2)
-        if h_time[fronts[mid]] <= t then ans = mid; lo = mid + 1 else hi = mid - 1 end
+        if msg.time[fronts[mid]] <= t then ans = mid; lo = mid + 1 else hi = mid - 1 end
     end
     return ans
 end
 
 local function in_progress(f, t)
-    local c = h_conn[f]
-    return h_time[f] <= t and (h_resp_time[f] == 0 or h_resp_time[f] >= t) and c_t0[c] <= t
+    local c = msg.conn[f]
+    return msg.time[f] <= t and (msg.resp_time[f] == 0 or msg.resp_time[f] >= t) and conn.t0[c] <= t
 end
 
 -- The first back-leg connection a front request used (linked request's conn).
 local function back_conn_of(f)
-    local b = h_link[f]
+    local b = msg.link[f]
     if b == 0 then return 0 end
-    return h_conn[b]
+    return msg.conn[b]
 end
 
 -- The front request that was waiting at time t for an upstream attempt (to
@@ -1511,10 +1519,10 @@ local function waiting_front(fronts, t, target)
         local f = fronts[i]
         if in_progress(f, t) then
             local bc = back_conn_of(f)
-            if bc ~= 0 and (target == nil or c_b[bc] == target) and c_t0[bc] >= t
-                and c_t0[bc] - t < best_gap then
-                best, best_gap = f, c_t0[bc] - t
-            elseif bc == 0 and h_arp_backend[f] == false then
+            if bc ~= 0 and (target == nil or conn.b[bc] == target) and conn.t0[bc] >= t
+                and conn.t0[bc] - t < best_gap then
+                best, best_gap = f, conn.t0[bc] - t
+            elseif bc == 0 and msg.arp_backend[f] == false then
                 -- The earliest still waiting (the balancer dispatches in arrival order).
                 fallback = f
             end
@@ -1532,11 +1540,11 @@ end
 -- established connection that carries no request (a TCP health check, an
 -- idle pre-connect) belongs to no request.
 local function link_failed_conns(fronts)
-    for c = 1, nconn_max do
-        if c_a[c] ~= nil and c_nreq[c] == 0 and c_synack[c] == 0 and conn_leg(c) == LEG_BACK then
-            local best = waiting_front(fronts, c_t0[c], nil)
-            c_fail_front[c] = best
-            if best ~= 0 then h_fail[best] = true end
+    for c = 1, conn.n do
+        if conn.a[c] ~= nil and conn.nreq[c] == 0 and conn.synack[c] == 0 and conn_leg(c) == LEG_BACK then
+            local best = waiting_front(fronts, conn.t0[c], nil)
+            conn.fail_front[c] = best
+            if best ~= 0 then msg.fail[best] = true end
         end
     end
 end
@@ -1545,28 +1553,28 @@ end
 -- was waiting for that address.
 local function link_arps(fronts)
     local last_ask = {}
-    for i = 1, na do
-        local asker, subject, t = a_asker[i], a_subject[i], a_time[i]
+    for i = 1, nbr.n do
+        local asker, subject, t = nbr.asker[i], nbr.subject[i], nbr.time[i]
         local ra, rs = role(asker), role(subject)
         local front = 0
-        local is_answer = a_kind[i] == S_ARP_REPLY or a_kind[i] == S_ND_ADV
+        local is_answer = nbr.kind[i] == S_ARP_REPLY or nbr.kind[i] == S_ND_ADV
         local key = (asker or "") .. "|" .. (subject or "")
         if is_answer then
             front = last_ask[key] or 0
         elseif ra == "M3" and rs ~= nil and rs ~= "client" and rs ~= "M3" then
             -- M3 looks for a backend: the request whose upstream attempt to it comes next.
             front = waiting_front(fronts, t, subject)
-            if front ~= 0 and h_arp_backend[front] == false then h_arp_backend[front] = rs end
+            if front ~= 0 and msg.arp_backend[front] == false then msg.arp_backend[front] = rs end
         elseif ra == "client" and rs == "M3" then
             -- A client looks for M3: the request it is about to send.
             local j = front_at(fronts, t) + 1
-            while j <= #fronts and h_time[fronts[j]] - t < 5 do
+            while j <= #fronts and msg.time[fronts[j]] - t < 5 do
                 local f = fronts[j]
-                if c_a[h_conn[f]] == asker then front = f; break end
+                if conn.a[msg.conn[f]] == asker then front = f; break end
                 j = j + 1
             end
         end
-        a_front[i] = front
+        nbr.front[i] = front
         if not is_answer then last_ask[key] = front end
     end
 end
@@ -1575,56 +1583,56 @@ local function resolve()
     ensure_roles()
     -- Number the front requests in the order they reach M3; mark back-leg ones.
     local fronts = {}
-    X.didx, X.ndirect = {}, 0
-    X.unseen = {} -- derived here each time (a live capture resolves again)
-    for h = 1, nh do
-        h_link[h], h_backlink[h], h_fail[h], h_arp_backend[h] = 0, 0, false, false
-        local leg = conn_leg(h_conn[h])
-        if leg == LEG_FRONT and X.merged[h] then
-            h_fidx[h] = 0 -- no request: part of the one it joined
+    msg.didx, msg.ndirect = {}, 0
+    msg.unseen = {} -- derived here each time (a live capture resolves again)
+    for h = 1, msg.n do
+        msg.link[h], msg.backlink[h], msg.fail[h], msg.arp_backend[h] = 0, 0, false, false
+        local leg = conn_leg(msg.conn[h])
+        if leg == LEG_FRONT and msg.merged[h] then
+            msg.fidx[h] = 0 -- no request: part of the one it joined
         elseif leg == LEG_FRONT then
             tinsert(fronts, h)
-            h_fidx[h] = #fronts
+            msg.fidx[h] = #fronts
         elseif leg == LEG_BACK then
-            h_fidx[h] = -1
+            msg.fidx[h] = -1
         else
-            h_fidx[h] = 0
-            if leg == LEG_DIRECT then X.ndirect = X.ndirect + 1; X.didx[h] = X.ndirect end
+            msg.fidx[h] = 0
+            if leg == LEG_DIRECT then msg.ndirect = msg.ndirect + 1; msg.didx[h] = msg.ndirect end
         end
     end
-    has_front = #fronts > 0
-    if has_front then
+    state.has_front = #fronts > 0
+    if state.has_front then
         link_back_requests(fronts)
-        fronts = aux.without_setup_records(fronts)
-        fronts = aux.with_unseen_exchanges(fronts)
+        fronts = link.without_setup_records(fronts)
+        fronts = link.with_unseen_exchanges(fronts)
     else
         -- Seen from a backend: the back-leg requests are the requests.
         local n = 0
-        for h = 1, nh do
-            if h_fidx[h] == -1 then n = n + 1; h_fidx[h] = n end
+        for h = 1, msg.n do
+            if msg.fidx[h] == -1 then n = n + 1; msg.fidx[h] = n end
         end
     end
-    for c = 1, nconn_max do c_fail_front[c] = 0 end
-    if has_front then link_failed_conns(fronts) end
+    for c = 1, conn.n do conn.fail_front[c] = 0 end
+    if state.has_front then link_failed_conns(fronts) end
     link_arps(fronts)
 
     -- Role addresses, each defined on the first frame where it appears.
-    frame_defs = {}
-    for addr, r in pairs(role_of) do
-        local f = host_first_frame[addr]
+    state.frame_defs = {}
+    for addr, r in pairs(state.role_of) do
+        local f = hosts.first_frame[addr]
         if f then
-            frame_defs[f] = frame_defs[f] or {}
-            tinsert(frame_defs[f], r .. "=" .. addr)
+            state.frame_defs[f] = state.frame_defs[f] or {}
+            tinsert(state.frame_defs[f], r .. "=" .. addr)
         end
     end
-    for _, defs in pairs(frame_defs) do tsort(defs) end
+    for _, defs in pairs(state.frame_defs) do tsort(defs) end
 
-    fr_req = {}
-    h_label_backend, h_label_evidence = {}, {}
-    aux.count_left_out()
-    resolved_gen = record_gen
-    aux.dprint("resolved", { requests = #fronts, http_messages = nh, connections = nconn_max,
-        direct = X.ndirect, neighbour_records = na })
+    frames.req = {}
+    msg.label_backend, msg.label_evidence = {}, {}
+    infer.count_left_out()
+    state.resolved_gen = state.record_gen
+    debuglog.note("resolved", { requests = #fronts, http_messages = msg.n, connections = conn.n,
+        direct = msg.ndirect, neighbour_records = nbr.n })
 end
 
 ------------------------------------------------------------------------------
@@ -1659,11 +1667,11 @@ end
 -- of HTTP request h (0: before the first), belongs to, or 0.
 local function front_of_tcp_frame(c, h)
     if h == 0 then
-        h = c_first_h[c]
-        if h == 0 then return c_fail_front[c] end
+        h = conn.first_h[c]
+        if h == 0 then return conn.fail_front[c] end
     end
-    if X.merged[h] then h = X.merged[h] end
-    if h_fidx[h] == -1 then return h_backlink[h] end
+    if msg.merged[h] then h = msg.merged[h] end
+    if msg.fidx[h] == -1 then return msg.backlink[h] end
     return h
 end
 
@@ -1672,34 +1680,34 @@ local function request_of_frame(frame, c, h, visited)
     if c ~= 0 then
         front = front_of_tcp_frame(c, h)
     else
-        local a = fr_arp[frame] or 0
+        local a = frames.arp[frame] or 0
         if a ~= 0 then
-            front = a_front[a]
-            if front == 0 and not visited and (a_kind[a] == S_ARP_REQ or a_kind[a] == S_ND_SOL)
-                and role(a_asker[a]) == "M3" and last_open_front ~= 0
-                and h_resp_frame[last_open_front] == 0 then
+            front = nbr.front[a]
+            if front == 0 and not visited and (nbr.kind[a] == S_ARP_REQ or nbr.kind[a] == S_ND_SOL)
+                and role(nbr.asker[a]) == "M3" and state.last_open_front ~= 0
+                and msg.resp_frame[state.last_open_front] == 0 then
                 -- Single pass: M3 asks while the latest request waits for a backend.
-                front = last_open_front
-                a_front[a] = front
-                local rs = role(a_subject[a])
-                if rs and rs ~= "client" and rs ~= "M3" and not h_arp_backend[front] then
-                    h_arp_backend[front] = rs
+                front = state.last_open_front
+                nbr.front[a] = front
+                local rs = role(nbr.subject[a])
+                if rs and rs ~= "client" and rs ~= "M3" and not msg.arp_backend[front] then
+                    msg.arp_backend[front] = rs
                 end
             end
         end
     end
-    if front ~= 0 and h_fidx[front] > 0 then return front end
+    if front ~= 0 and msg.fidx[front] > 0 then return front end
     return 0
 end
 
 -- Backend role (or false) and evidence of a request, from the tables.
 local function compute_backend(front)
-    local b = h_link[front]
-    if b ~= 0 then return role(c_b[h_conn[b]]) or false, EV_BACKLEG end
-    local c = h_conn[front]
-    if conn_leg(c) == LEG_BACK then return role(c_b[c]) or false, EV_BACKLEG end
-    if h_marker[front] then return h_marker[front], EV_MARKER end
-    if h_arp_backend[front] then return h_arp_backend[front], EV_ARP end
+    local b = msg.link[front]
+    if b ~= 0 then return role(conn.b[msg.conn[b]]) or false, EV_BACKLEG end
+    local c = msg.conn[front]
+    if conn_leg(c) == LEG_BACK then return role(conn.b[c]) or false, EV_BACKLEG end
+    if msg.marker[front] then return msg.marker[front], EV_MARKER end
+    if msg.arp_backend[front] then return msg.arp_backend[front], EV_ARP end
     return false, EV_NONE
 end
 
@@ -1707,20 +1715,20 @@ end
 -- afresh on a first visit, where the tables still grow.
 local function backend_of(front, visited)
     if not visited then return compute_backend(front) end
-    local backend = h_label_backend[front]
+    local backend = msg.label_backend[front]
     if backend == nil then
         local ev
         backend, ev = compute_backend(front)
-        h_label_backend[front], h_label_evidence[front] = backend, ev
+        msg.label_backend[front], msg.label_evidence[front] = backend, ev
     end
-    return backend, h_label_evidence[front]
+    return backend, msg.label_evidence[front]
 end
 
 local function client_of(front)
-    if X.unseen[front] then return c_client[h_conn[X.unseen[front]]] end
-    local c = h_conn[front]
-    if conn_leg(c) == LEG_BACK then return h_xff[front] end
-    return c_client[c]
+    if msg.unseen[front] then return conn.client[msg.conn[msg.unseen[front]]] end
+    local c = msg.conn[front]
+    if conn_leg(c) == LEG_BACK then return msg.xff[front] end
+    return conn.client[c]
 end
 
 local function flags_text(bits)
@@ -1736,7 +1744,7 @@ local function add_tcp_labels(t, frame, c, step, h)
     local rs, rd = ra, rb
     if step > FROM_B then step, rs, rd = step - FROM_B, rb, ra end
     -- A record that turned out to be no request (HTTP/2 setup) is data of the one it joined.
-    if h ~= 0 and X.merged[h] and (step == S_REQUEST or step == S_RESPONSE) then step = S_DATA end
+    if h ~= 0 and msg.merged[h] and (step == S_REQUEST or step == S_RESPONSE) then step = S_DATA end
     if rs then label(t, 3, rs) end
     if rd then label(t, 4, rd) end
     if leg == LEG_FRONT then
@@ -1746,30 +1754,30 @@ local function add_tcp_labels(t, frame, c, step, h)
     elseif leg == LEG_DIRECT then
         label(t, 2, DIRECT_STEP[step]); label(t, 5, "direct")
     end
-    local bits = fr_flags[frame] or 0
+    local bits = frames.flags[frame] or 0
     if bits ~= 0 then label(t, 8, flags_text(bits)) end
     if h ~= 0 then
         -- Facts read once per message, not per frame: each field added to
         -- every frame costs tshark measurably (bench/bench_plugin.py).
-        if step == S_REQUEST and h_frame[h] == frame then
+        if step == S_REQUEST and msg.frame[h] == frame then
             tree_add(t, pf.conn, c - 1)
-            if X.encrypted[h] then
+            if msg.encrypted[h] then
                 tree_add(t, pf.encrypted, true)
             else
-                tree_add(t, pf.method, h_method[h]); tree_add(t, pf.uri, h_uri[h])
+                tree_add(t, pf.method, msg.method[h]); tree_add(t, pf.uri, msg.uri[h])
                 -- What the client sent was encrypted; only the back leg is readable.
-                if X.unseen[h] then tree_add(t, pf.encrypted, true) end
+                if msg.unseen[h] then tree_add(t, pf.encrypted, true) end
             end
-            tree_add(t, pf.scheme, cfg.https[c_bport[c]] and "https" or "http")
-            if X.version[h] then tree_add(t, pf.http_version, X.version[h]) end
-        elseif step == S_RESPONSE and h_resp_frame[h] == frame then
+            tree_add(t, pf.scheme, cfg.https[conn.bport[c]] and "https" or "http")
+            if msg.version[h] then tree_add(t, pf.http_version, msg.version[h]) end
+        elseif step == S_RESPONSE and msg.resp_frame[h] == frame then
             tree_add(t, pf.conn, c - 1)
-            if X.encrypted[h] then
+            if msg.encrypted[h] then
                 tree_add(t, pf.encrypted, true)
             else
-                tree_add(t, pf.status, h_status[h])
+                tree_add(t, pf.status, msg.status[h])
             end
-            if h_marker[h] then tree_add(t, pf.marker, h_marker[h]) end
+            if msg.marker[h] then tree_add(t, pf.marker, msg.marker[h]) end
         end
     end
     if step == S_RST then tree_add_expert(t, ex.rst) end
@@ -1777,15 +1785,15 @@ local function add_tcp_labels(t, frame, c, step, h)
 end
 
 local function add_arp_labels(t, frame)
-    local a = fr_arp[frame]
-    local kind = a_kind[a]
-    local asker, subject = a_asker[a], a_subject[a]
+    local a = frames.arp[frame]
+    local kind = nbr.kind[a]
+    local asker, subject = nbr.asker[a], nbr.subject[a]
     local is_answer = kind == S_ARP_REPLY or kind == S_ND_ADV
     local rs = role(is_answer and subject or asker)
     if rs == nil then
         -- ND from a link-local address: the sender's MAC tells its role.
         local mac = field_text(F.eth_src)
-        if mac then rs = mac_role[mac] end
+        if mac then rs = state.mac_role[mac] end
     end
     if rs then label(t, 3, rs) end
     if is_answer then
@@ -1807,20 +1815,20 @@ end
 -- What the client wrote itself in X-Forwarded-For: all of it on the front leg;
 -- on the back leg, the values before the balancer's own.
 local function client_written_xff(front)
-    if conn_leg(h_conn[front]) == LEG_FRONT then
-        if X.xff_all[front] then return X.xff_all[front] end
-        local b = h_link[front]
-        return b ~= 0 and X.own_xff[b] or nil
+    if conn_leg(msg.conn[front]) == LEG_FRONT then
+        if msg.xff_all[front] then return msg.xff_all[front] end
+        local b = msg.link[front]
+        return b ~= 0 and msg.own_xff[b] or nil
     end
-    return X.own_xff[front]
+    return msg.own_xff[front]
 end
 
 local function add_request_labels(t, front, frame, leg, step, h, visited)
-    label(t, 1, h_fidx[front])
+    label(t, 1, msg.fidx[front])
     if step == S_REQUEST or step == S_RESPONSE then
         local client = client_of(front)
         if client then tree_add(t, pf.client, client) end
-        if step == S_REQUEST and h == front and h_frame[front] == frame then
+        if step == S_REQUEST and h == front and msg.frame[front] == frame then
             local own = client_written_xff(front)
             if own then tree_add(t, pf.client_xff, own) end
         end
@@ -1829,11 +1837,11 @@ local function add_request_labels(t, front, frame, leg, step, h, visited)
     if backend then label(t, 6, backend) end
     label(t, 7, EVIDENCE_NAME[evidence])
     if leg == LEG_FRONT and h == front then
-        if step == S_REQUEST and h_frame[front] == frame then
-            if visited and h_resp_frame[front] == 0 then tree_add_expert(t, ex.no_response) end
-            if h_fail[front] and h_link[front] ~= 0 then tree_add_expert(t, ex.failover) end
-        elseif step == S_RESPONSE and h_resp_frame[front] == frame and h_status[front] >= 500
-            and h_link[front] == 0 then
+        if step == S_REQUEST and msg.frame[front] == frame then
+            if visited and msg.resp_frame[front] == 0 then tree_add_expert(t, ex.no_response) end
+            if msg.fail[front] and msg.link[front] ~= 0 then tree_add_expert(t, ex.failover) end
+        elseif step == S_RESPONSE and msg.resp_frame[front] == frame and msg.status[front] >= 500
+            and msg.link[front] == 0 then
             tree_add_expert(t, ex.balancer_5xx)
         end
     end
@@ -1841,45 +1849,45 @@ end
 
 -- Frames in no request: what kind of traffic they are (so "other" reads as an
 -- explanation), and a direct request's own index.
-aux.KIND_BY_PORT = { [22] = "ssh", [53] = "dns", [123] = "ntp", [5353] = "mdns", [67] = "dhcp",
+local KIND_BY_PORT = { [22] = "ssh", [53] = "dns", [123] = "ntp", [5353] = "mdns", [67] = "dhcp",
     [68] = "dhcp", [443] = "tls", [853] = "tls", [8443] = "tls" }
 
-function aux.frame_kind(frame, c, leg)
+local function frame_kind(frame, c, leg)
     if c ~= 0 then
         if leg == LEG_DIRECT then return "direct" end
-        if cfg.ports[c_bport[c]] then return "http" end
-        return aux.KIND_BY_PORT[c_bport[c]] or aux.KIND_BY_PORT[c_aport[c]] or "tcp"
+        if cfg.ports[conn.bport[c]] then return "http" end
+        return KIND_BY_PORT[conn.bport[c]] or KIND_BY_PORT[conn.aport[c]] or "tcp"
     end
-    local a = fr_arp[frame]
+    local a = frames.arp[frame]
     if a then
-        if X.refresh[a] then return "neighbour-refresh" end
-        if a_kind[a] == S_ND_SOL or a_kind[a] == S_ND_ADV then return "nd" end
+        if nbr.refresh[a] then return "neighbour-refresh" end
+        if nbr.kind[a] == S_ND_SOL or nbr.kind[a] == S_ND_ADV then return "nd" end
         return "arp"
     end
     local sport = first_value(F.udp_srcport)
-    if sport then return aux.KIND_BY_PORT[first_value(F.udp_dstport)] or aux.KIND_BY_PORT[sport] or "udp" end
+    if sport then return KIND_BY_PORT[first_value(F.udp_dstport)] or KIND_BY_PORT[sport] or "udp" end
     if F.icmp_type() or F.icmpv6_type() then return "icmp" end
     return "other"
 end
 
 local function add_outside_labels(t, frame, c, leg, step, h)
     if leg == LEG_DIRECT then
-        local first = h ~= 0 and h or c_first_h[c]
-        local d = first ~= 0 and X.didx[first]
+        local first = h ~= 0 and h or conn.first_h[c]
+        local d = first ~= 0 and msg.didx[first]
         if d then label(t, 11, d) end
-        if h ~= 0 and ((step == S_REQUEST and h_frame[h] == frame)
-            or (step == S_RESPONSE and h_resp_frame[h] == frame)) then
-            tree_add(t, pf.client, c_client[c])
+        if h ~= 0 and ((step == S_REQUEST and msg.frame[h] == frame)
+            or (step == S_RESPONSE and msg.resp_frame[h] == frame)) then
+            tree_add(t, pf.client, conn.client[c])
         end
     end
-    label(t, 10, aux.frame_kind(frame, c, leg))
+    label(t, 10, frame_kind(frame, c, leg))
 end
 
-function aux.add_debug(t, frame, visited, c, step, h, front)
+function debuglog.add(t, frame, visited, c, step, h, front)
     tree_add(t, pf.debug, sformat("connection %d, step %d, HTTP message %d, request %d",
         c - 1, step, h, front))
     if visited and frame == 1 then
-        for _, line in pairs(aux.debug_log) do tree_add(t, pf.debug, line) end
+        for _, line in pairs(state.debug_log) do tree_add(t, pf.debug, line) end
     end
 end
 
@@ -1887,16 +1895,16 @@ function lblab.dissector(tvb, pinfo, tree)
     local frame = pinfo.number
     local visited = pinfo.visited
     -- Record each frame once, whatever the number of first-pass dissections.
-    if fr_pk[frame] == nil then record(frame, pinfo, tvb) end
-    if visited and resolved_gen ~= record_gen then resolve() end
-    if roles_dirty then infer_roles() end
+    if frames.pk[frame] == nil then record(frame, pinfo, tvb) end
+    if visited and state.resolved_gen ~= state.record_gen then resolve() end
+    if state.roles_dirty then infer_roles() end
 
     local t = tree_add(tree, lblab)
-    local c, step, h = unpack_frame(fr_pk[frame])
+    local c, step, h = unpack_frame(frames.pk[frame])
     local leg = LEG_NONE
     if c ~= 0 then
         leg, step = add_tcp_labels(t, frame, c, step, h)
-    elseif fr_arp[frame] then
+    elseif frames.arp[frame] then
         add_arp_labels(t, frame)
     else
         local src, dst = net_src(), net_dst()
@@ -1908,17 +1916,17 @@ function lblab.dissector(tvb, pinfo, tree)
     -- The request a frame belongs to, cached per frame once resolved.
     local front
     if visited then
-        front = fr_req[frame]
+        front = frames.req[frame]
         if front == nil then
             front = request_of_frame(frame, c, h, true)
-            fr_req[frame] = front
+            frames.req[frame] = front
         end
     else
         front = request_of_frame(frame, c, h, false)
-        if front == 0 and c ~= 0 and c_pred[c] ~= 0 and c_first_h[c] == 0 then
+        if front == 0 and c ~= 0 and conn.pred[c] ~= 0 and conn.first_h[c] == 0 then
             -- Single pass, handshake of a front connection whose request is
             -- still to come: the predicted index.
-            label(t, 1, c_pred[c])
+            label(t, 1, conn.pred[c])
         end
     end
     if front ~= 0 then
@@ -1928,18 +1936,18 @@ function lblab.dissector(tvb, pinfo, tree)
     end
 
     if visited then
-        if c ~= 0 and leg == LEG_BACK and front == 0 and has_front and c_first_frame[c] == frame then
+        if c ~= 0 and leg == LEG_BACK and front == 0 and state.has_front and conn.first_frame[c] == frame then
             tree_add_expert(t, ex.orphan)
         end
-        local defs = frame_defs[frame]
+        local defs = state.frame_defs[frame]
         if defs then
             for _, d in ipairs(defs) do tree_add(t, pf.role_def, d) end
         end
         if frame == 1 then
-            for _, b in ipairs(aux.left_out) do tree_add(t, pf.other_balancer, b) end
+            for _, b in ipairs(state.left_out) do tree_add(t, pf.other_balancer, b) end
         end
     end
-    if cfg.debug then aux.add_debug(t, frame, visited, c, step, h, front) end
+    if cfg.debug then debuglog.add(t, frame, visited, c, step, h, front) end
     if cfg.compact then flush_compact(t) end
 end
 
