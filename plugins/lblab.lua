@@ -23,7 +23,7 @@
 -- Frames in no request keep their roles and get lblab.kind (ssh, dns, icmp, arp,
 -- nd, neighbour-refresh, direct, http, tls, ntp, mdns, dhcp, tcp, udp, other).
 --
--- How labels are made (design.md, "Labels that need the future"):
+-- How labels are made (docs/architecture.md, "Labels that need the future"):
 --   * On a frame's first visit the plugin records compact facts (integers in
 --     arrays, one small record per connection, HTTP request and ARP) and labels
 --     the frame from what it knows so far (single-pass tshark sees these).
@@ -46,52 +46,63 @@ end
 local lblab = Proto("lblab", "Load-balancer lab (lblab)")
 
 ------------------------------------------------------------------------------
--- Fields
+-- Fields and expert infos: each defined once, registered from the same list
+-- (the order of the list is the order `tshark -G fields` shows).
 ------------------------------------------------------------------------------
-local pf = {
-    src_role = ProtoField.string("lblab.src_role", "Source role"),
-    dst_role = ProtoField.string("lblab.dst_role", "Destination role"),
-    req = ProtoField.uint32("lblab.req", "Request index"),
-    step = ProtoField.string("lblab.step", "Lifecycle step"),
-    leg = ProtoField.string("lblab.leg", "Leg"),
-    flags = ProtoField.string("lblab.flags", "TCP findings"),
-    backend = ProtoField.string("lblab.backend", "Backend that served the request"),
-    backend_evidence = ProtoField.string("lblab.backend_evidence", "Backend evidence"),
-    conn = ProtoField.uint32("lblab.conn", "Connection index (tcp.stream)"),
-    client = ProtoField.string("lblab.client", "Client of the request"),
-    method = ProtoField.string("lblab.method", "HTTP method"),
-    uri = ProtoField.string("lblab.uri", "HTTP URI"),
-    status = ProtoField.uint16("lblab.status", "HTTP status"),
-    marker = ProtoField.string("lblab.marker", "Backend named by a response marker"),
-    arp_target = ProtoField.string("lblab.arp_target", "Role whose address is asked for"),
-    role_def = ProtoField.string("lblab.role_def", "Role address (first seen here)"),
-    client_xff = ProtoField.string("lblab.client_xff", "X-Forwarded-For written by the client itself"),
-    kind = ProtoField.string("lblab.kind", "Kind of frame outside any request (ssh, dns, icmp, arp, direct...)"),
-    direct = ProtoField.uint32("lblab.direct", "Direct request index (a client fetching from a backend itself)"),
-    scheme = ProtoField.string("lblab.scheme", "Scheme of the request (http, https)"),
-    http_version = ProtoField.string("lblab.http_version", "HTTP version of the request (1.0, 1.1, 2)"),
-    other_balancer = ProtoField.string("lblab.other_balancer",
-        "Another balancer in the capture, left out: address=HTTP requests it received"),
-    debug = ProtoField.string("lblab.debug", "Debug: what the plugin inferred (preference lblab.debug)"),
-    encrypted = ProtoField.bool("lblab.encrypted",
-        "Encrypted: method, URI and status unreadable (no TLS key log)"),
-    pkt = ProtoField.string("lblab.pkt",
-        "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target;kind;direct)"),
-}
+local pf, ex, registered = {}, {}, {}
+do
+local function field(name, make, ...)
+    pf[name] = make("lblab." .. name, ...)
+    registered[#registered + 1] = pf[name]
+end
+field("src_role", ProtoField.string, "Source role")
+field("dst_role", ProtoField.string, "Destination role")
+field("req", ProtoField.uint32, "Request index")
+field("step", ProtoField.string, "Lifecycle step")
+field("leg", ProtoField.string, "Leg")
+field("flags", ProtoField.string, "TCP findings")
+field("backend", ProtoField.string, "Backend that served the request")
+field("backend_evidence", ProtoField.string, "Backend evidence")
+field("conn", ProtoField.uint32, "Connection index (tcp.stream)")
+field("client", ProtoField.string, "Client of the request")
+field("method", ProtoField.string, "HTTP method")
+field("uri", ProtoField.string, "HTTP URI")
+field("status", ProtoField.uint16, "HTTP status")
+field("marker", ProtoField.string, "Backend named by a response marker")
+field("arp_target", ProtoField.string, "Role whose address is asked for")
+field("role_def", ProtoField.string, "Role address (first seen here)")
+field("pkt", ProtoField.string,
+    "Labels, compact (req;step;src;dst;leg;backend;evidence;flags;arp_target;kind;direct)")
+field("client_xff", ProtoField.string, "X-Forwarded-For written by the client itself")
+field("kind", ProtoField.string, "Kind of frame outside any request (ssh, dns, icmp, arp, direct...)")
+field("direct", ProtoField.uint32, "Direct request index (a client fetching from a backend itself)")
+field("scheme", ProtoField.string, "Scheme of the request (http, https)")
+field("http_version", ProtoField.string, "HTTP version of the request (1.0, 1.1, 2)")
+field("encrypted", ProtoField.bool, "Encrypted: method, URI and status unreadable (no TLS key log)")
+field("debug", ProtoField.string, "Debug: what the plugin inferred (preference lblab.debug)")
+field("other_balancer", ProtoField.string,
+    "Another balancer in the capture, left out: address=HTTP requests it received")
 
-local ex = {
-    orphan = ProtoExpert.new("lblab.expert.orphan_backleg", "Back-leg connection serving no client request",
-        expert.group.SEQUENCE, expert.severity.WARN),
-    no_response = ProtoExpert.new("lblab.expert.no_response", "Request without a response",
-        expert.group.SEQUENCE, expert.severity.WARN),
-    rst = ProtoExpert.new("lblab.expert.rst", "Connection reset (RST)",
-        expert.group.SEQUENCE, expert.severity.WARN),
-    balancer_5xx = ProtoExpert.new("lblab.expert.balancer_5xx", "5xx answered by the balancer",
-        expert.group.RESPONSE_CODE, expert.severity.ERROR),
-    failover = ProtoExpert.new("lblab.expert.failover", "Failover: the balancer tried another backend",
-        expert.group.SEQUENCE, expert.severity.NOTE),
-}
-lblab.experts = { ex.orphan, ex.no_response, ex.rst, ex.balancer_5xx, ex.failover }
+local experts = {}
+local function expert_info(name, text, group, severity)
+    ex[name] = ProtoExpert.new("lblab.expert." .. name, text, group, severity)
+    experts[#experts + 1] = ex[name]
+end
+expert_info("orphan_backleg", "Back-leg connection serving no client request",
+    expert.group.SEQUENCE, expert.severity.WARN)
+expert_info("no_response", "Request without a response", expert.group.SEQUENCE, expert.severity.WARN)
+expert_info("rst", "Connection reset (RST)", expert.group.SEQUENCE, expert.severity.WARN)
+expert_info("balancer_5xx", "5xx answered by the balancer", expert.group.RESPONSE_CODE, expert.severity.ERROR)
+expert_info("failover", "Failover: the balancer tried another backend", expert.group.SEQUENCE, expert.severity.NOTE)
+lblab.experts = experts
+end
+
+-- The per-packet labels, in the order of the compact lblab.pkt field (lbreport
+-- reads that order from `tshark -G values`, lblab.vocab.pkt); L.<name> is a slot.
+local LABELS = { "req", "step", "src_role", "dst_role", "leg", "backend", "backend_evidence",
+    "flags", "arp_target", "kind", "direct" }
+local L = {}
+for i, name in ipairs(LABELS) do L[name] = i end
 
 ------------------------------------------------------------------------------
 -- Preferences (real values arrive through prefs_changed)
@@ -181,66 +192,73 @@ local function has_bit(value, bit)
     return floor(value / bit) % 2 == 1
 end
 
-local TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 1, 2, 4, 16
+local TCP = { FIN = 1, SYN = 2, RST = 4, ACK = 16 }
 
 -- TCP analysis findings, stored per frame as a sum of these bits.
-local FL_RETRANS, FL_DUP_ACK, FL_OOO, FL_ZERO_WIN, FL_KEEPALIVE = 1, 2, 4, 8, 16
+local FL = { RETRANS = 1, DUP_ACK = 2, OOO = 4, ZERO_WIN = 8, KEEPALIVE = 16 }
 local FLAG_NAMES = {
-    { FL_RETRANS, "retrans" }, { FL_DUP_ACK, "dup-ack" }, { FL_OOO, "out-of-order" },
-    { FL_ZERO_WIN, "zero-window" }, { FL_KEEPALIVE, "keep-alive" },
+    { FL.RETRANS, "retrans" }, { FL.DUP_ACK, "dup-ack" }, { FL.OOO, "out-of-order" },
+    { FL.ZERO_WIN, "zero-window" }, { FL.KEEPALIVE, "keep-alive" },
 }
 
+-- Steps, by number (frames store them packed).
+local S = {}
 -- Generic TCP steps, relative to the connection's initiator (A) and responder (B).
-local S_SYN, S_SYNACK, S_ACK, S_REQUEST, S_DATA, S_RESPONSE = 1, 2, 3, 4, 5, 6
-local S_ACK_RESP, S_FIN_A, S_FIN_B, S_LAST_ACK, S_RST, S_ACK_REQ = 7, 8, 9, 10, 11, 12
-local S_ACK_FIN = 13 -- one side's pure ACK of the other's FIN, before its own FIN
+S.SYN, S.SYNACK, S.ACK, S.REQUEST, S.DATA, S.RESPONSE = 1, 2, 3, 4, 5, 6
+S.ACK_RESP, S.FIN_A, S.FIN_B, S.LAST_ACK, S.RST, S.ACK_REQ = 7, 8, 9, 10, 11, 12
+S.ACK_FIN = 13 -- one side's pure ACK of the other's FIN, before its own FIN
 -- TLS on an HTTPS port, as far as the records show without the key log.
-local S_TLS_CH, S_TLS_SH, S_TLS_FIN, S_TLS_CLOSE = 14, 15, 16, 17
+S.TLS_CH, S.TLS_SH, S.TLS_FIN, S.TLS_CLOSE = 14, 15, 16, 17
 -- ARP / neighbour discovery steps.
-local S_ARP_REQ, S_ARP_REPLY, S_ND_SOL, S_ND_ADV = 21, 22, 23, 24
+S.ARP_REQ, S.ARP_REPLY, S.ND_SOL, S.ND_ADV = 21, 22, 23, 24
 
 local FRONT_STEP = {
-    [S_SYN] = "SYN", [S_SYNACK] = "SYN/ACK", [S_ACK] = "ACK", [S_REQUEST] = "request",
-    [S_DATA] = "data", [S_RESPONSE] = "response", [S_ACK_RESP] = "ACK-resp",
-    [S_FIN_A] = "FIN-client", [S_FIN_B] = "FIN-M3", [S_LAST_ACK] = "last-ACK", [S_RST] = "RST",
-    [S_ACK_REQ] = "ACK-req", [S_ACK_FIN] = "ACK-FIN",
-    [S_TLS_CH] = "TLS-ClientHello", [S_TLS_SH] = "TLS-ServerHello", [S_TLS_FIN] = "TLS-Finished",
-    [S_TLS_CLOSE] = "TLS-close",
+    [S.SYN] = "SYN", [S.SYNACK] = "SYN/ACK", [S.ACK] = "ACK", [S.REQUEST] = "request",
+    [S.DATA] = "data", [S.RESPONSE] = "response", [S.ACK_RESP] = "ACK-resp",
+    [S.FIN_A] = "FIN-client", [S.FIN_B] = "FIN-M3", [S.LAST_ACK] = "last-ACK", [S.RST] = "RST",
+    [S.ACK_REQ] = "ACK-req", [S.ACK_FIN] = "ACK-FIN",
+    [S.TLS_CH] = "TLS-ClientHello", [S.TLS_SH] = "TLS-ServerHello", [S.TLS_FIN] = "TLS-Finished",
+    [S.TLS_CLOSE] = "TLS-close",
 }
 local BACK_STEP = {
-    [S_SYN] = "up-SYN", [S_SYNACK] = "up-SYN/ACK", [S_ACK] = "up-ACK", [S_REQUEST] = "up-request",
-    [S_DATA] = "up-data", [S_RESPONSE] = "up-response", [S_ACK_RESP] = "up-ACK-resp",
-    [S_FIN_A] = "up-FIN-M3", [S_FIN_B] = "up-FIN-backend", [S_LAST_ACK] = "up-last-ACK",
-    [S_RST] = "up-RST", [S_ACK_REQ] = "up-ACK-req", [S_ACK_FIN] = "up-ACK-FIN",
-    [S_TLS_CH] = "up-TLS-ClientHello", [S_TLS_SH] = "up-TLS-ServerHello",
-    [S_TLS_FIN] = "up-TLS-Finished", [S_TLS_CLOSE] = "up-TLS-close",
+    [S.SYN] = "up-SYN", [S.SYNACK] = "up-SYN/ACK", [S.ACK] = "up-ACK", [S.REQUEST] = "up-request",
+    [S.DATA] = "up-data", [S.RESPONSE] = "up-response", [S.ACK_RESP] = "up-ACK-resp",
+    [S.FIN_A] = "up-FIN-M3", [S.FIN_B] = "up-FIN-backend", [S.LAST_ACK] = "up-last-ACK",
+    [S.RST] = "up-RST", [S.ACK_REQ] = "up-ACK-req", [S.ACK_FIN] = "up-ACK-FIN",
+    [S.TLS_CH] = "up-TLS-ClientHello", [S.TLS_SH] = "up-TLS-ServerHello",
+    [S.TLS_FIN] = "up-TLS-Finished", [S.TLS_CLOSE] = "up-TLS-close",
 }
 -- A client fetching from a backend itself: the front leg's names, but the
 -- server is a backend, not M3.
 local DIRECT_STEP = {}
 for k, v in pairs(FRONT_STEP) do DIRECT_STEP[k] = v end
-DIRECT_STEP[S_FIN_B] = "FIN-backend"
+DIRECT_STEP[S.FIN_B] = "FIN-backend"
 local ARP_STEP = {
-    [S_ARP_REQ] = "ARP-who-has", [S_ARP_REPLY] = "ARP-reply",
-    [S_ND_SOL] = "ND-solicit", [S_ND_ADV] = "ND-advert",
+    [S.ARP_REQ] = "ARP-who-has", [S.ARP_REPLY] = "ARP-reply",
+    [S.ND_SOL] = "ND-solicit", [S.ND_ADV] = "ND-advert",
 }
 
-local LEG_NONE, LEG_FRONT, LEG_BACK, LEG_DIRECT = 0, 1, 2, 3
+local LEG_NONE, LEG_FRONT, LEG_BACK, LEG_DIRECT, LEG_ARP = 0, 1, 2, 3, 4
+local LEG_NAME = { [LEG_FRONT] = "front", [LEG_BACK] = "back", [LEG_DIRECT] = "direct", [LEG_ARP] = "arp" }
+local LEG_STEPS = { [LEG_FRONT] = FRONT_STEP, [LEG_BACK] = BACK_STEP, [LEG_DIRECT] = DIRECT_STEP }
+
+-- Roles. The balancer is M3 (the course's name); backends are M1, M2, M4, ...
+-- (M<n>, n ~= 3); "broadcast" is the destination of an ARP who-has.
+local ROLE_CLIENT, ROLE_BALANCER, ROLE_BROADCAST = "client", "M3", "broadcast"
+local ROLE_NAME = { ROLE_CLIENT, ROLE_BALANCER, ROLE_BROADCAST }
+local function backend_role(n) return "M" .. n end
+local function is_backend(r) return r ~= nil and r ~= false and r ~= ROLE_CLIENT and r ~= ROLE_BALANCER end
 
 local FROM_B = 32 -- added to a TCP frame's stored step when the responder sent it
 
-local EV_NONE, EV_ARP, EV_MARKER, EV_BACKLEG = 0, 1, 2, 3
-local EVIDENCE_NAME = { [EV_NONE] = "none", [EV_ARP] = "arp", [EV_MARKER] = "marker", [EV_BACKLEG] = "back-leg" }
+local EV = { NONE = 0, ARP = 1, MARKER = 2, BACKLEG = 3 }
+local EVIDENCE_NAME = { [EV.NONE] = "none", [EV.ARP] = "arp", [EV.MARKER] = "marker", [EV.BACKLEG] = "back-leg" }
 
 -- The vocabulary, published for tools (`tshark -G values`): value strings of
 -- fields that are never added to a tree. lbreport's tests compare them with its own.
 do
-    local fields = {
-        pf.src_role, pf.dst_role, pf.req, pf.step, pf.leg, pf.flags, pf.backend,
-        pf.backend_evidence, pf.conn, pf.client, pf.method, pf.uri, pf.status,
-        pf.marker, pf.arp_target, pf.role_def, pf.pkt, pf.client_xff, pf.kind, pf.direct,
-        pf.scheme, pf.http_version, pf.encrypted, pf.debug, pf.other_balancer,
-    }
+    local fields = {}
+    for i, f in ipairs(registered) do fields[i] = f end
     local function published(name, desc, names)
         fields[#fields + 1] = ProtoField.uint8("lblab.vocab." .. name, desc, base.DEC, names)
     end
@@ -249,6 +267,9 @@ do
     published("direct", "Direct-request steps", DIRECT_STEP)
     published("arp", "ARP/ND steps", ARP_STEP)
     published("evidence", "Backend evidence levels", EVIDENCE_NAME)
+    published("legs", "Legs", LEG_NAME)
+    published("roles", "Roles other than backends (M<n>, n ~= 3)", ROLE_NAME)
+    published("pkt", "Slots of lblab.pkt, in order", LABELS)
     lblab.fields = fields
 end
 
@@ -472,7 +493,7 @@ end
 function infer.asks_for_others(x, sources)
     for i = 1, nbr.n do
         if nbr.asker[i] == x and nbr.subject[i] and not sources[nbr.subject[i]]
-            and (nbr.kind[i] == S_ARP_REQ or nbr.kind[i] == S_ND_SOL) then
+            and (nbr.kind[i] == S.ARP_REQ or nbr.kind[i] == S.ND_SOL) then
             return true
         end
     end
@@ -638,7 +659,7 @@ function infer.backends(roles, m3, inbound, outbound)
     for i = 1, nbr.n do
         local asker, subject = nbr.asker[i], nbr.subject[i]
         if m3[asker] and subject and not roles[subject] and not cfg.clients[subject]
-            and not (inbound[asker] or {})[subject] and nbr.kind[i] ~= S_ARP_REPLY and nbr.kind[i] ~= S_ND_ADV then
+            and not (inbound[asker] or {})[subject] and nbr.kind[i] ~= S.ARP_REPLY and nbr.kind[i] ~= S.ND_ADV then
             found[subject] = true
         end
     end
@@ -650,7 +671,7 @@ function infer.name_backends(roles, found)
     for _, r in pairs(cfg.backends) do taken[r] = true end
     for addr in pairs(found) do
         local r = marker_role_for(addr)
-        if r and not taken[r] and r ~= "M3" then
+        if r and not taken[r] and r ~= ROLE_BALANCER then
             roles[addr] = r
             taken[r] = true
         else
@@ -660,9 +681,9 @@ function infer.name_backends(roles, found)
     tsort(unnamed, function(x, y) return address_key(x) < address_key(y) end)
     local n = 0
     for _, addr in ipairs(unnamed) do
-        repeat n = n + 1 until not taken["M" .. n] and n ~= 3 -- M3 is the balancer's name
-        roles[addr] = "M" .. n
-        taken["M" .. n] = true
+        repeat n = n + 1 until not taken[backend_role(n)] and backend_role(n) ~= ROLE_BALANCER
+        roles[addr] = backend_role(n)
+        taken[backend_role(n)] = true
     end
 end
 
@@ -670,10 +691,10 @@ end
 --    backend's view, the address the balancer wrote in X-Forwarded-For on what it
 --    sent (never one a client wrote to M3).
 function infer.clients(roles, m3, inbound)
-    for addr in pairs(cfg.clients) do roles[addr] = roles[addr] or "client" end
+    for addr in pairs(cfg.clients) do roles[addr] = roles[addr] or ROLE_CLIENT end
     for addr in pairs(m3) do
         for a in pairs(inbound[addr] or {}) do
-            if not roles[a] then roles[a] = "client" end
+            if not roles[a] then roles[a] = ROLE_CLIENT end
         end
     end
     -- Only where no client talks to M3 in the capture (a backend's view): where the
@@ -684,7 +705,7 @@ function infer.clients(roles, m3, inbound)
     end
     for h = 1, msg.n do
         local xff = msg.xff[h]
-        if xff and not roles[xff] and m3[conn.a[msg.conn[h]]] then roles[xff] = "client" end
+        if xff and not roles[xff] and m3[conn.a[msg.conn[h]]] then roles[xff] = ROLE_CLIENT end
     end
 end
 
@@ -692,7 +713,7 @@ local function infer_roles()
     local inbound, outbound, xff_into = infer.http_graph()
     local roles = {}
     local m3 = infer.balancer(inbound, outbound, xff_into)
-    for addr in pairs(m3) do roles[addr] = "M3" end
+    for addr in pairs(m3) do roles[addr] = ROLE_BALANCER end
     infer.backends(roles, m3, inbound, outbound)
     infer.clients(roles, m3, inbound)
 
@@ -720,14 +741,14 @@ local function conn_roles(c)
     if conn.gen[c] ~= state.roles_gen then
         local ra, rb = role(conn.a[c]), role(conn.b[c])
         local leg = LEG_NONE
-        local backend_b = rb ~= nil and rb ~= "client" and rb ~= "M3"
+        local backend_b = is_backend(rb)
         -- Only the farm's web service makes a leg: SSH to M3, or anything else
         -- between the same hosts, keeps its roles and no more.
         if not cfg.ports[conn.bport[c]] then
             leg = LEG_NONE
-        elseif rb == "M3" and ra ~= "M3" then
+        elseif rb == ROLE_BALANCER and ra ~= ROLE_BALANCER then
             leg = LEG_FRONT
-        elseif ra == "M3" and backend_b then
+        elseif ra == ROLE_BALANCER and backend_b then
             leg = LEG_BACK
         elseif backend_b and ra ~= nil then
             leg = LEG_DIRECT
@@ -773,11 +794,11 @@ end
 local function tcp_findings()
     if F.tcp_analysis() == nil then return 0 end
     local bits = 0
-    if F.retrans() or F.fast_retrans() then bits = bits + FL_RETRANS end
-    if F.dup_ack() then bits = bits + FL_DUP_ACK end
-    if F.out_of_order() then bits = bits + FL_OOO end
-    if F.zero_window() then bits = bits + FL_ZERO_WIN end
-    if F.keep_alive() then bits = bits + FL_KEEPALIVE end
+    if F.retrans() or F.fast_retrans() then bits = bits + FL.RETRANS end
+    if F.dup_ack() then bits = bits + FL.DUP_ACK end
+    if F.out_of_order() then bits = bits + FL.OOO end
+    if F.zero_window() then bits = bits + FL.ZERO_WIN end
+    if F.keep_alive() then bits = bits + FL.KEEPALIVE end
     return bits
 end
 
@@ -889,7 +910,7 @@ local function marker_in(text)
     end
     -- The classic lab's page ("Soy la máquina N") names its backend out of the box.
     local n = smatch(text, "Soy la m.-quina (%d+)")
-    if n then return "M" .. n end
+    if n then return backend_role(n) end
     return nil
 end
 
@@ -939,8 +960,8 @@ local function new_conn(c, pinfo, src, dst, flags, frame)
     local sport, dport = pinfo.src_port, pinfo.dst_port
     -- The initiator is whoever sent the SYN; mid-stream, whoever talks to the HTTP port.
     local src_is_a = true
-    if has_bit(flags, TCP_SYN) then
-        src_is_a = not has_bit(flags, TCP_ACK)
+    if has_bit(flags, TCP.SYN) then
+        src_is_a = not has_bit(flags, TCP.ACK)
     elseif is_http_port(sport) and not is_http_port(dport) then
         src_is_a = false
     end
@@ -1152,14 +1173,14 @@ local function tls_step(from_a, len)
     if #kinds == 0 and not app then return nil end
     for _, fi in ipairs({ F.tls_handshake_type() }) do
         local t = fi.value
-        if t == 1 then return S_TLS_CH end
-        if t == 2 then return S_TLS_SH end
-        if t == 4 then return S_DATA end -- NewSessionTicket (readable with the key log)
+        if t == 1 then return S.TLS_CH end
+        if t == 2 then return S.TLS_SH end
+        if t == 4 then return S.DATA end -- NewSessionTicket (readable with the key log)
     end
     -- Decrypted (key log) application data that completes no HTTP message: HTTP/2's
     -- own frames (SETTINGS, WINDOW_UPDATE...) or an HTTP part. (tls.app_data_proto
     -- names the port's protocol even when nothing could be decrypted.)
-    if F.http_proto() ~= nil or F.http2_proto() ~= nil then return S_DATA end
+    if F.http_proto() ~= nil or F.http2_proto() ~= nil then return S.DATA end
     local handshake, alert = false, false
     for _, fi in ipairs(kinds) do
         local k = fi.value
@@ -1167,14 +1188,14 @@ local function tls_step(from_a, len)
         elseif k == 21 then alert = true
         elseif k == 20 or k == 22 then handshake = true end
     end
-    if alert then return S_TLS_CLOSE end
-    if handshake then return S_TLS_FIN end
+    if alert then return S.TLS_CLOSE end
+    if handshake then return S.TLS_FIN end
     -- TLS 1.3 hides the alert type: a client record too short to hold any HTTP
     -- request (2 bytes + type + tag + header) is its close_notify.
-    if app and from_a and len <= 24 then return S_TLS_CLOSE end
+    if app and from_a and len <= 24 then return S.TLS_CLOSE end
     -- Nor can fewer than 40 bytes hold one ("GET / HTTP/1.0" and the record's own
     -- 22+ bytes): HTTP/2's small frames (SETTINGS ack, WINDOW_UPDATE) are data.
-    if app and from_a and len < 40 then return S_DATA end
+    if app and from_a and len < 40 then return S.DATA end
     if app then return TLS_APP end
     return nil
 end
@@ -1192,13 +1213,13 @@ end
 -- answers it. Returns step and request.
 local function record_tls(c, frame, pinfo, from_a, len, h)
     local step = tls_step(from_a, len)
-    if step == nil then return S_DATA, h end
+    if step == nil then return S.DATA, h end
     if step ~= TLS_APP then return step, h end
     if conn.decrypted[c] then
         -- The key log opened this connection: records that complete no message are
         -- parts of one (a request's first segments wait for it, as in plain HTTP).
-        if from_a and conn.resp_h[c] == 0 then pend(c, frame); return S_DATA, 0 end
-        return S_DATA, from_a and h or (conn.resp_h[c] ~= 0 and conn.resp_h[c] or h)
+        if from_a and conn.resp_h[c] == 0 then pend(c, frame); return S.DATA, 0 end
+        return S.DATA, from_a and h or (conn.resp_h[c] ~= 0 and conn.resp_h[c] or h)
     end
     if from_a then
         -- Every client record big enough to hold a request is one, also while another
@@ -1217,38 +1238,38 @@ local function record_tls(c, frame, pinfo, from_a, len, h)
         end
         provisional_request(h)
         conn.last_dir_resp[c] = false
-        return S_REQUEST, h
+        return S.REQUEST, h
     end
     local waiting = conn.resp_h[c]
     if waiting ~= 0 and msg.encrypted[waiting] then
         msg.resp_frame[waiting], msg.resp_time[waiting] = frame, pinfo.abs_ts
         conn.resp_h[c] = msg.next[waiting]
         conn.last_dir_resp[c] = true
-        return S_RESPONSE, waiting
+        return S.RESPONSE, waiting
     end
-    return S_DATA, h
+    return S.DATA, h
 end
 
 local function teardown_step(c, frame, from_a, flags, len, step)
-    if has_bit(flags, TCP_FIN) then
+    if has_bit(flags, TCP.FIN) then
         if from_a then
             if conn.fin_a[c] == 0 then conn.fin_a[c] = frame end
         elseif conn.fin_b[c] == 0 then
             conn.fin_b[c] = frame
         end
-        if step == S_ACK or step == S_DATA then step = from_a and S_FIN_A or S_FIN_B end
-    elseif step == S_ACK and len == 0 then
+        if step == S.ACK or step == S.DATA then step = from_a and S.FIN_A or S.FIN_B end
+    elseif step == S.ACK and len == 0 then
         if conn.fin_a[c] ~= 0 and conn.fin_b[c] ~= 0 and conn.last_ack[c] == 0 then
-            step = S_LAST_ACK; conn.last_ack[c] = frame
+            step = S.LAST_ACK; conn.last_ack[c] = frame
         elseif (from_a and conn.fin_b[c] ~= 0 and conn.fin_a[c] == 0)
             or (not from_a and conn.fin_a[c] ~= 0 and conn.fin_b[c] == 0) then
-            step = S_ACK_FIN
+            step = S.ACK_FIN
         elseif conn.synack[c] ~= 0 and conn.hs_done[c] == 0 and from_a then
             conn.hs_done[c] = frame
         elseif from_a and conn.last_dir_resp[c] then
-            step = S_ACK_RESP
+            step = S.ACK_RESP
         elseif not from_a and conn.nreq[c] > 0 and not conn.last_dir_resp[c] then
-            step = S_ACK_REQ
+            step = S.ACK_REQ
         end
     end
     return step
@@ -1260,28 +1281,28 @@ function record_tcp(frame, pinfo, stream, tvb)
     local from_a = frame_from_a(c, frame, pinfo, flags)
     if from_a == nil then return end
     local findings = tcp_findings()
-    local step, h = S_ACK, conn.last_h[c]
-    if has_bit(flags, TCP_RST) then
-        step = S_RST
-    elseif has_bit(flags, TCP_SYN) then
-        step = has_bit(flags, TCP_ACK) and S_SYNACK or S_SYN
-        if step == S_SYNACK then conn.synack[c] = frame end
+    local step, h = S.ACK, conn.last_h[c]
+    if has_bit(flags, TCP.RST) then
+        step = S.RST
+    elseif has_bit(flags, TCP.SYN) then
+        step = has_bit(flags, TCP.ACK) and S.SYNACK or S.SYN
+        if step == S.SYNACK then conn.synack[c] = frame end
     end
 
     local method, code, uri, version, sid, mfi
     if len > 0 then method, code, uri, version, sid, mfi = http_message() end
-    local original = findings % 2 == 0 -- not a retransmission
+    local original = not has_bit(findings, FL.RETRANS)
     if (method ~= nil or code ~= nil) and cfg.https[conn.bport[c]] then conn.decrypted[c] = true end
     if method ~= nil and from_a and original then
         h = record_request(c, frame, pinfo, message_bytes(mfi, tvb), method, uri, version, sid)
-        if step == S_ACK then step = S_REQUEST end
+        if step == S.ACK then step = S.REQUEST end
     elseif code ~= nil and not from_a and original then
         h = record_response(c, frame, pinfo, tvb, code, sid)
-        if step == S_ACK then step = S_RESPONSE end
-    elseif len > 0 and step == S_ACK and original and cfg.https[conn.bport[c]] then
+        if step == S.ACK then step = S.RESPONSE end
+    elseif len > 0 and step == S.ACK and original and cfg.https[conn.bport[c]] then
         step, h = record_tls(c, frame, pinfo, from_a, len, h)
-    elseif len > 0 and step == S_ACK then
-        step = S_DATA
+    elseif len > 0 and step == S.ACK then
+        step = S.DATA
         conn.last_dir_resp[c] = not from_a
         if not from_a then
             if conn.resp_h[c] ~= 0 then h = conn.resp_h[c] end
@@ -1294,7 +1315,7 @@ function record_tcp(frame, pinfo, stream, tvb)
 
     -- While client data waits for its request, what follows on the connection
     -- (the server's ACK of it) waits too.
-    if h ~= 0 and conn.pend[c] ~= nil and step ~= S_REQUEST then
+    if h ~= 0 and conn.pend[c] ~= nil and step ~= S.REQUEST then
         pend(c, frame)
         h = 0
     end
@@ -1312,7 +1333,7 @@ local function record_arp(frame, pinfo)
     nbr.n = nbr.n + 1
     nbr.time[nbr.n], nbr.front[nbr.n] = pinfo.abs_ts, 0
     if op == 1 then
-        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S_ARP_REQ, sender, target
+        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S.ARP_REQ, sender, target
         -- A refresh (Linux probing a stale entry) goes to the MAC the asker has, not
         -- to broadcast; a cooked capture (-i any) has no Ethernet header, but some
         -- stacks name the target MAC in the ARP body then.
@@ -1324,7 +1345,7 @@ local function record_arp(frame, pinfo)
             nbr.refresh_pair[sender .. "|" .. target] = true
         end
     else
-        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S_ARP_REPLY, target, sender
+        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S.ARP_REPLY, target, sender
         -- The answer to a refresh is part of it.
         if nbr.refresh_pair[target .. "|" .. sender] then nbr.refresh[nbr.n] = true end
     end
@@ -1343,17 +1364,31 @@ local function record_nd(frame, pinfo, icmp_type)
     nbr.n = nbr.n + 1
     nbr.time[nbr.n], nbr.front[nbr.n] = pinfo.abs_ts, 0
     if icmp_type == 135 then
-        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S_ND_SOL, src, field_text(F.nd_ns_target)
+        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S.ND_SOL, src, field_text(F.nd_ns_target)
         -- Sent to the target itself, not its solicited-node group: a refresh.
         local dst = net_dst()
         if dst and not sfind(dst, "^ff02:") then nbr.refresh[nbr.n] = true end
     else
-        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S_ND_ADV, net_dst(), field_text(F.nd_na_target) or src
+        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S.ND_ADV, net_dst(), field_text(F.nd_na_target) or src
     end
     note_host(src, frame, mac)
     if nbr.subject[nbr.n] then note_host(nbr.subject[nbr.n], frame, nil) end
     state.roles_dirty = true
     frames.arp[frame], frames.pk[frame] = nbr.n, pack_frame(0, nbr.kind[nbr.n], 0)
+end
+
+-- Single pass (no resolve yet): M3 asking ARP/ND while the latest request waits
+-- for a backend joins that request; resolve() links every record afresh.
+local function attach_to_waiting_request(a)
+    if nbr.front[a] ~= 0 or (nbr.kind[a] ~= S.ARP_REQ and nbr.kind[a] ~= S.ND_SOL)
+        or role(nbr.asker[a]) ~= ROLE_BALANCER then
+        return
+    end
+    local front = state.last_open_front
+    if front == 0 or msg.resp_frame[front] ~= 0 then return end
+    nbr.front[a] = front
+    local rs = role(nbr.subject[a])
+    if is_backend(rs) and not msg.arp_backend[front] then msg.arp_backend[front] = rs end
 end
 
 local function record(frame, pinfo, tvb)
@@ -1557,15 +1592,15 @@ local function link_arps(fronts)
         local asker, subject, t = nbr.asker[i], nbr.subject[i], nbr.time[i]
         local ra, rs = role(asker), role(subject)
         local front = 0
-        local is_answer = nbr.kind[i] == S_ARP_REPLY or nbr.kind[i] == S_ND_ADV
+        local is_answer = nbr.kind[i] == S.ARP_REPLY or nbr.kind[i] == S.ND_ADV
         local key = (asker or "") .. "|" .. (subject or "")
         if is_answer then
             front = last_ask[key] or 0
-        elseif ra == "M3" and rs ~= nil and rs ~= "client" and rs ~= "M3" then
+        elseif ra == ROLE_BALANCER and is_backend(rs) then
             -- M3 looks for a backend: the request whose upstream attempt to it comes next.
             front = waiting_front(fronts, t, subject)
             if front ~= 0 and msg.arp_backend[front] == false then msg.arp_backend[front] = rs end
-        elseif ra == "client" and rs == "M3" then
+        elseif ra == ROLE_CLIENT and rs == ROLE_BALANCER then
             -- A client looks for M3: the request it is about to send.
             local j = front_at(fronts, t) + 1
             while j <= #fronts and msg.time[fronts[j]] - t < 5 do
@@ -1638,18 +1673,18 @@ end
 ------------------------------------------------------------------------------
 -- Labelling
 ------------------------------------------------------------------------------
--- The per-packet labels, by position in lblab.pkt.
-local LABEL_FIELD = { pf.req, pf.step, pf.src_role, pf.dst_role, pf.leg, pf.backend,
-    pf.backend_evidence, pf.flags, pf.arp_target, pf.kind, pf.direct }
-local NLABELS = #LABEL_FIELD
+-- The per-packet labels' fields, by slot (L.<name>, the order of lblab.pkt).
+local LABEL_FIELD = {}
+for i, name in ipairs(LABELS) do LABEL_FIELD[i] = pf[name] end
+local NLABELS = #LABELS
 local compact_labels = {}
 
 -- A per-packet label: its own field, or (compact mode) a slot of lblab.pkt.
-local function label(t, key, value)
+local function label(t, slot, value)
     if cfg.compact then
-        compact_labels[key] = value
+        compact_labels[slot] = value
     else
-        tree_add(t, LABEL_FIELD[key], value)
+        tree_add(t, LABEL_FIELD[slot], value)
     end
 end
 
@@ -1675,7 +1710,7 @@ local function front_of_tcp_frame(c, h)
     return h
 end
 
-local function request_of_frame(frame, c, h, visited)
+local function request_of_frame(frame, c, h)
     local front = 0
     if c ~= 0 then
         front = front_of_tcp_frame(c, h)
@@ -1683,17 +1718,6 @@ local function request_of_frame(frame, c, h, visited)
         local a = frames.arp[frame] or 0
         if a ~= 0 then
             front = nbr.front[a]
-            if front == 0 and not visited and (nbr.kind[a] == S_ARP_REQ or nbr.kind[a] == S_ND_SOL)
-                and role(nbr.asker[a]) == "M3" and state.last_open_front ~= 0
-                and msg.resp_frame[state.last_open_front] == 0 then
-                -- Single pass: M3 asks while the latest request waits for a backend.
-                front = state.last_open_front
-                nbr.front[a] = front
-                local rs = role(nbr.subject[a])
-                if rs and rs ~= "client" and rs ~= "M3" and not msg.arp_backend[front] then
-                    msg.arp_backend[front] = rs
-                end
-            end
         end
     end
     if front ~= 0 and msg.fidx[front] > 0 then return front end
@@ -1703,12 +1727,12 @@ end
 -- Backend role (or false) and evidence of a request, from the tables.
 local function compute_backend(front)
     local b = msg.link[front]
-    if b ~= 0 then return role(conn.b[msg.conn[b]]) or false, EV_BACKLEG end
+    if b ~= 0 then return role(conn.b[msg.conn[b]]) or false, EV.BACKLEG end
     local c = msg.conn[front]
-    if conn_leg(c) == LEG_BACK then return role(conn.b[c]) or false, EV_BACKLEG end
-    if msg.marker[front] then return msg.marker[front], EV_MARKER end
-    if msg.arp_backend[front] then return msg.arp_backend[front], EV_ARP end
-    return false, EV_NONE
+    if conn_leg(c) == LEG_BACK then return role(conn.b[c]) or false, EV.BACKLEG end
+    if msg.marker[front] then return msg.marker[front], EV.MARKER end
+    if msg.arp_backend[front] then return msg.arp_backend[front], EV.ARP end
+    return false, EV.NONE
 end
 
 -- Cached once resolved (the GUI re-dissects frames many times); computed
@@ -1744,22 +1768,18 @@ local function add_tcp_labels(t, frame, c, step, h)
     local rs, rd = ra, rb
     if step > FROM_B then step, rs, rd = step - FROM_B, rb, ra end
     -- A record that turned out to be no request (HTTP/2 setup) is data of the one it joined.
-    if h ~= 0 and msg.merged[h] and (step == S_REQUEST or step == S_RESPONSE) then step = S_DATA end
-    if rs then label(t, 3, rs) end
-    if rd then label(t, 4, rd) end
-    if leg == LEG_FRONT then
-        label(t, 2, FRONT_STEP[step]); label(t, 5, "front")
-    elseif leg == LEG_BACK then
-        label(t, 2, BACK_STEP[step]); label(t, 5, "back")
-    elseif leg == LEG_DIRECT then
-        label(t, 2, DIRECT_STEP[step]); label(t, 5, "direct")
+    if h ~= 0 and msg.merged[h] and (step == S.REQUEST or step == S.RESPONSE) then step = S.DATA end
+    if rs then label(t, L.src_role, rs) end
+    if rd then label(t, L.dst_role, rd) end
+    if leg ~= LEG_NONE then
+        label(t, L.step, LEG_STEPS[leg][step]); label(t, L.leg, LEG_NAME[leg])
     end
     local bits = frames.flags[frame] or 0
-    if bits ~= 0 then label(t, 8, flags_text(bits)) end
+    if bits ~= 0 then label(t, L.flags, flags_text(bits)) end
     if h ~= 0 then
         -- Facts read once per message, not per frame: each field added to
         -- every frame costs tshark measurably (bench/bench_plugin.py).
-        if step == S_REQUEST and msg.frame[h] == frame then
+        if step == S.REQUEST and msg.frame[h] == frame then
             tree_add(t, pf.conn, c - 1)
             if msg.encrypted[h] then
                 tree_add(t, pf.encrypted, true)
@@ -1770,7 +1790,7 @@ local function add_tcp_labels(t, frame, c, step, h)
             end
             tree_add(t, pf.scheme, cfg.https[conn.bport[c]] and "https" or "http")
             if msg.version[h] then tree_add(t, pf.http_version, msg.version[h]) end
-        elseif step == S_RESPONSE and msg.resp_frame[h] == frame then
+        elseif step == S.RESPONSE and msg.resp_frame[h] == frame then
             tree_add(t, pf.conn, c - 1)
             if msg.encrypted[h] then
                 tree_add(t, pf.encrypted, true)
@@ -1780,7 +1800,7 @@ local function add_tcp_labels(t, frame, c, step, h)
             if msg.marker[h] then tree_add(t, pf.marker, msg.marker[h]) end
         end
     end
-    if step == S_RST then tree_add_expert(t, ex.rst) end
+    if step == S.RST then tree_add_expert(t, ex.rst) end
     return leg, step
 end
 
@@ -1788,28 +1808,28 @@ local function add_arp_labels(t, frame)
     local a = frames.arp[frame]
     local kind = nbr.kind[a]
     local asker, subject = nbr.asker[a], nbr.subject[a]
-    local is_answer = kind == S_ARP_REPLY or kind == S_ND_ADV
+    local is_answer = kind == S.ARP_REPLY or kind == S.ND_ADV
     local rs = role(is_answer and subject or asker)
     if rs == nil then
         -- ND from a link-local address: the sender's MAC tells its role.
         local mac = field_text(F.eth_src)
         if mac then rs = state.mac_role[mac] end
     end
-    if rs then label(t, 3, rs) end
+    if rs then label(t, L.src_role, rs) end
     if is_answer then
         local rd = role(asker)
-        if rd then label(t, 4, rd) end
+        if rd then label(t, L.dst_role, rd) end
     else
         local rsub = subject and role(subject)
         if first_value(F.eth_dst_group) then
-            label(t, 4, "broadcast")
+            label(t, L.dst_role, ROLE_BROADCAST)
         elseif rsub then
-            label(t, 4, rsub)
+            label(t, L.dst_role, rsub)
         end
-        if rsub then label(t, 9, rsub) end
+        if rsub then label(t, L.arp_target, rsub) end
     end
-    label(t, 2, ARP_STEP[kind])
-    label(t, 5, "arp")
+    label(t, L.step, ARP_STEP[kind])
+    label(t, L.leg, LEG_NAME[LEG_ARP])
 end
 
 -- What the client wrote itself in X-Forwarded-For: all of it on the front leg;
@@ -1824,23 +1844,23 @@ local function client_written_xff(front)
 end
 
 local function add_request_labels(t, front, frame, leg, step, h, visited)
-    label(t, 1, msg.fidx[front])
-    if step == S_REQUEST or step == S_RESPONSE then
+    label(t, L.req, msg.fidx[front])
+    if step == S.REQUEST or step == S.RESPONSE then
         local client = client_of(front)
         if client then tree_add(t, pf.client, client) end
-        if step == S_REQUEST and h == front and msg.frame[front] == frame then
+        if step == S.REQUEST and h == front and msg.frame[front] == frame then
             local own = client_written_xff(front)
             if own then tree_add(t, pf.client_xff, own) end
         end
     end
     local backend, evidence = backend_of(front, visited)
-    if backend then label(t, 6, backend) end
-    label(t, 7, EVIDENCE_NAME[evidence])
+    if backend then label(t, L.backend, backend) end
+    label(t, L.backend_evidence, EVIDENCE_NAME[evidence])
     if leg == LEG_FRONT and h == front then
-        if step == S_REQUEST and msg.frame[front] == frame then
+        if step == S.REQUEST and msg.frame[front] == frame then
             if visited and msg.resp_frame[front] == 0 then tree_add_expert(t, ex.no_response) end
             if msg.fail[front] and msg.link[front] ~= 0 then tree_add_expert(t, ex.failover) end
-        elseif step == S_RESPONSE and msg.resp_frame[front] == frame and msg.status[front] >= 500
+        elseif step == S.RESPONSE and msg.resp_frame[front] == frame and msg.status[front] >= 500
             and msg.link[front] == 0 then
             tree_add_expert(t, ex.balancer_5xx)
         end
@@ -1854,14 +1874,14 @@ local KIND_BY_PORT = { [22] = "ssh", [53] = "dns", [123] = "ntp", [5353] = "mdns
 
 local function frame_kind(frame, c, leg)
     if c ~= 0 then
-        if leg == LEG_DIRECT then return "direct" end
+        if leg == LEG_DIRECT then return LEG_NAME[LEG_DIRECT] end
         if cfg.ports[conn.bport[c]] then return "http" end
         return KIND_BY_PORT[conn.bport[c]] or KIND_BY_PORT[conn.aport[c]] or "tcp"
     end
     local a = frames.arp[frame]
     if a then
         if nbr.refresh[a] then return "neighbour-refresh" end
-        if nbr.kind[a] == S_ND_SOL or nbr.kind[a] == S_ND_ADV then return "nd" end
+        if nbr.kind[a] == S.ND_SOL or nbr.kind[a] == S.ND_ADV then return "nd" end
         return "arp"
     end
     local sport = first_value(F.udp_srcport)
@@ -1874,13 +1894,13 @@ local function add_outside_labels(t, frame, c, leg, step, h)
     if leg == LEG_DIRECT then
         local first = h ~= 0 and h or conn.first_h[c]
         local d = first ~= 0 and msg.didx[first]
-        if d then label(t, 11, d) end
-        if h ~= 0 and ((step == S_REQUEST and msg.frame[h] == frame)
-            or (step == S_RESPONSE and msg.resp_frame[h] == frame)) then
+        if d then label(t, L.direct, d) end
+        if h ~= 0 and ((step == S.REQUEST and msg.frame[h] == frame)
+            or (step == S.RESPONSE and msg.resp_frame[h] == frame)) then
             tree_add(t, pf.client, conn.client[c])
         end
     end
-    label(t, 10, frame_kind(frame, c, leg))
+    label(t, L.kind, frame_kind(frame, c, leg))
 end
 
 function debuglog.add(t, frame, visited, c, step, h, front)
@@ -1895,7 +1915,11 @@ function lblab.dissector(tvb, pinfo, tree)
     local frame = pinfo.number
     local visited = pinfo.visited
     -- Record each frame once, whatever the number of first-pass dissections.
-    if frames.pk[frame] == nil then record(frame, pinfo, tvb) end
+    if frames.pk[frame] == nil then
+        record(frame, pinfo, tvb)
+        if state.roles_dirty then infer_roles() end
+        if not visited and frames.arp[frame] then attach_to_waiting_request(frames.arp[frame]) end
+    end
     if visited and state.resolved_gen ~= state.record_gen then resolve() end
     if state.roles_dirty then infer_roles() end
 
@@ -1909,8 +1933,8 @@ function lblab.dissector(tvb, pinfo, tree)
     else
         local src, dst = net_src(), net_dst()
         local rs, rd = src and role(src), dst and role(dst)
-        if rs then label(t, 3, rs) end
-        if rd then label(t, 4, rd) end
+        if rs then label(t, L.src_role, rs) end
+        if rd then label(t, L.dst_role, rd) end
     end
 
     -- The request a frame belongs to, cached per frame once resolved.
@@ -1918,15 +1942,15 @@ function lblab.dissector(tvb, pinfo, tree)
     if visited then
         front = frames.req[frame]
         if front == nil then
-            front = request_of_frame(frame, c, h, true)
+            front = request_of_frame(frame, c, h)
             frames.req[frame] = front
         end
     else
-        front = request_of_frame(frame, c, h, false)
+        front = request_of_frame(frame, c, h)
         if front == 0 and c ~= 0 and conn.pred[c] ~= 0 and conn.first_h[c] == 0 then
             -- Single pass, handshake of a front connection whose request is
             -- still to come: the predicted index.
-            label(t, 1, conn.pred[c])
+            label(t, L.req, conn.pred[c])
         end
     end
     if front ~= 0 then
@@ -1937,7 +1961,7 @@ function lblab.dissector(tvb, pinfo, tree)
 
     if visited then
         if c ~= 0 and leg == LEG_BACK and front == 0 and state.has_front and conn.first_frame[c] == frame then
-            tree_add_expert(t, ex.orphan)
+            tree_add_expert(t, ex.orphan_backleg)
         end
         local defs = state.frame_defs[frame]
         if defs then
