@@ -92,3 +92,62 @@ def test_dissecting_prints_nothing() -> None:
     lines = proc.stdout.splitlines()
     assert [ln.split("\t")[0] for ln in lines] == [str(i) for i in range(1, len(lines) + 1)]
     assert any(ln.split("\t")[1] for ln in lines)  # the plugin did label frames
+
+
+# -- room to grow: Lua allows 200 active locals in a chunk --------------------------------
+
+LOCALS_BUDGET = 150  # well under Lua's hard limit of 200, so the plugin can take new state
+
+
+def _main_chunk_active_locals(luac: str, chunk: Path = PLUGIN) -> int:
+    """The most locals live at once in the main chunk, from `luac -l -l`'s listing of the
+    main function's locals (name, startpc, endpc: live on [startpc, endpc))."""
+    out = subprocess.run([luac, "-l", "-l", "-p", str(chunk)], capture_output=True,
+                         text=True, check=True).stdout
+    main_locals = out.split("\nlocals (", 1)[1].split("\nupvalues", 1)[0]
+    spans = [(int(a), int(b)) for a, b in
+             re.findall(r"^\s*\d+\s+\S+\s+(\d+)\s+(\d+)\s*$", main_locals, re.M)]
+    assert spans, "luac listed no locals for the main chunk"
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    live = most = 0
+    for _, delta in events:
+        live += delta
+        most = max(most, live)
+    return most
+
+
+@pytest.mark.parametrize("luac", ["luac5.2", "luac5.4"])
+def test_main_chunk_has_room_for_new_locals(luac: str) -> None:
+    if shutil.which(luac) is None:
+        pytest.fail(f"{luac} missing: scripts/setup.sh installs lua5.2 and lua5.4")
+    assert _main_chunk_active_locals(luac) <= LOCALS_BUDGET
+
+
+def test_locals_counter_sees_the_limit(tmp_path: Path) -> None:
+    """The counter itself: a chunk of 180 file-level locals counts 180."""
+    chunk = tmp_path / "many.lua"
+    chunk.write_text("".join(f"local v{i} = {i}\n" for i in range(180)) + "return v1\n")
+    assert _main_chunk_active_locals("luac5.2", chunk) == 180
+
+
+# -- the debug preference ---------------------------------------------------------------------
+
+@needs_tshark
+def test_debug_preference_logs_to_a_field_only_when_on() -> None:
+    """lblab.debug on: frame 1 carries what was inferred (roles, the resolve's counts) and
+    every frame its own facts; off (the default): no lblab.debug field at all."""
+    capture = str(REPO / "captures" / "classic-client.pcapng")
+    base = ["-n", "-2", "-Y", "frame", "-r", capture, "-X", f"lua_script:{PLUGIN}",
+            "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-e", "lblab.debug"]
+    off = _tshark(*base)
+    on = _tshark(*base, "-o", "lblab.debug:TRUE")
+    assert off.returncode == on.returncode == 0 and "Lua" not in on.stderr, on.stderr
+    assert off.stdout.strip() == ""
+    frames = on.stdout.splitlines()
+    assert len(frames) == len(off.stdout.splitlines()) > 1
+    first = frames[0].split("|")
+    assert first[0].startswith("connection 0, step 1, HTTP message 0, request 1"), first
+    assert "roles: 192.168.56.101=M1 192.168.56.102=M2 192.168.56.103=M3 " \
+           "192.168.56.1=client" in first
+    assert any(x.startswith("resolved: ") and "requests=3" in x for x in first), first
+    assert all(ln.startswith("connection ") for ln in frames)
