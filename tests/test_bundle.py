@@ -101,7 +101,7 @@ def test_follow_the_guide_on_linux(bundle: Path, tmp_path: Path) -> None:
 
     plugins = subprocess.run(["tshark", "-G", "plugins"], capture_output=True, text=True,
                              env=env, check=False).stdout
-    assert [v for v, _ in install.listed_plugins(plugins)] == [VERSION]
+    assert [v for v, _ in tshark.listed_plugins(plugins)] == [VERSION]
 
     run = subprocess.run(["tshark", "-C", "LB-Lab", "-r", str(CLASSIC)], capture_output=True,
                          text=True, env=env, check=False)

@@ -81,7 +81,7 @@ def test_install_puts_plugin_and_profile_where_wireshark_looks(home: dict[str, s
             install.REPO_PROFILE / name).read_bytes()
     assert f"installed plugin {REPO_VERSION}: {plugin}" in run.stdout
     # Wireshark itself sees exactly one copy, with the repository's version.
-    listed = install.listed_plugins(run_tshark(home, "-G", "plugins").stdout)
+    listed = tshark.listed_plugins(run_tshark(home, "-G", "plugins").stdout)
     assert listed == [(REPO_VERSION, plugin)]
 
 
@@ -234,7 +234,7 @@ def test_uninstall_removes_exactly_what_install_put(installed: dict[str, str]) -
     assert sorted(p.name for p in profile.iterdir()) == ["recent"]
     assert (f.personal_lua / "other.lua").exists()
     assert f"kept {profile}: it also holds recent" in run.stdout
-    assert install.listed_plugins(run_tshark(installed, "-G", "plugins").stdout) == []
+    assert tshark.listed_plugins(run_tshark(installed, "-G", "plugins").stdout) == []
 
     (profile / "recent").unlink()
     assert lbreport(installed, "install").returncode == 0

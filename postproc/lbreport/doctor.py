@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import struct
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from lbreport import tshark
 from lbreport.errors import LbreportError
@@ -32,24 +27,17 @@ def run_checks() -> list[Check]:
     minimum = ".".join(map(str, tshark.MINIMUM_VERSION))
     try:
         runner = tshark.preflight(None).runner
-    except LbreportError as exc:
-        # Which step failed: the version, or loading the plugin (with its real cause).
-        try:
-            version = subprocess.run([path, "-v"], capture_output=True, text=True,
-                                     check=False).stdout
-            info = tshark.parse_version(version, path)
-            tshark.require(info)
-        except LbreportError as version_exc:
-            return [*checks, Check(t("doc.version", minimum=minimum), False,
-                                   version_exc.message)]
-        checks.append(Check(t("doc.version", minimum=minimum), True, _version_detail(info)))
+    except tshark.PluginError as exc:  # the version is good; loading the plugin is not
+        checks.append(Check(t("doc.version", minimum=minimum), True, _version_detail(exc.info)))
         return [*checks, Check(t("doc.plugin"), False, exc.message)]
+    except LbreportError as exc:
+        return [*checks, Check(t("doc.version", minimum=minimum), False, exc.message)]
     info = runner.info
     checks.append(Check(t("doc.version", minimum=minimum), True, _version_detail(info)))
     checks.append(Check(t("doc.lua"), True,
                         t("doc.lua_version", version=info.lua) if info.lua else "Lua"))
-    installed = tshark.installed_plugin(runner.listing)
-    where = (t("doc.plugin_installed", path=installed) if installed
+    copies = tshark.listed_plugins(runner.listing)
+    where = (t("doc.plugin_installed", path=copies[0][1]) if copies
              else t("doc.plugin_repo", path=tshark.REPO_PLUGIN))
     if runner.unprivileged is not None:
         where += "\n       " + t("doc.as_user", version=info.version_text,
@@ -59,26 +47,8 @@ def run_checks() -> list[Check]:
     from lbreport.install import version_check
 
     checks.append(Check(t("doc.plugin_version"), *version_check(runner.listing)))
-
-    # Load the plugin for real: read an empty capture with a display filter naming the
-    # plugin's protocol (tshark refuses an unknown name, and prints `Lua:` on load errors).
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o755)
-        empty = Path(tmp) / "empty.pcap"
-        empty.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        os.chmod(empty, 0o644)
-        run = subprocess.run(runner.wrap([path, *runner.plugin, "-r", str(empty), "-Y", "lblab"]),
-                             capture_output=True, text=True, check=False, env=runner.env())
-    problems = [ln for ln in run.stderr.splitlines()
-                if ln.strip() and not ln.startswith("Running as user")]
-    lua = [ln for ln in problems if "Lua:" in ln]
-    if lua:
-        detail = t("err.plugin_lua", detail="\n".join(lua))
-    elif run.returncode != 0:
-        detail = t("doc.plugin_not_registered", detail=" ".join(problems))
-    else:
-        detail = "lblab"
-    checks.append(Check(t("doc.plugin_loads"), run.returncode == 0 and not lua, detail))
+    problem = tshark.load_check(runner)
+    checks.append(Check(t("doc.plugin_loads"), problem is None, problem or "lblab"))
     return checks
 
 

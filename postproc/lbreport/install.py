@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,9 +78,7 @@ def parse_folders(text: str) -> Folders:
 
 
 def wireshark_folders() -> Folders:
-    run = subprocess.run([tshark.find_tshark(), "-G", "folders"], capture_output=True,
-                         text=True, check=False)
-    return parse_folders(run.stdout)
+    return parse_folders(tshark.glossary("folders"))
 
 
 def version_of(text: str) -> str | None:
@@ -95,22 +92,6 @@ def plugin_version(path: Path) -> str | None:
         return version_of(path.read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return None
-
-
-def listed_plugins(listing: str) -> list[tuple[str, Path]]:
-    """Every lblab.lua in `tshark -G plugins` (name, version, type, path): one per copy
-    Wireshark loads, so two entries mean the protocol is registered twice."""
-    copies = []
-    for line in listing.splitlines():
-        parts = [p.strip() for p in line.split("\t")]
-        if len(parts) >= 4 and parts[0] == tshark.PLUGIN_NAME:
-            copies.append((parts[1], Path(parts[-1])))
-    return copies
-
-
-def _plugins_listing() -> str:
-    return subprocess.run([tshark.find_tshark(), "-G", "plugins"], capture_output=True,
-                          text=True, check=False).stdout
 
 
 def _sha(path: Path) -> str | None:
@@ -188,7 +169,7 @@ def install(system: bool = False, folders: Folders | None = None) -> Outcome:
         raise _write_error(profile_dir, exc, False) from None
 
     # Ask Wireshark itself what it will load: the copy just written, and nothing else.
-    copies = listed_plugins(_plugins_listing())
+    copies = tshark.listed_plugins(tshark.glossary("plugins"))
     if not any(path.resolve() == target.resolve() for _, path in copies):
         out.warnings.append(_not_listed_reason(target, system))
     for version, path in copies:
@@ -203,10 +184,8 @@ def install(system: bool = False, folders: Folders | None = None) -> Outcome:
 def _not_listed_reason(target: Path, system: bool) -> str:
     """Why Wireshark does not list the copy just written, as precisely as we can tell."""
     if not system and os.geteuid() == 0:
-        version = subprocess.run([tshark.find_tshark(), "-v"], capture_output=True, text=True,
-                                 check=False).stdout
         with contextlib.suppress(LbreportError):
-            info = tshark.parse_version(version, "tshark")
+            info = tshark.version()
             if info.version[:2] >= (4, 2):
                 return t("install.root_skips", version=info.version_text, path=target)
     return t("install.not_listed", path=target)
@@ -257,7 +236,7 @@ def version_check(listing: str) -> tuple[bool, str]:
     repository's. A different installed version means the report's labels come from other code
     than the repository's: reinstall."""
     repo = plugin_version(tshark.REPO_PLUGIN) if tshark.REPO_PLUGIN.is_file() else None
-    copies = listed_plugins(listing)
+    copies = tshark.listed_plugins(listing)
     if not copies:
         return repo is not None, t("install.version_repo",
                                    version=repo or t("install.version_unknown"))

@@ -86,24 +86,17 @@ def untested(info: TsharkInfo) -> bool:
     return info.version[:2] > NEWEST_TESTED
 
 
-def installed_plugin(plugins_listing: str) -> str | None:
-    """The installed lblab.lua's path from `tshark -G plugins`, or None. A copy passed with
-    -X is listed under the path it was given, an installed one under its file name."""
-    for line in plugins_listing.splitlines():
-        parts = line.split("\t")
-        if parts and parts[0].strip() == PLUGIN_NAME:
-            return parts[-1].strip()
-    return None
-
-
-def plugin_args(plugins_listing: str) -> list[str]:
-    """The one decision about which plugin runs: an installed copy wins (passing -X as well
-    would load it twice), else the repository's copy through -X."""
-    if installed_plugin(plugins_listing):
-        return []
-    if not REPO_PLUGIN.is_file():
-        raise LbreportError(t("err.plugin_missing", path=REPO_PLUGIN))
-    return ["-X", f"lua_script:{REPO_PLUGIN}"]
+def listed_plugins(listing: str) -> list[tuple[str, Path]]:
+    """Every installed lblab.lua in `tshark -G plugins` (name, version, type, path) as
+    (version, path): one per copy Wireshark loads, so two entries mean the protocol is
+    registered twice. A copy passed with -X is listed under the path it was given, not its
+    file name, so it is not among them."""
+    copies = []
+    for line in listing.splitlines():
+        parts = [p.strip() for p in line.split("\t")]
+        if len(parts) >= 4 and parts[0] == PLUGIN_NAME:
+            copies.append((parts[1], Path(parts[-1])))
+    return copies
 
 
 # pcap (both byte orders, µs and ns), pcapng, and the compressions tshark reads transparently.
@@ -279,6 +272,46 @@ def unprivileged() -> Unprivileged | None:
     return _unprivileged
 
 
+# --------------------------------------------------------------------------- short questions
+
+
+def _ask(argv: list[str], env: dict[str, str] | None = None,
+         stdin: bytes = b"") -> tuple[str, str, int]:
+    """Run a tshark that answers at once: (stdout, stderr, exit code)."""
+    run = subprocess.run(argv, input=stdin, capture_output=True, env=env, check=False)
+    return run.stdout.decode("utf-8", "replace"), run.stderr.decode("utf-8", "replace"), \
+        run.returncode
+
+
+def glossary(report: str) -> str:
+    """`tshark -G REPORT` (`folders`, `plugins`): what Wireshark itself answers."""
+    return _ask([find_tshark(), "-G", report])[0]
+
+
+def version() -> TsharkInfo:
+    """`tshark -v`, read (raises when it names no version)."""
+    path = find_tshark()
+    return parse_version(_ask([path, "-v"])[0], path)
+
+
+# A pcap header and no packet: reading it loads every dissector and plugin, and dissects nothing.
+_EMPTY_PCAP = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+
+
+def load_check(runner: Runner) -> str | None:
+    """Load the plugin for real, as the report will: read an empty capture with a display
+    filter naming the plugin's protocol (tshark refuses an unknown name, and Lua says why a
+    script failed). None when it loads, else the reason."""
+    argv = [runner.info.path, *runner.plugin, "-r", "-", "-Y", "lblab"]
+    _, err, code = _ask(runner.wrap(argv), env=runner.env(), stdin=_EMPTY_PCAP)
+    heard = said(err)
+    if heard.lua:
+        return lua_error(heard.lua)
+    if code != 0:
+        return t("doc.plugin_not_registered", detail=" ".join(heard.lines))
+    return None
+
+
 # --------------------------------------------------------------------------- the plugin probe
 
 
@@ -322,8 +355,7 @@ def _probe(outputs: dict[str, tuple[str, str, int]]) -> tuple[PluginProbe, Plugi
     listing = outputs["plugins"][0]
     installed = PluginProbe(listing, _fields(outputs["fields"][0]), [])
     out, err, _ = outputs.get("fields_x", ("", "", 0))
-    errors = [ln for ln in err.splitlines() if "Lua:" in ln]
-    return installed, PluginProbe(listing, _fields(out), errors)
+    return installed, PluginProbe(listing, _fields(out), said(err).lua)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,31 +399,39 @@ def check_keylog(path: Path) -> None:
 _KEYLOG_LINE = re.compile(rb"(?m)^[A-Z_0-9]+ [0-9a-fA-F]{16,} [0-9a-fA-F]{16,}\s*$")
 
 
-def _no_plugin_error(info: TsharkInfo, probe: PluginProbe, as_root_skipped: bool) -> LbreportError:
+class PluginError(LbreportError):
+    """tshark runs (`info`: its version, found good enough) but cannot run the plugin."""
+
+    def __init__(self, message: str, info: TsharkInfo) -> None:
+        super().__init__(message)
+        self.info = info
+
+
+def _no_plugin_error(info: TsharkInfo, probe: PluginProbe, as_root_skipped: bool) -> PluginError:
     if probe.lua_errors:
-        return LbreportError(t("err.plugin_lua", detail="\n".join(probe.lua_errors[:10])))
+        return PluginError(lua_error(probe.lua_errors), info)
     if not info.lua:
-        return LbreportError(t("err.tshark_no_lua", version=info.version_text))
+        return PluginError(t("err.tshark_no_lua", version=info.version_text), info)
     if as_root_skipped and info.version[:2] >= (4, 2):
-        return LbreportError(t("err.root_skips_lua", version=info.version_text))
-    return LbreportError(t("err.plugin_not_loaded", version=info.version_text))
+        return PluginError(t("err.root_skips_lua", version=info.version_text), info)
+    return PluginError(t("err.plugin_not_loaded", version=info.version_text), info)
 
 
 def make_runner(outputs: dict[str, tuple[str, str, int]], tshark: str) -> Runner:
-    """Decide, from the probe runs' outputs, how tshark will run (raising when it cannot run
-    the plugin at all, with the real cause)."""
+    """Decide, from the probe runs' outputs, how tshark will run (raising PluginError when it
+    cannot run the plugin at all, with the real cause)."""
     info = parse_version(outputs["version"][0], tshark)
     require(info)
     installed, repo = _probe(outputs)
     if installed.loaded:  # an installed copy wins: passing -X as well would load it twice
         return Runner(info, [], installed.compact, None, installed.listing)
     if repo.loaded:
-        return Runner(info, plugin_args(repo.listing), repo.compact, None, repo.listing)
+        return Runner(info, _x(REPO_PLUGIN), repo.compact, None, repo.listing)
     if repo.lua_errors:
         raise _no_plugin_error(info, repo, False)
     drop = unprivileged()
     if drop is not None:
-        plugin = ["-X", f"lua_script:{drop.plugin_copy()}"]
+        plugin = _x(drop.plugin_copy())
         runs = {name: drop.wrap(argv) for name, argv in _probe_runs(tshark, plugin).items()}
         _, as_user = _probe(_run_parallel(runs, env=drop.env()))
         if as_user.loaded:
@@ -411,7 +451,7 @@ class Preflight:
 
 def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
     tshark = find_tshark()
-    plugin = ["-X", f"lua_script:{REPO_PLUGIN}"] if REPO_PLUGIN.is_file() else []
+    plugin = _x(REPO_PLUGIN) if REPO_PLUGIN.is_file() else []
     runs = {"version": [tshark, "-v"], **_probe_runs(tshark, plugin)}
     if capture is not None:
         runs["addresses"] = [
@@ -433,6 +473,10 @@ def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
 # The plugin's compact mode: one `lblab.pkt` field per packet instead of nine, a third less
 # PDML for lxml to parse (the report's bottleneck). The GUI keeps the separate fields.
 COMPACT_PREF = "lblab.compact:TRUE"
+
+
+def _x(plugin: Path) -> list[str]:
+    return ["-X", f"lua_script:{plugin}"]
 
 
 def _run_parallel(runs: dict[str, list[str]], env: dict[str, str] | None = None
@@ -604,11 +648,30 @@ def _widen_pipe(stream: IO[bytes]) -> None:
         pass
 
 
-def judge_stderr(capture: Path, err: str, code: int, *, allow_cut_short: bool) -> Outcome:
+@dataclass(frozen=True, slots=True)
+class Said:
+    """tshark's stderr, judged once for every caller: what it said (its warning about running
+    as root is not an error), and which of that is Lua failing to load or run the plugin."""
+
+    lines: list[str]
+    lua: list[str]
+
+
+def said(err: str) -> Said:
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(_NOISE)]
-    lua = [ln for ln in lines if "Lua:" in ln or "lua_script" in ln]
-    if lua:
-        raise LbreportError(t("err.plugin_lua", detail="\n".join(lua[:10])))
+    return Said(lines, [ln for ln in lines if "Lua:" in ln or "lua_script" in ln])
+
+
+def lua_error(lua: list[str]) -> str:
+    """The message for Lua's complaints about the plugin."""
+    return t("err.plugin_lua", detail="\n".join(lua[:10]))
+
+
+def judge_stderr(capture: Path, err: str, code: int, *, allow_cut_short: bool) -> Outcome:
+    heard = said(err)
+    if heard.lua:
+        raise LbreportError(lua_error(heard.lua))
+    lines = heard.lines
     outcome = Outcome()
     if any(_CUT_SHORT in ln for ln in lines):
         outcome.truncated = True
