@@ -40,8 +40,8 @@ class Lab:
     policy: str = ""
     weights: dict[str, int] = field(default_factory=dict)
     source: str = ""  # where it came from, for the report's header
-    # HTTPS (issue 11): the balancer's TLS port(s) (empty: the plugin's default, 443) and an
-    # NSS key log to decrypt them (resolved against the lab file's folder).
+    # HTTPS: the balancer's TLS port(s) (empty: the plugin's default, 443) and an NSS key log
+    # to decrypt them (resolved against the lab file's folder).
     https_ports: tuple[int, ...] = ()
     keylog: Path | None = None
 
@@ -76,99 +76,25 @@ def load_lab(path: Path) -> Lab:
 
 def parse_lab(data: dict[str, Any], *, source: str, path: str) -> Lab:
     """Validate the TOML document; every problem names its key."""
-
-    def bad(key: str, problem: str) -> LbreportError:
-        return LbreportError(t("err.lab_key", path=path, key=key, problem=problem))
-
-    def table(name: str) -> dict[str, Any]:
-        value = data.get(name, {})
-        if not isinstance(value, dict):
-            raise bad(name, t("lab.not_table"))
-        allowed = _SECTIONS[name]
-        for key in value:
-            if allowed is not None and key not in allowed:
-                raise bad(f"{name}.{key}", t("lab.unknown_key", expected=", ".join(allowed)))
-        return value
-
-    def addresses(key: str, value: Any) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad(key, t("lab.not_list_str"))
-        for v in value:
-            try:
-                ipaddress.ip_address(v)
-            except ValueError:
-                raise bad(key, t("lab.bad_address", value=v)) from None
-        return tuple(value)
-
-    def backend_role(key: str, role: str) -> str:
-        if not BACKEND_ROLE.match(role) or role == "M3":
-            raise bad(key, t("lab.bad_role", value=role))
-        return role
-
+    doc = _LabDocument(data, path)
     for name in data:
         if name not in _SECTIONS:
-            raise bad(name, t("lab.unknown_key", expected=", ".join(_SECTIONS)))
-
-    farm = table("farm")
-    clients = addresses("farm.clients", farm.get("clients", []))
-    balancer = addresses("farm.balancer", farm.get("balancer", []))
-    def ports(key: str) -> tuple[int, ...]:
-        raw = farm.get(key.partition(".")[2], [])
-        if not isinstance(raw, list) or not all(
-            isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in raw
-        ):
-            raise bad(key, t("lab.not_list_port"))
-        return tuple(raw)
-
-    ports_raw = ports("farm.ports")
-    https_ports = ports("farm.https_ports")
-    keylog_raw = table("tls").get("keylog")
-    keylog: Path | None = None
-    if keylog_raw is not None:
-        if not isinstance(keylog_raw, str) or not keylog_raw:
-            raise bad("tls.keylog", t("lab.not_str"))
-        # Relative to the lab file, so a lab folder (lab.toml + keys) can be moved as a whole.
-        keylog = Path(path).parent / Path(keylog_raw).expanduser()
-
-    backends: dict[str, tuple[str, ...]] = {}
-    for role, addrs in table("backends").items():
-        key = f"backends.{role}"
-        backends[backend_role(key, role)] = addresses(key, addrs)
+            raise doc.bad(name, t("lab.unknown_key", expected=", ".join(_SECTIONS)))
+    farm = doc.table("farm")
+    clients = doc.addresses("farm.clients", farm.get("clients", []))
+    balancer = doc.addresses("farm.balancer", farm.get("balancer", []))
+    ports = doc.ports(farm, "farm.ports")
+    https_ports = doc.ports(farm, "farm.https_ports")
+    keylog = doc.keylog()
+    backends = doc.backends()
     if backends and not balancer:
-        raise bad("farm.balancer", t("lab.need_balancer"))
-
-    markers: dict[str, str] = {}
-    for role, text in table("markers").items():
-        key = f"markers.{role}"
-        if not isinstance(text, str):
-            raise bad(key, t("lab.not_str"))
-        if not text or ";" in text:
-            raise bad(key, t("lab.bad_marker"))
-        markers[backend_role(key, role)] = text
-
-    policy = table("policy")
-    kind = policy.get("kind", "")
-    if kind not in POLICIES and not (kind == "" and "kind" not in policy):
-        raise bad("policy.kind", t("lab.bad_policy"))
-    weights_raw = policy.get("weights", {})
-    if not isinstance(weights_raw, dict):
-        raise bad("policy.weights", t("lab.not_table"))
-    weights: dict[str, int] = {}
-    for role, weight in weights_raw.items():
-        key = f"policy.weights.{role}"
-        backend_role(key, role)
-        if backends and role not in backends:
-            raise bad(key, t("lab.weight_unknown", value=role))
-        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
-            raise bad(key, t("lab.bad_weight"))
-        weights[role] = weight
-    if kind == "weights" and not weights:
-        raise bad("policy.weights", t("lab.weights_needed"))
-
+        raise doc.bad("farm.balancer", t("lab.need_balancer"))
+    markers = doc.markers()
+    kind, weights = doc.policy(backends)
     return Lab(
         clients=clients,
         balancer=balancer,
-        ports=ports_raw,
+        ports=ports,
         backends=backends,
         markers=markers,
         policy=kind,
@@ -177,6 +103,100 @@ def parse_lab(data: dict[str, Any], *, source: str, path: str) -> Lab:
         https_ports=https_ports,
         keylog=keylog,
     )
+
+
+class _LabDocument:
+    """A lab file's TOML document, read section by section; each reader raises on the first
+    problem, naming its key."""
+
+    def __init__(self, data: dict[str, Any], path: str) -> None:
+        self.data = data
+        self.path = path
+
+    def bad(self, key: str, problem: str) -> LbreportError:
+        return LbreportError(t("err.lab_key", path=self.path, key=key, problem=problem))
+
+    def table(self, name: str) -> dict[str, Any]:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.bad(name, t("lab.not_table"))
+        allowed = _SECTIONS[name]
+        for key in value:
+            if allowed is not None and key not in allowed:
+                raise self.bad(f"{name}.{key}", t("lab.unknown_key", expected=", ".join(allowed)))
+        return value
+
+    def addresses(self, key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.bad(key, t("lab.not_list_str"))
+        for v in value:
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                raise self.bad(key, t("lab.bad_address", value=v)) from None
+        return tuple(value)
+
+    def backend_role(self, key: str, role: str) -> str:
+        if not BACKEND_ROLE.match(role) or role == "M3":
+            raise self.bad(key, t("lab.bad_role", value=role))
+        return role
+
+    def ports(self, farm: dict[str, Any], key: str) -> tuple[int, ...]:
+        raw = farm.get(key.partition(".")[2], [])
+        if not isinstance(raw, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in raw
+        ):
+            raise self.bad(key, t("lab.not_list_port"))
+        return tuple(raw)
+
+    def keylog(self) -> Path | None:
+        raw = self.table("tls").get("keylog")
+        if raw is None:
+            return None
+        if not isinstance(raw, str) or not raw:
+            raise self.bad("tls.keylog", t("lab.not_str"))
+        # Relative to the lab file, so a lab folder (lab.toml + keys) can be moved as a whole.
+        return Path(self.path).parent / Path(raw).expanduser()
+
+    def backends(self) -> dict[str, tuple[str, ...]]:
+        backends: dict[str, tuple[str, ...]] = {}
+        for role, addrs in self.table("backends").items():
+            key = f"backends.{role}"
+            backends[self.backend_role(key, role)] = self.addresses(key, addrs)
+        return backends
+
+    def markers(self) -> dict[str, str]:
+        markers: dict[str, str] = {}
+        for role, text in self.table("markers").items():
+            key = f"markers.{role}"
+            if not isinstance(text, str):
+                raise self.bad(key, t("lab.not_str"))
+            if not text or ";" in text:
+                raise self.bad(key, t("lab.bad_marker"))
+            markers[self.backend_role(key, role)] = text
+        return markers
+
+    def policy(self, backends: dict[str, tuple[str, ...]]) -> tuple[str, dict[str, int]]:
+        """(kind, weights)."""
+        policy = self.table("policy")
+        kind = policy.get("kind", "")
+        if kind not in POLICIES and not (kind == "" and "kind" not in policy):
+            raise self.bad("policy.kind", t("lab.bad_policy"))
+        raw = policy.get("weights", {})
+        if not isinstance(raw, dict):
+            raise self.bad("policy.weights", t("lab.not_table"))
+        weights: dict[str, int] = {}
+        for role, weight in raw.items():
+            key = f"policy.weights.{role}"
+            self.backend_role(key, role)
+            if backends and role not in backends:
+                raise self.bad(key, t("lab.weight_unknown", value=role))
+            if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+                raise self.bad(key, t("lab.bad_weight"))
+            weights[role] = weight
+        if kind == "weights" and not weights:
+            raise self.bad("policy.weights", t("lab.weights_needed"))
+        return kind, weights
 
 
 def preferences(lab: Lab) -> list[str]:

@@ -153,7 +153,6 @@ class LiveSource:
             if write is not None:
                 self._written = runner.unprivileged.home / "live.pcapng"
         self.queue: queue.Queue[Record | CaptureEnd | tuple[str, str]] = queue.Queue()
-        self.lua_errors = 0
         self._capture: Any = None
         self._stop_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="lbreport-live", daemon=True)

@@ -1,6 +1,6 @@
 """Every user-facing string, in one catalogue.
 
-`--lang es` (issue 6) adds a second dictionary with the same keys; code only ever calls
+`--lang es` adds a second dictionary with the same keys; code only ever calls
 `t(key, **params)`. JSON keys and the contract's step names are never translated: they are
 data, not messages.
 """
@@ -42,7 +42,7 @@ EN: dict[str, str] = {
     "err.tshark_failed": "tshark failed (exit code {code}): {detail}",
     "err.pdml": "Could not read tshark's output ({detail}). tshark said: {stderr}",
     "err.output": "Cannot write {path}: {reason}",
-    # --- HTTPS (issue 11) ---------------------------------------------------------------------
+    # --- HTTPS -------------------------------------------------------------------------------
     "err.keylog_missing": "TLS key log not found: {path}",
     "err.keylog_directory": "{path} is a directory, not a TLS key log file.",
     "err.keylog_unreadable": "Cannot read the TLS key log {path}: {reason}",
@@ -89,10 +89,6 @@ EN: dict[str, str] = {
         "stopped. Please report this with the capture."
     ),
     "err.tshark_version": "Could not tell which tshark this is (`tshark -v` said: {detail}).",
-    "err.plugin_missing": (
-        "The lblab plugin was not found: neither {path} nor an installed copy in Wireshark's "
-        "plugin folders."
-    ),
     "err.plugin_lua": (
         "The lblab plugin failed in tshark (a Lua error):\n{detail}\n"
         "This is a bug in plugins/lblab.lua; please report it with the capture."
@@ -127,7 +123,6 @@ EN: dict[str, str] = {
     # --- progress ---------------------------------------------------------------------------
     "progress.pass1": "Labelling packets (pass 1/2)",
     "progress.pass2": "Reading requests (pass 2/2)",
-    "progress.reading": "Reading packets",
     # --- report header ----------------------------------------------------------------------
     "hdr.title": "lbreport: {capture}",
     "hdr.capture_point": "Capture point",
@@ -166,7 +161,6 @@ EN: dict[str, str] = {
     "req.status": "Status",
     "req.backend": "Backend",
     "req.backend_unknown": "unknown",
-    "req.evidence": "evidence: {evidence}",
     "req.timings": "Timings",
     "req.anomalies": "Anomalies",
     "req.none": "none",
@@ -399,7 +393,6 @@ EN: dict[str, str] = {
     "html.col.latency": "Latency",
     "html.col.frames": "Frames",
     "html.diagram": "Sequence diagram of request {index}",
-    "html.diagram_axis": "frame · +ms from the request's first frame",
     "html.open_hint": "Each request opens to show its sequence diagram, timings and anomalies.",
     "html.chart_backends": "Requests per backend",
     "html.chart_latency": "Latency of each request ({basis}), sorted; lines at p50 and p90",
@@ -431,7 +424,7 @@ EN: dict[str, str] = {
     ),
     "batch.err.internal": "internal error: {detail}",
     "batch.err.jobs": "--jobs must be at least 1.",
-    # --- install, doctor, bundle, live (issue 14: every message in the catalogue) ---------
+    # --- install, doctor, bundle, live ----------------------------------------------------
     "install.warning": "warning: {text}",
     "install.err.folders": (
         "`tshark -G folders` did not name these folders: {missing}. Is this Wireshark built "

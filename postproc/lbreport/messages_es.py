@@ -43,7 +43,7 @@ ES: dict[str, str] = {
     "err.tshark_failed": "tshark falló (código de salida {code}): {detail}",
     "err.pdml": "No se pudo leer la salida de tshark ({detail}). tshark dijo: {stderr}",
     "err.output": "No se puede escribir {path}: {reason}",
-    # --- HTTPS (issue 11) ---------------------------------------------------------------------
+    # --- HTTPS -------------------------------------------------------------------------------
     "err.keylog_missing": "No existe el registro de claves TLS: {path}",
     "err.keylog_directory": "{path} es un directorio, no un registro de claves TLS.",
     "err.keylog_unreadable": "No se puede leer el registro de claves TLS {path}: {reason}",
@@ -92,10 +92,6 @@ ES: dict[str, str] = {
         "detenido. Por favor, notifícalo junto con la captura."
     ),
     "err.tshark_version": "No se pudo saber qué tshark es este (`tshark -v` dijo: {detail}).",
-    "err.plugin_missing": (
-        "No se encuentra el plugin lblab: ni {path} ni una copia instalada en las carpetas de "
-        "plugins de Wireshark."
-    ),
     "err.plugin_lua": (
         "El plugin lblab falló dentro de tshark (un error de Lua):\n{detail}\n"
         "Es un fallo de plugins/lblab.lua; por favor, notifícalo junto con la captura."
@@ -134,7 +130,6 @@ ES: dict[str, str] = {
     # --- progreso ---------------------------------------------------------------------------------
     "progress.pass1": "Etiquetando paquetes (pasada 1/2)",
     "progress.pass2": "Leyendo peticiones (pasada 2/2)",
-    "progress.reading": "Leyendo paquetes",
     # --- cabecera del informe ---------------------------------------------------------------------
     "hdr.title": "lbreport: {capture}",
     "hdr.capture_point": "Punto de captura",
@@ -178,7 +173,6 @@ ES: dict[str, str] = {
     "req.status": "Estado HTTP",
     "req.backend": "Servidor final",
     "req.backend_unknown": "desconocido",
-    "req.evidence": "prueba: {evidence}",
     "req.timings": "Tiempos",
     "req.anomalies": "Anomalías",
     "req.none": "ninguna",
@@ -429,7 +423,6 @@ ES: dict[str, str] = {
     "html.col.latency": "Latencia",
     "html.col.frames": "Tramas",
     "html.diagram": "Diagrama de secuencia de la petición {index}",
-    "html.diagram_axis": "trama · +ms desde la primera trama de la petición",
     "html.open_hint": (
         "Abre cada petición para ver su diagrama de secuencia, sus tiempos y sus anomalías."
     ),
