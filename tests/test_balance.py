@@ -15,8 +15,9 @@ import pytest
 from craft import CAPTURES, invoke
 from lbreport.config import POLICIES, classic_lab, parse_lab
 from lbreport.errors import LbreportError
-from lbreport.lifecycle import Balance, LifecycleBuilder
+from lbreport.lifecycle import LifecycleBuilder
 from lbreport.messages import set_language
+from lbreport.model import Balance
 from lbreport.pdml import Record
 from lbreport.render import common
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from craft import CAPTURES, invoke
-from lbreport.lifecycle import LifecycleBuilder, Report
+from lbreport.lifecycle import LifecycleBuilder
+from lbreport.model import Report
 from lbreport.pdml import PdmlReader, Record
 from lbreport.render import html, markdown, text
 from lbreport.render import json as json_render

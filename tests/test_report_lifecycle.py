@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 from lbreport.config import classic_lab, parse_lab, preferences
 from lbreport.errors import LbreportError
-from lbreport.lifecycle import Anomaly, LifecycleBuilder, Report
+from lbreport.lifecycle import LifecycleBuilder
+from lbreport.model import Anomaly, Report
 from lbreport.pdml import Record
 
 CLIENT = "192.168.56.1:40000"
@@ -159,12 +160,16 @@ def test_the_model_answers_complete_error_backends_lanes() -> None:
 
     rep = _report(_frames(1, FRONT + BACK + END), capture="x.pcapng", truncated=True)
     assert (rep.capture, rep.truncated, rep.last_frame) == ("x.pcapng", True, 14)
-    rep_roles = {"client": [CLIENT], "M3": ["10.0.0.3"], "M2": ["10.0.0.2"]}
-    rep = dataclasses.replace(rep, roles=rep_roles)  # M2 named but idle: still a backend
-    assert rep.backends == ["M1", "M2"]
+    records = _frames(1, FRONT + BACK + END)
+    records[0] = dataclasses.replace(records[0], role_defs=(
+        f"client={CLIENT}", "M3=10.0.0.3", "M2=10.0.0.2", "broadcast="))
+    rep = _report(records)
+    assert rep.backends == ("M1", "M2")  # M2 named but idle: still a backend
+    # A lab file's backends are the farm's; one that served a request is one too.
+    assert _report(records, configured_backends=["M4"]).backends == ("M1", "M4")
     req = next(rep.requests())
     assert req.lanes == ["client", "M3", "M1"]
-    assert rep.lanes(req) == ["client", "M3", "M1", "M2"]
+    assert rep.lanes(req) == ["client", "M3", "M1", "M2", "broadcast"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         rep.capture = "patched"  # type: ignore[misc]
 
@@ -229,7 +234,7 @@ def test_spilled_requests_read_back_identically(monkeypatch: pytest.MonkeyPatch)
     import dataclasses
     import io
 
-    from lbreport import lifecycle
+    from lbreport import store
     from lbreport.render import renderer
 
     # Interleaved requests (three in flight), some frames with an unknown backend, and a late
@@ -252,10 +257,11 @@ def test_spilled_requests_read_back_identically(monkeypatch: pytest.MonkeyPatch)
         return texts
 
     held = outputs()
-    monkeypatch.setattr(lifecycle, "_MAX_HELD_REQUESTS", 2)
-    monkeypatch.setattr(lifecycle, "_MAX_HELD_STEPS", 15)
+    monkeypatch.setattr(store, "MAX_HELD_REQUESTS", 2)
+    monkeypatch.setattr(store, "MAX_HELD_STEPS", 15)
     b = LifecycleBuilder()
     for r in records:
         b.add(r)
-    assert b._spill is not None and b._spill.more  # spilled, some requests in several chunks
+    spill = b._store.spill
+    assert spill is not None and spill.more  # spilled, some requests in several chunks
     assert outputs() == held

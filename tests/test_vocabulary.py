@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from lbreport import messages, messages_es, vocabulary
 from lbreport.tshark import REPO_PLUGIN
-from lbreport.vocabulary import ARP_STEPS, EVIDENCE, STEPS
+from lbreport.vocabulary import ARP_STEPS, EVIDENCE, LEGS, PKT_ORDER, ROLES, STEPS
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,30 @@ def test_arp_steps_and_evidence_agree(published: dict[str, dict[int, str]]) -> N
     assert sorted(published["evidence"].values()) == sorted(EVIDENCE)
 
 
+def test_roles_and_legs_agree(published: dict[str, dict[int, str]]) -> None:
+    assert sorted(published["roles"].values()) == sorted(ROLES)
+    assert sorted(published["legs"].values()) == sorted(LEGS)
+    # The balancer is a role of its own; a backend's name is none of them.
+    assert vocabulary.BALANCER in ROLES and not any(map(vocabulary.is_backend, ROLES))
+
+
+def test_compact_labels_agree_in_order(published: dict[str, dict[int, str]]) -> None:
+    """lblab.pkt's slots (1-based) name the label fields in the order the plugin writes
+    them; pdml.py decodes them in vocabulary.PKT_ORDER's."""
+    plugin = published["pkt"]
+    assert [plugin[i] for i in sorted(plugin)] == list(PKT_ORDER)
+    assert sorted(plugin) == list(range(1, len(PKT_ORDER) + 1))
+
+
 def test_the_plugin_publishes_every_leg(published: dict[str, dict[int, str]]) -> None:
-    assert set(published) == {*STEPS, "arp", "evidence"}
+    assert set(published) == {*STEPS, "arp", "evidence", "roles", "legs", "pkt"}
+
+
+def test_backends_are_m_n_but_m3() -> None:
+    assert [r for r in ("client", "M3", "broadcast", "M1", "M12", "M", "Mx", "")
+            if vocabulary.is_backend(r)] == ["M1", "M12"]
+    assert vocabulary.role_sort(["M12", "broadcast", "M2", "M3", "client", "M1"]) == [
+        "client", "M3", "M1", "M2", "M12", "broadcast"]
 
 
 @pytest.mark.parametrize("catalogue", [messages.EN, messages_es.ES], ids=["en", "es"])
@@ -47,7 +69,8 @@ def test_every_step_has_words(catalogue: dict[str, str]) -> None:
 def test_back_leg_repeats_use_back_leg_names() -> None:
     """The old check built back-leg names by prefixing "up-" to front names, so it looked
     for up-FIN-client (never emitted) and missed two up-FIN-backend frames."""
-    from lbreport.lifecycle import Step, _leg_anomalies
+    from lbreport.lifecycle import _leg_anomalies
+    from lbreport.model import Step
 
     def step(name: str, frame: int) -> Step:
         return Step(frame, frame / 1000, "M1", "M3", "back", name, (), "")

@@ -19,8 +19,8 @@ from typing import TextIO
 
 from lbreport import pipeline
 from lbreport.errors import LbreportError
-from lbreport.lifecycle import Report
 from lbreport.messages import set_language, t
+from lbreport.model import Report
 from lbreport.render.safe import csv_cell, markdown_cell, printable
 
 # What a capture file is called in practice (Wireshark's "Save as" and dumpcap's defaults,

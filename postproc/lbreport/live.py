@@ -27,20 +27,23 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 
 from lbreport.config import Lab
 from lbreport.errors import LbreportError
-from lbreport.lifecycle import LifecycleBuilder, Report, Request
+from lbreport.lifecycle import LifecycleBuilder
 from lbreport.messages import t
+from lbreport.model import Report, Request
 from lbreport.pdml import Record
 from lbreport.render import json as render_json
 from lbreport.render import text as render_text
+from lbreport.vocabulary import BACK, FRONT, STEPS, UNKNOWN
 
 CLOSE_GRACE = 0.5  # s after the front teardown, for back-leg frames still on their way
 IDLE_AFTER_RESPONSE = 3.0  # s without frames after the response (keep-alive left open)
@@ -48,8 +51,10 @@ IDLE_NO_RESPONSE = 15.0  # s without frames and without a response
 NO_PACKET_HINT_AFTER = 10.0  # s without any packet: say what the filter was, once
 TICK = 0.05  # s between two looks at the clocks when no packet arrives
 
-_FRONT_CLOSE = ("last-ACK", "RST")
-_BACK_CLOSE = ("up-last-ACK", "up-RST")
+_FRONT_STEPS, _BACK_STEPS = STEPS[FRONT], STEPS[BACK]
+_FRONT_CLOSE = (_FRONT_STEPS.last_ack, _FRONT_STEPS.rst)
+_BACK_CLOSE = (_BACK_STEPS.last_ack, _BACK_STEPS.rst)
+_RESPONSES = (_FRONT_STEPS.response, _BACK_STEPS.response)
 
 
 @dataclass(slots=True)
@@ -99,15 +104,15 @@ class LiveTracker:
             p = self._pending[r.req] = _Pending(r.req)
         p.records.append(r)
         p.last_seen = now
-        if r.step in ("response", "up-response") and r.status:
+        if r.step in _RESPONSES and r.status:
             p.responded = True
-        if r.leg == "back":
+        if r.leg == BACK:
             p.back_frames = True
             if r.step in _BACK_CLOSE:
                 p.back_closed = True
         if r.step in _FRONT_CLOSE and p.front_closed_at is None:
             p.front_closed_at = now
-        if r.step == "request" and r.leg == "front" and r.conn >= 0:
+        if r.step == _FRONT_STEPS.request and r.leg == FRONT and r.conn >= 0:
             earlier = self._conn_latest.get(r.conn)
             if earlier is not None and earlier != r.req and earlier in self._pending:
                 self._pending[earlier].superseded = True
@@ -228,7 +233,7 @@ class _Output:
 
     def request(self, req: Request) -> None:
         self.requests += 1
-        self.per_backend[req.backend or "unknown"] += 1
+        self.per_backend[req.backend or UNKNOWN] += 1
         if req.is_error:  # the model's definition, as in the report
             self.errors += 1
         if self.fmt == "jsonl":
@@ -275,6 +280,37 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     """Capture until Ctrl-C / SIGTERM, --count or --duration; returns the exit code."""
     from lbreport import live_capture as lc
 
+    session = _prepare(opts)
+    output = _Output(opts.fmt, out, err)
+    source = lc.LiveSource(opts.iface, session.bpf, session.runner, session.prefs, opts.write)
+    loop = _Loop(opts, session.bpf, source, output, err, clock)
+    with _signals_stop(loop.stop_reason):
+        output.started(opts.iface, session.bpf, session.roles_text(), opts.write)
+        loop.run()
+    return _conclude(opts, session, loop)
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """What a live capture runs with, all checked before anything starts."""
+
+    lab: Lab
+    roles_source: str
+    runner: object  # tshark.Runner
+    prefs: list[str]
+    bpf: str
+
+    def roles_text(self) -> str:
+        if self.roles_source == "configured":
+            return t("live.roles_configured", source=self.lab.source)
+        return t("live.roles_inferred")
+
+
+def _prepare(opts: LiveOptions) -> _Session:
+    """The lab, key log, plugin, interface, filter and --write file: every mistake a student
+    can make is said here, before the capture starts."""
+    from lbreport import live_capture as lc
+
     lab, roles_source = lc.choose_live_lab(opts.lab_path, opts.iface)
     keylog = opts.keylog or lab.keylog
     if keylog is not None:
@@ -291,88 +327,126 @@ def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         except OSError as exc:
             raise LbreportError(t("live.err.write", path=opts.write,
                                   reason=exc.strerror)) from None
+    return _Session(lab, roles_source, runner, prefs, bpf)
 
-    output = _Output(opts.fmt, out, err)
-    lab_text = (t("live.roles_configured", source=lab.source) if roles_source == "configured"
-                else t("live.roles_inferred"))
-    source = lc.LiveSource(opts.iface, bpf, runner, prefs, opts.write)
-    tracker = LiveTracker()
 
-    stop_reason: list[str] = []
+@contextmanager
+def _signals_stop(stop_reason: list[str]) -> Iterator[None]:
+    """SIGINT and SIGTERM only note why to stop (the loop stops the capture cleanly)."""
 
     def on_signal(signum: int, _frame: object) -> None:
         stop_reason.append(signal.Signals(signum).name)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    output.started(opts.iface, bpf, lab_text, opts.write)
-    started = clock()
-    hinted = False
-    announced = False
-    failure = ""
-    lua_error = ""
     try:
-        source.start()
-        while True:
-            now = clock()
-            if not stop_reason:
-                if opts.duration is not None and now - started >= opts.duration:
-                    stop_reason.append("duration")
-                elif opts.count is not None and output.requests >= opts.count:
-                    stop_reason.append("count")
-                if stop_reason:
-                    # Stop capturing; keep reading until tshark has labelled the last packet.
-                    _stop_in_background(source)
-            elif len(stop_reason) == 1 and stop_reason[0] in ("SIGINT", "SIGTERM"):
-                stop_reason.append("stopping")
-                _stop_in_background(source)
-            try:
-                item = source.queue.get(timeout=TICK)
-            except queue.Empty:  # only time passed
-                item = None
-            if isinstance(item, Record):
-                tracker.add(item, clock())
-                # Drain what is already there before printing: a burst is labelled at once.
-                while True:
-                    try:
-                        nxt = source.queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if isinstance(nxt, Record):
-                        tracker.add(nxt, clock())
-                    else:
-                        item = nxt
-                        break
-            if not announced and (item is not None or source.capturing()):
-                announced = True
-                output.capturing(opts.iface)
-            if isinstance(item, tuple):
-                lua_error = lua_error or item[1]
-            for req in tracker.due(clock()):
-                output.request(req)
-            if isinstance(item, lc.CaptureEnd):
-                failure = item.error
-                break
-            if (not hinted and not tracker.records and clock() - started >= NO_PACKET_HINT_AFTER
-                    and not stop_reason):
-                hinted = True
-                print(t("live.no_packet_yet", iface=opts.iface, bpf=bpf,
-                        seconds=f"{NO_PACKET_HINT_AFTER:g}"), file=err, flush=True)
+        yield
     finally:
-        source.stop()
         for s, handler in old.items():
             signal.signal(s, handler)
 
-    for req in tracker.due(clock(), everything=True):
+
+class _Loop:
+    """Reads the capture's records into a `LiveTracker` and prints each request when it is
+    due, until the capture ends (stopped by a signal, --count or --duration, or failed)."""
+
+    def __init__(self, opts: LiveOptions, bpf: str, source: Any, output: _Output, err: TextIO,
+                 clock: Callable[[], float]) -> None:
+        self.opts = opts
+        self.bpf = bpf
+        self.source = source  # live_capture.LiveSource
+        self.tracker = LiveTracker()
+        self.output = output
+        self.err = err
+        self.clock = clock
+        self.stop_reason: list[str] = []
+        self.failure = ""  # why the capture ended, if it failed
+        self.lua_error = ""
+        self._started = 0.0
+        self._hinted = False
+        self._announced = False
+
+    def run(self) -> None:
+        self._started = self.clock()
+        try:
+            self.source.start()
+            while not self._turn():
+                pass
+        finally:
+            self.source.stop()
+
+    def _turn(self) -> bool:
+        """One look at the clocks and the queue; True once the capture has ended."""
+        from lbreport.live_capture import CaptureEnd
+
+        self._maybe_stop(self.clock())
+        item = self._read()
+        if not self._announced and (item is not None or self.source.capturing()):
+            self._announced = True
+            self.output.capturing(self.opts.iface)
+        if isinstance(item, tuple):
+            self.lua_error = self.lua_error or item[1]
+        for req in self.tracker.due(self.clock()):
+            self.output.request(req)
+        if isinstance(item, CaptureEnd):
+            self.failure = item.error
+            return True
+        if (not self._hinted and not self.tracker.records and not self.stop_reason
+                and self.clock() - self._started >= NO_PACKET_HINT_AFTER):
+            self._hinted = True
+            print(t("live.no_packet_yet", iface=self.opts.iface, bpf=self.bpf,
+                    seconds=f"{NO_PACKET_HINT_AFTER:g}"), file=self.err, flush=True)
+        return False
+
+    def _maybe_stop(self, now: float) -> None:
+        """--duration, --count or a signal: stop capturing, and keep reading until tshark
+        has labelled the last packet."""
+        stop = self.stop_reason
+        if not stop:
+            if self.opts.duration is not None and now - self._started >= self.opts.duration:
+                stop.append("duration")
+            elif self.opts.count is not None and self.output.requests >= self.opts.count:
+                stop.append("count")
+            if stop:
+                _stop_in_background(self.source)
+        elif len(stop) == 1 and stop[0] in ("SIGINT", "SIGTERM"):
+            stop.append("stopping")
+            _stop_in_background(self.source)
+
+    def _read(self) -> object:
+        """The queue's next item (None: only time passed); a burst of records is drained
+        into the tracker at once, before anything is printed."""
+        q = self.source.queue
+        try:
+            item = q.get(timeout=TICK)
+        except queue.Empty:
+            return None
+        if not isinstance(item, Record):
+            return item
+        self.tracker.add(item, self.clock())
+        while True:
+            try:
+                nxt = q.get_nowait()
+            except queue.Empty:
+                return item
+            if not isinstance(nxt, Record):
+                return nxt
+            self.tracker.add(nxt, self.clock())
+
+
+def _conclude(opts: LiveOptions, session: _Session, loop: _Loop) -> int:
+    """The requests still open, what went wrong, and the whole capture's summary."""
+    tracker, output, err = loop.tracker, loop.output, loop.err
+    for req in tracker.due(loop.clock(), everything=True):
         output.request(req)
-    if lua_error:
-        print(t("live.lua_error", detail=lua_error), file=err)
-    if failure and not stop_reason:
-        raise LbreportError(t("live.err.ended", iface=opts.iface, reason=failure))
+    if loop.lua_error:
+        print(t("live.lua_error", detail=loop.lua_error), file=err)
+    if loop.failure and not loop.stop_reason:
+        raise LbreportError(t("live.err.ended", iface=opts.iface, reason=loop.failure))
     if not tracker.records:
-        print(t("live.no_packet", iface=opts.iface, bpf=bpf), file=err)
+        print(t("live.no_packet", iface=opts.iface, bpf=session.bpf), file=err)
         return 0
     capture = str(opts.write) if opts.write else f"live:{opts.iface}"
-    output.final(tracker.final_report(lab, capture, roles_source))
+    output.final(tracker.final_report(session.lab, capture, session.roles_source))
     if tracker.late_frames:
         print(t("live.late_frames", count=tracker.late_frames), file=err)
     return 0

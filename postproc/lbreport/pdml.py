@@ -15,6 +15,8 @@ from typing import IO
 
 from lxml import etree
 
+from lbreport.vocabulary import PKT_ORDER
+
 
 @dataclass(slots=True, unsafe_hash=True)
 class Record:
@@ -96,11 +98,8 @@ _SLOT = {
     for name, attr in _FIELDS.items()
 }
 _ROLE_DEFS = _POSITIONS["role_defs"]
-# lblab.pkt (the plugin's compact mode): these fields, in this order, `;`-separated. New parts
-# only ever go at the end: an older plugin's shorter string still parses (missing = absent).
-_PKT_FIELDS = ("lblab.req", "lblab.step", "lblab.src_role", "lblab.dst_role", "lblab.leg",
-               "lblab.backend", "lblab.backend_evidence", "lblab.flags", "lblab.arp_target",
-               "lblab.kind", "lblab.direct")
+# lblab.pkt (the plugin's compact mode): the fields vocabulary.PKT_ORDER names, `;`-separated.
+_PKT_FIELDS = tuple(f"lblab.{name}" for name in PKT_ORDER)
 _PKT_SLOTS = tuple(_SLOT[name] for name in _PKT_FIELDS)
 
 

@@ -16,8 +16,9 @@ from lxml import etree
 from lbreport import tshark
 from lbreport.config import Lab, classic_lab, inferred_lab, lab_addresses, load_lab, preferences
 from lbreport.errors import LbreportError
-from lbreport.lifecycle import LifecycleBuilder, Report
+from lbreport.lifecycle import LifecycleBuilder
 from lbreport.messages import t
+from lbreport.model import Report
 from lbreport.pdml import PdmlReader
 
 # A hook the CLI passes to show progress: called with the running tshark.
@@ -83,10 +84,24 @@ def build_report(
     runner = pre.runner
     reads = runner.capture_path(capture)
     argv = tshark.pdml_command(runner, reads, preferences(lab), keylog)
-
     run = tshark.TsharkRun(argv, capture, runner.env(), reads=reads)
     builder = LifecycleBuilder()
-    reader: PdmlReader | None = None
+    reader, outcome = _feed(run, builder, keep_pdml, progress)
+    _check_read(builder, reader, outcome, capture, looks_like_capture, warn)
+    report = builder.finish(
+        policy=lab.policy, weights=lab.weights, configured_backends=list(lab.backends),
+        capture=str(capture), roles_source=roles_source, lab_source=lab.source,
+        truncated=outcome.truncated, keylog=str(keylog) if keylog is not None else "",
+    )
+    if report.summary.requests == 0:
+        raise _no_request(builder, lab, capture, keylog, outcome.truncated)
+    return report
+
+
+def _feed(run: tshark.TsharkRun, builder: LifecycleBuilder, keep_pdml: Path | None,
+          progress: ProgressFactory | None) -> tuple[PdmlReader, tshark.Outcome]:
+    """tshark's PDML into `builder`, record by record; then tshark's outcome (its warnings,
+    whether the capture was cut short)."""
     try:
         keep = _open_keep(keep_pdml)
         with keep as sink, (progress(run) if progress else nullcontext()):  # type: ignore[attr-defined]
@@ -96,23 +111,31 @@ def build_report(
                 for record in reader:
                     builder.add(record)
             except etree.XMLSyntaxError as exc:
-                # No PDML at all usually means tshark refused the file: its stderr says why.
-                # Stop tshark first: waiting for a writer whose pipe nobody reads never ends.
-                run.kill()
-                outcome = tshark.judge_stderr(
-                    capture, run.stderr_text(), 0, allow_cut_short=True
-                )
-                if not outcome.truncated:
-                    raise LbreportError(
-                        t("err.pdml", detail=exc, stderr=run.stderr_text().strip() or "nothing")
-                    ) from None
+                _unless_cut_short(run, exc)
         outcome = run.finish()
     finally:
         run.close()
+    return reader, outcome
 
+
+def _unless_cut_short(run: tshark.TsharkRun, exc: etree.XMLSyntaxError) -> None:
+    """Unreadable PDML: fine after a capture cut short in the middle of a packet (what was
+    read is reported); else tshark usually refused the file, and its stderr says why. Stops
+    tshark first: waiting for a writer whose pipe nobody reads never ends."""
+    run.kill()
+    if not tshark.judge_stderr(run.capture, run.stderr_text(), 0,
+                               allow_cut_short=True).truncated:
+        raise LbreportError(
+            t("err.pdml", detail=exc, stderr=run.stderr_text().strip() or "nothing")
+        ) from None
+
+
+def _check_read(builder: LifecycleBuilder, reader: PdmlReader, outcome: tshark.Outcome,
+                capture: Path, looks_like_capture: bool, warn: Callable[[str], None]) -> None:
+    """tshark's warnings, and what was read: frames the plugin failed on, none at all, or
+    not a capture."""
     for line in outcome.warnings:
         warn(t("warn.stderr", line=line))
-    assert reader is not None
     if reader.lua_errors:
         raise LbreportError(
             t("err.plugin_frames", count=reader.lua_errors, frame=reader.first_lua_error_frame,
@@ -127,28 +150,26 @@ def build_report(
     for address, requests in builder.other_balancers:
         warn(t("warn.other_balancer", path=capture, address=address, requests=requests))
 
-    report = builder.finish(
-        policy=lab.policy, weights=lab.weights, configured_backends=list(lab.backends),
-        capture=str(capture), roles_source=roles_source, lab_source=lab.source,
-        truncated=outcome.truncated, keylog=str(keylog) if keylog is not None else "",
-    )
-    if report.summary.requests == 0:
-        if outcome.truncated:
-            raise LbreportError(t("err.no_http_cut", path=capture, frames=builder.frames_total))
-        if builder.tls_frames_seen:
-            # TLS to the balancer and no request in it: name TLS, its port(s) and the key log
-            # (not the balancer's address, which was right).
-            ports = ", ".join(map(str, lab.https_ports or (443,)))
-            if keylog is None:
-                raise LbreportError(t("err.no_http_tls", path=capture, frames=builder.frames_total,
-                                      tls=builder.tls_frames_seen, ports=ports))
-            raise LbreportError(t("err.no_http_tls_keylog", path=capture, keylog=keylog,
-                                  tls=builder.tls_frames_seen, ports=ports))
-        if builder.http_requests_seen == 0:
-            raise LbreportError(t("err.no_http_at_all", path=capture, frames=builder.frames_total,
-                                  ports=", ".join(map(str, lab.ports or (80,)))))
-        raise LbreportError(t("err.no_http", path=capture, frames=builder.frames_total))
-    return report
+
+def _no_request(builder: LifecycleBuilder, lab: Lab, capture: Path, keylog: Path | None,
+                truncated: bool) -> LbreportError:
+    """Why a capture holds no request, as precisely as its frames tell."""
+    frames = builder.frames_total
+    if truncated:
+        return LbreportError(t("err.no_http_cut", path=capture, frames=frames))
+    if builder.tls_frames_seen:
+        # TLS to the balancer and no request in it: name TLS, its port(s) and the key log
+        # (not the balancer's address, which was right).
+        ports = ", ".join(map(str, lab.https_ports or (443,)))
+        if keylog is None:
+            return LbreportError(t("err.no_http_tls", path=capture, frames=frames,
+                                   tls=builder.tls_frames_seen, ports=ports))
+        return LbreportError(t("err.no_http_tls_keylog", path=capture, keylog=keylog,
+                               tls=builder.tls_frames_seen, ports=ports))
+    if builder.http_requests_seen == 0:
+        return LbreportError(t("err.no_http_at_all", path=capture, frames=frames,
+                               ports=", ".join(map(str, lab.ports or (80,)))))
+    return LbreportError(t("err.no_http", path=capture, frames=frames))
 
 
 def _open_keep(path: Path | None):  # noqa: ANN202 - a context manager yielding a file or None

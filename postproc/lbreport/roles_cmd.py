@@ -7,8 +7,8 @@ from pathlib import Path
 from lbreport import tshark
 from lbreport.config import to_toml
 from lbreport.errors import LbreportError
-from lbreport.lifecycle import role_sort
 from lbreport.messages import t
+from lbreport.vocabulary import BALANCER, CLIENT, FRONT, STEPS, is_backend, role_sort
 
 _FIELDS = ["lblab.role_def", "lblab.step", "lblab.leg", "tcp.dstport"]
 
@@ -30,19 +30,19 @@ def inferred_lab_file(capture: Path) -> str:
                 role, _, addr = definition.partition("=")
                 if addr and addr not in roles.setdefault(role, []):
                     roles[role].append(addr)
-            if step == "request" and leg == "front" and dstport.isdigit():
+            if step == STEPS[FRONT].request and leg == FRONT and dstport.isdigit():
                 port = int(dstport)
                 if port not in ports:
                     ports.append(port)
         run.finish()
     finally:
         run.close()
-    if "M3" not in roles:
+    if BALANCER not in roles:
         raise LbreportError(t("roles.none", path=capture))
-    backends = {r: roles[r] for r in role_sort(roles) if r not in ("client", "M3", "broadcast")}
+    backends = {r: roles[r] for r in role_sort(roles) if is_backend(r)}
     return to_toml(
-        clients=roles.get("client", []),
-        balancer=roles["M3"],
+        clients=roles.get(CLIENT, []),
+        balancer=roles[BALANCER],
         ports=sorted(ports) or [80],
         backends=backends,
         header=t("roles.header", capture=capture),

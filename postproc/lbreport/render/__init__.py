@@ -6,7 +6,7 @@ from collections.abc import Callable
 from importlib import import_module
 from typing import TextIO
 
-from lbreport.lifecycle import Report
+from lbreport.model import Report
 
 FORMATS = ("text", "markdown", "json", "csv", "html")
 

@@ -1,8 +1,9 @@
-"""Sentences shared by the human-readable renderers (text, Markdown; later HTML)."""
+"""Sentences shared by the human-readable renderers (text, Markdown, HTML)."""
 
 from __future__ import annotations
 
-from lbreport.lifecycle import (
+from lbreport.messages import has, step_name, t
+from lbreport.model import (
     Anomaly,
     Balance,
     DirectRequest,
@@ -11,12 +12,12 @@ from lbreport.lifecycle import (
     Report,
     Request,
 )
-from lbreport.messages import has, step_name, t
+from lbreport.vocabulary import BALANCER, CLIENT, FRONT, STEPS, UNKNOWN
 
 
 def capture_point(report: Report) -> str:
     cp = report.capture_point
-    if cp in ("client", "M3", "unknown"):
+    if cp in (CLIENT, BALANCER, UNKNOWN):
         return t(f"cp.{cp}")
     return t("cp.backend", role=cp)
 
@@ -166,7 +167,7 @@ def direct_row(d: DirectRequest) -> tuple[str, ...]:
             str(d.frames))
 
 
-# -- HTTPS (issue 11) ------------------------------------------------------------------------
+# -- HTTPS -------------------------------------------------------------------------------
 
 
 def encrypted_note(report: Report) -> str:
@@ -177,7 +178,7 @@ def encrypted_note(report: Report) -> str:
         return ""
     if s.encrypted_both_legs:
         return t("note.encrypted_both", count=s.encrypted_both_legs)
-    if report.capture_point == "M3":
+    if report.capture_point == BALANCER:
         return t("note.encrypted_m3", count=s.encrypted)
     return t("note.encrypted", count=s.encrypted)
 
@@ -190,7 +191,7 @@ def request_text(req: Request) -> str:
 
 def status_text(req: Request) -> str:
     if not req.status:
-        if req.encrypted and any(s.step == "response" for s in req.steps):
+        if req.encrypted and any(s.step == STEPS[FRONT].response for s in req.steps):
             return t("req.status_encrypted")
         return t("req.no_status")
     if req.encrypted and req.status_source == "back-leg":

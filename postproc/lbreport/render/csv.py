@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from typing import TextIO
 
-from lbreport.lifecycle import TIMING_KEYS, Report
 from lbreport.messages import t
+from lbreport.model import TIMING_KEYS, Report
 from lbreport.render.json import anomaly_text
 from lbreport.render.safe import csv_cell
 

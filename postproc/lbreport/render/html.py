@@ -11,15 +11,16 @@ reaches the page, in element text and in attributes alike.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
 from lbreport import __version__
-from lbreport.lifecycle import BACK, FRONT, TIMING_KEYS, Report, Request, Step
 from lbreport.messages import language, step_name, t
+from lbreport.model import TIMING_KEYS, Report, Request, Step, lane
 from lbreport.render import common
 from lbreport.render.safe import printable
+from lbreport.vocabulary import ARP, BACK, FRONT, RESETS, STEPS, UNKNOWN, backend_role
 
 # Why 'unsafe-inline' for styles only: the page's one <style> block. Nothing else may load.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
@@ -29,11 +30,11 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'n
 LEG_STYLE = {
     FRONT: ("#222222", ""),
     BACK: ("#7b3fb5", "7 4"),
-    "arp": ("#c25e00", "2 3"),
+    ARP: ("#c25e00", "2 3"),
 }
 FLAG_COLOUR = "#c0392b"
 # Backends as in the LB-Lab profile (green M1, blue M2); others from a small palette.
-BACKEND_COLOURS = {"M1": "#2e9e4f", "M2": "#2f6fd0"}
+BACKEND_COLOURS = {backend_role(1): "#2e9e4f", backend_role(2): "#2f6fd0"}
 PALETTE = ("#d08a00", "#8e44ad", "#16a2a2", "#b5476b", "#6b8e23", "#7f6a4d")
 UNKNOWN_COLOUR = "#9a9a9a"
 
@@ -51,8 +52,8 @@ def _e(value: object) -> str:
     return html.escape(printable(str(value)), quote=True)
 
 
-def backend_colour(backend: str | None, order: list[str]) -> str:
-    if not backend or backend == "unknown":
+def backend_colour(backend: str | None, order: Sequence[str]) -> str:
+    if not backend or backend == UNKNOWN:
         return UNKNOWN_COLOUR
     if backend in BACKEND_COLOURS:
         return BACKEND_COLOURS[backend]
@@ -114,9 +115,9 @@ def diagram(report: Report, req: Request) -> str:
 
 def _arrow(s: Step, x: dict[str, int], y: int, ms: float) -> str:
     colour, dash = LEG_STYLE.get(s.leg, LEG_STYLE[FRONT])
-    a, b = x[s.src_role or "?"], x[s.dst_role or "?"]
+    a, b = x[lane(s.src_role)], x[lane(s.dst_role)]
     text = _step_label(s)
-    flagged = bool(s.flags) or s.step in ("RST", "up-RST")
+    flagged = bool(s.flags) or s.step in RESETS
     flags = f" [{', '.join(s.flags)}]" if s.flags else ""
     tip = f"{t('ladder.frame')} {s.frame} · +{ms:.3f} ms · {text}{flags} · " \
           f"{s.src_role} → {s.dst_role}"
@@ -145,7 +146,7 @@ def _arrow(s: Step, x: dict[str, int], y: int, ms: float) -> str:
 
 
 def legend() -> str:
-    items = [(FRONT, t("html.leg.front")), (BACK, t("html.leg.back")), ("arp", t("html.leg.arp"))]
+    items = [(FRONT, t("html.leg.front")), (BACK, t("html.leg.back")), (ARP, t("html.leg.arp"))]
     rows = []
     for i, (leg, words) in enumerate(items):
         colour, dash = LEG_STYLE[leg]
@@ -156,7 +157,8 @@ def legend() -> str:
                     f'fill="{colour}"/><text x="72" y="{y + 4}">{_e(words)}</text>')
     y = 14 + 3 * 20
     rows.append(f'<text x="6" y="{y + 4}" style="fill:{FLAG_COLOUR}" font-weight="bold">'
-                f'SYN [retrans]</text><text x="110" y="{y + 4}">{_e(t("html.flagged"))}</text>')
+                f'{_e(STEPS[FRONT].syn)} [retrans]</text>'
+                f'<text x="110" y="{y + 4}">{_e(t("html.flagged"))}</text>')
     return (f'<svg class="legend" xmlns="http://www.w3.org/2000/svg" width="520" height="{y + 12}" '
             f'role="img" aria-label="{_e(t("html.legend"))}">{"".join(rows)}</svg>')
 
@@ -164,7 +166,7 @@ def legend() -> str:
 # -- charts ------------------------------------------------------------------------------------
 
 
-def backend_chart(report: Report, backends: list[str]) -> str:
+def backend_chart(report: Report, backends: Sequence[str]) -> str:
     dist = report.summary.backend_distribution
     expected = report.summary.balance.expected
     top = max([*dist.values(), *expected.values(), 1])
@@ -193,7 +195,7 @@ def backend_chart(report: Report, backends: list[str]) -> str:
             f'aria-label="{_e(t("html.chart_backends"))}">{"".join(rows)}</svg>')
 
 
-def latency_chart(report: Report, rows: list[_Row], backends: list[str]) -> str:
+def latency_chart(report: Report, rows: list[_Row], backends: Sequence[str]) -> str:
     lat = report.summary.latency
     values = sorted((r for r in rows if r.latency is not None), key=lambda r: r.latency or 0.0)
     if not values or not lat.basis:
@@ -312,7 +314,7 @@ def _header(report: Report) -> str:
     return out
 
 
-def _summary(report: Report, rows: list[_Row], backends: list[str]) -> str:
+def _summary(report: Report, rows: list[_Row], backends: Sequence[str]) -> str:
     s = report.summary
     title, value = common.latency(s.latency)
     dist = ", ".join(f"{b}: {n}" for b, n in s.backend_distribution.items())
@@ -350,7 +352,7 @@ def _direct(report: Report) -> str:
             f"{heads}</tr></thead><tbody>{rows}</tbody></table>")
 
 
-def _table(rows: list[_Row], backends: list[str]) -> str:
+def _table(rows: list[_Row], backends: Sequence[str]) -> str:
     heads = [t("html.col.index"), t("req.client"), t("req.request"), t("req.status"),
              t("req.backend"), t("html.col.evidence"), t("html.col.latency"),
              t("html.col.frames"), t("req.anomalies")]

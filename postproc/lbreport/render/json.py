@@ -12,8 +12,9 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from lbreport import SCHEMA
-from lbreport.lifecycle import Anomaly, DirectRequest, Report, Request, Step
+from lbreport.model import Anomaly, DirectRequest, Report, Request, Step
 from lbreport.render import common
+from lbreport.vocabulary import CLIENT
 
 
 def _round(v: float | None) -> float | None:
@@ -23,7 +24,7 @@ def _round(v: float | None) -> float | None:
 def roles_json(roles: dict[str, list[str]]) -> dict[str, Any]:
     """"client" is always a list; another role is its address, or a list when it has several
     (e.g. IPv4 and IPv6)."""
-    return {r: a if r == "client" or len(a) != 1 else a[0] for r, a in roles.items()}
+    return {r: a if r == CLIENT or len(a) != 1 else a[0] for r, a in roles.items()}
 
 
 def _step(s: Step) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def _request_head(req: Request) -> dict[str, Any]:
         "backend_evidence": req.evidence,
         "upstream_statuses": [{"backend": b, "status": s} for b, s in req.upstream_statuses],
         "client_sent_forwarded_for": req.client_forwarded_for or None,
-        # Issue 11 (HTTPS): added after the older keys, never instead of them.
+        # Added after the older keys, never instead of them.
         "scheme": req.scheme or None,
         "http_version": req.http_version or None,
         "encrypted": req.encrypted,

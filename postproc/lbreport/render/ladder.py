@@ -4,14 +4,14 @@
         1    0.000  │──────SYN──────>│               │
         2    0.081  │<───SYN/ACK─────│               │
 
-Used by the text and Markdown renderers; the HTML renderer (issue 6) draws the same
-lanes and arrows as SVG from the model's lanes (`Report.lanes`) and the request's steps.
+Used by the text and Markdown renderers, with the request's own lanes (`Request.lanes`);
+the HTML renderer draws the same arrows as SVG, on every role's lane (`Report.lanes`).
 """
 
 from __future__ import annotations
 
-from lbreport.lifecycle import Request, Step
 from lbreport.messages import step_name, t
+from lbreport.model import Request, Step, lane
 from lbreport.render.safe import printable
 
 LANE = 18  # columns between two lanes: the longest label ("up-FIN-backend") fits
@@ -25,17 +25,17 @@ def _label(s: Step) -> str:
 def ladder(request: Request) -> list[str]:
     order = request.lanes
     # Wider lanes only when a (translated) label would not fit: English output is unchanged.
-    lane = max([LANE, *(len(_label(s)) + 4 for s in request.steps)])
-    pos = {role: i * lane for i, role in enumerate(order)}
-    width = (len(order) - 1) * lane + 1
-    names = "".join(printable(r)[: lane - 1].ljust(lane) for r in order).rstrip()
+    gap = max([LANE, *(len(_label(s)) + 4 for s in request.steps)])
+    pos = {role: i * gap for i, role in enumerate(order)}
+    width = (len(order) - 1) * gap + 1
+    names = "".join(printable(r)[: gap - 1].ljust(gap) for r in order).rstrip()
     lines = [f"{t('ladder.frame'):>6} {t('ladder.time'):>9}  {names}"]
     start = request.steps[0].time if request.steps else 0.0
     for s in request.steps:
         row = [" "] * width
         for x in pos.values():
             row[x] = "│"
-        a, b = pos[s.src_role or "?"], pos[s.dst_role or "?"]
+        a, b = pos[lane(s.src_role)], pos[lane(s.dst_role)]
         if a != b:
             lo, hi = min(a, b), max(a, b)
             for x in range(lo + 1, hi):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from lbreport.lifecycle import TIMING_KEYS, Report, Request
 from lbreport.messages import t
+from lbreport.model import TIMING_KEYS, Report, Request
 from lbreport.render import common
 from lbreport.render.ladder import ladder
 from lbreport.render.safe import markdown_cell, printable

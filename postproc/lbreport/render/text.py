@@ -15,8 +15,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from lbreport.lifecycle import TIMING_KEYS, Report, Request
 from lbreport.messages import t
+from lbreport.model import TIMING_KEYS, Report, Request
 from lbreport.render import common
 from lbreport.render.ladder import ladder
 from lbreport.render.safe import printable
@@ -98,7 +98,7 @@ def request_block(console: Console, req: Request) -> None:
     if not console.is_terminal:
         console.file.write(rule + "\n" + body)  # plain text: nothing for rich to style
         return
-    # On a terminal: the title bold, the anomaly lines yellow, as before.
+    # On a terminal: the title bold, the anomaly lines yellow.
     n_anomaly = len(anomalies.split("\n")) if req.anomalies else 0
     text = Text(rule + "\n", style="bold", end="")
     head = "\n".join(lines[:len(lines) - n_anomaly])
