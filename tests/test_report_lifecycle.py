@@ -265,3 +265,30 @@ def test_spilled_requests_read_back_identically(monkeypatch: pytest.MonkeyPatch)
     spill = b._store.spill
     assert spill is not None and spill.more  # spilled, some requests in several chunks
     assert outputs() == held
+
+
+@pytest.mark.parametrize("budget", [(100, 3), (2, 100), (2, 2)], ids=["steps", "requests", "both"])
+def test_no_frame_lost_when_the_budget_spills_the_request_being_added(
+        monkeypatch: pytest.MonkeyPatch, budget: tuple[int, int]) -> None:
+    """The budget is checked before a frame is stored: the request it belongs to may be the
+    one spilled (its earlier frames are the oldest), or a new one with no frame yet."""
+    import io
+
+    from lbreport import store
+    from lbreport.render import renderer
+
+    # Request 1's frames come first and last, around requests 2-4 (each a new request).
+    parts = [_frames(i, FRONT + BACK + END, t0=100.0 + i, backend=f"M{i % 2 + 1}")
+             for i in (1, 2, 3, 4)]
+    records = parts[0][:4] + parts[1] + parts[2] + parts[3] + parts[0][4:]
+    records = [dataclasses.replace(r, frame=n) for n, r in enumerate(records, start=1)]
+
+    def json_report() -> str:
+        out = io.StringIO()
+        renderer("json")(_report(records), out)
+        return out.getvalue()
+
+    held = json_report()
+    monkeypatch.setattr(store, "MAX_HELD_REQUESTS", budget[0])
+    monkeypatch.setattr(store, "MAX_HELD_STEPS", budget[1])
+    assert json_report() == held
