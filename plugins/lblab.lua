@@ -80,6 +80,11 @@ field("scheme", ProtoField.string, "Scheme of the request (http, https)")
 field("http_version", ProtoField.string, "HTTP version of the request (1.0, 1.1, 2)")
 field("encrypted", ProtoField.bool, "Encrypted: method, URI and status unreadable (no TLS key log)")
 field("debug", ProtoField.string, "Debug: what the plugin inferred (preference lblab.debug)")
+field("interim", ProtoField.uint16, "Interim (1xx) answer before the final response")
+field("http_requests_seen", ProtoField.uint32,
+    "HTTP requests tshark dissected in the whole capture (HTTP/1 and HTTP/2), copies included")
+field("http_request_copies", ProtoField.uint32,
+    "Of those, retransmitted copies of a request already counted")
 field("other_balancer", ProtoField.string,
     "Another balancer in the capture, left out: address=HTTP requests it received")
 
@@ -147,6 +152,7 @@ F.keep_alive = Field.new("tcp.analysis.keep_alive")
 F.http_method = Field.new("http.request.method")
 F.http_uri = Field.new("http.request.uri")
 F.http_code = Field.new("http.response.code")
+F.http_request_in = Field.new("http.request_in")
 F.http_xff = Field.new("http.x_forwarded_for")
 F.h2_method = Field.new("http2.headers.method")
 F.h2_path = Field.new("http2.headers.path")
@@ -209,6 +215,7 @@ S.ACK_RESP, S.FIN_A, S.FIN_B, S.LAST_ACK, S.RST, S.ACK_REQ = 7, 8, 9, 10, 11, 12
 S.ACK_FIN = 13 -- one side's pure ACK of the other's FIN, before its own FIN
 -- TLS on an HTTPS port, as far as the records show without the key log.
 S.TLS_CH, S.TLS_SH, S.TLS_FIN, S.TLS_CLOSE = 14, 15, 16, 17
+S.INTERIM = 18 -- a 1xx answer before the final one (100 Continue, 102, 103)
 -- ARP / neighbour discovery steps.
 S.ARP_REQ, S.ARP_REPLY, S.ND_SOL, S.ND_ADV = 21, 22, 23, 24
 
@@ -218,7 +225,7 @@ local FRONT_STEP = {
     [S.FIN_A] = "FIN-client", [S.FIN_B] = "FIN-M3", [S.LAST_ACK] = "last-ACK", [S.RST] = "RST",
     [S.ACK_REQ] = "ACK-req", [S.ACK_FIN] = "ACK-FIN",
     [S.TLS_CH] = "TLS-ClientHello", [S.TLS_SH] = "TLS-ServerHello", [S.TLS_FIN] = "TLS-Finished",
-    [S.TLS_CLOSE] = "TLS-close",
+    [S.TLS_CLOSE] = "TLS-close", [S.INTERIM] = "interim",
 }
 local BACK_STEP = {
     [S.SYN] = "up-SYN", [S.SYNACK] = "up-SYN/ACK", [S.ACK] = "up-ACK", [S.REQUEST] = "up-request",
@@ -226,7 +233,7 @@ local BACK_STEP = {
     [S.FIN_A] = "up-FIN-M3", [S.FIN_B] = "up-FIN-backend", [S.LAST_ACK] = "up-last-ACK",
     [S.RST] = "up-RST", [S.ACK_REQ] = "up-ACK-req", [S.ACK_FIN] = "up-ACK-FIN",
     [S.TLS_CH] = "up-TLS-ClientHello", [S.TLS_SH] = "up-TLS-ServerHello",
-    [S.TLS_FIN] = "up-TLS-Finished", [S.TLS_CLOSE] = "up-TLS-close",
+    [S.TLS_FIN] = "up-TLS-Finished", [S.TLS_CLOSE] = "up-TLS-close", [S.INTERIM] = "up-interim",
 }
 -- A client fetching from a backend itself: the front leg's names, but the
 -- server is a backend, not M3.
@@ -251,8 +258,10 @@ local function is_backend(r) return r ~= nil and r ~= false and r ~= ROLE_CLIENT
 
 local FROM_B = 32 -- added to a TCP frame's stored step when the responder sent it
 
-local EV = { NONE = 0, ARP = 1, MARKER = 2, BACKLEG = 3 }
-local EVIDENCE_NAME = { [EV.NONE] = "none", [EV.ARP] = "arp", [EV.MARKER] = "marker", [EV.BACKLEG] = "back-leg" }
+-- CACHE: the balancer answered from its cache (no backend served this request).
+local EV = { NONE = 0, ARP = 1, MARKER = 2, BACKLEG = 3, CACHE = 4 }
+local EVIDENCE_NAME = { [EV.NONE] = "none", [EV.ARP] = "arp", [EV.MARKER] = "marker",
+    [EV.BACKLEG] = "back-leg", [EV.CACHE] = "cache" }
 
 -- The vocabulary, published for tools (`tshark -G values`): value strings of
 -- fields that are never added to a tree. lbreport's tests compare them with its own.
@@ -360,6 +369,7 @@ local FRAME_COLUMNS = {
     "flags", -- TCP analysis findings (sparse: a sum of FL_* bits)
     "arp",   -- the ARP/ND record of the frame (sparse)
     "req",   -- cache: the request the frame belongs to, once resolved
+    "interim", -- the status of a 1xx answer (sparse)
 }
 -- Connections, indexed by tcp.stream + 1. A opened the connection, B answered.
 local CONN_COLUMNS = {
@@ -374,6 +384,7 @@ local CONN_COLUMNS = {
     "client",                    -- A as "address:port"
     "streams",                   -- streams[c][sid]: HTTP/2, the request of each stream
     "decrypted",                 -- an HTTPS connection whose HTTP the key log let tshark read
+    "upgraded",                  -- after a 101 answer: the request whose protocol it now carries
     "pend",                      -- client data with no request yet (the first segments of a
                                  -- request HTTP reassembles later), until it arrives
 }
@@ -394,6 +405,7 @@ local MSG_COLUMNS = {
     "encrypted",                  -- an exchange seen only as TLS records (no key log)
     "merged",                     -- an encrypted client record that is no request (HTTP/2
                                   -- setup): the request its frames belong to instead
+    "cache_hit",                  -- the response says a cache answered it (Age, X-Cache...)
     "unseen",                     -- a back-leg request that is a request of its own: an
                                   -- exchange on that encrypted front request's connection
                                   -- which the TLS records did not show apart
@@ -428,7 +440,8 @@ local function reset_state()
     state = { roles_gen = state.roles_gen + 1, role_of = {}, mac_role = {},
               roles_dirty = true, resolved_gen = -1, record_gen = 0,
               front_count = 0, pending_front_conns = 0, last_open_front = 0, has_front = false,
-              frame_defs = {}, left_out = {}, left_out_addrs = {}, debug_log = {} }
+              frame_defs = {}, left_out = {}, left_out_addrs = {}, debug_log = {},
+              http_seen = 0, http_copies = 0 }
 end
 
 -- Role inference, linking at resolve time, and the debug log: functions in named
@@ -1057,6 +1070,14 @@ local function provisional_request(h)
     end
 end
 
+-- Every HTTP request tshark dissected (HTTP/1 messages, HTTP/2 streams' headers),
+-- so the report can account for each: retransmitted copies apart.
+local function count_seen(mfi, original)
+    local n = mfi and select("#", F.http_method()) or select("#", F.h2_method())
+    state.http_seen = state.http_seen + n
+    if not original then state.http_copies = state.http_copies + n end
+end
+
 -- Recording a TCP frame: its pieces live in this block (a Lua chunk allows 200
 -- locals); record_tcp is the entry point.
 local record_tcp
@@ -1143,24 +1164,66 @@ local function record_request(c, frame, pinfo, raw, method, uri, version, sid)
     return h
 end
 
--- The request a response answers: by stream (HTTP/2), else in request order.
+-- Client data while no request waits for its response starts the next request
+-- (HTTP shows the method on the segment that completes it): it waits for it.
+local function pend(c, frame)
+    local waiting = conn.pend[c]
+    if waiting == nil then waiting = {}; conn.pend[c] = waiting end
+    tinsert(waiting, frame)
+end
+
+-- The request a response answers: by stream (HTTP/2); else the request tshark paired
+-- it with (http.request_in), so that a response tshark could not read (a lost
+-- segment) shifts no later one; else the oldest unanswered one on the connection.
+local function answered_request(c, sid)
+    if sid ~= 0 then return (conn.streams[c] or {})[sid] or 0 end
+    local req_frame = first_value(F.http_request_in)
+    local pk = req_frame and frames.pk[req_frame]
+    if pk then
+        local rc, _, rh = unpack_frame(pk)
+        if rc == c and rh ~= 0 and msg.frame[rh] == req_frame then return rh end
+    end
+    return conn.resp_h[c]
+end
+
+-- A response head's own words that a cache answered it, not an origin server: Age
+-- above 0, X-Cache: HIT, or two transaction ids in X-Varnish (a hit names the
+-- request that filled the cache too).
+local function says_cache_hit(raw)
+    local head = slower(smatch(raw, "^(.-)\r\n\r\n") or raw)
+    local age = tonumber(smatch(head, "\nage:[ \t]*(%d+)"))
+    return (age ~= nil and age > 0) or sfind(head, "\nx%-cache:[ \t]*hit") ~= nil
+        or sfind(head, "\nx%-varnish:[ \t]*%d+[ \t]+%d+") ~= nil
+end
+
+-- Returns the request answered (0: none known) and the step.
 local function record_response(c, frame, pinfo, tvb, code, sid)
-    local h
-    if sid ~= 0 then
-        h = (conn.streams[c] or {})[sid] or 0
-    else
-        h = conn.resp_h[c]
+    local status = tonumber(code) or 0
+    local h = answered_request(c, sid)
+    conn.last_dir_resp[c] = true
+    if status >= 100 and status < 200 and status ~= 101 then
+        -- Interim: the final answer is still to come. Before the request is complete
+        -- (100 Continue to its headers) it waits with the request's first segments.
+        frames.interim[frame] = status
+        if h == 0 and conn.pend[c] ~= nil then pend(c, frame) end
+        return h, S.INTERIM
     end
     if h ~= 0 and msg.resp_frame[h] == 0 then
-        msg.resp_frame[h], msg.resp_time[h], msg.status[h] = frame, pinfo.abs_ts, tonumber(code) or 0
-        local m = match_marker(tvb)
-        if m then note_marker(c, h, m) end
-        if sid == 0 then conn.resp_h[c] = msg.next[h] end
+        msg.resp_frame[h], msg.resp_time[h], msg.status[h] = frame, pinfo.abs_ts, status
+        local raw = tvb:raw()
+        if says_cache_hit(raw) then
+            msg.cache_hit[h] = true -- the page was the cache's copy: its marker names no server
+        else
+            local m = match_marker(tvb)
+            if m then note_marker(c, h, m) end
+        end
+        if sid == 0 and (conn.resp_h[c] == 0 or h >= conn.resp_h[c]) then conn.resp_h[c] = msg.next[h] end
+        -- 101 Switching Protocols: what follows is that request's new protocol (websocket).
+        if status == 101 then conn.upgraded[c] = h end
     elseif h == 0 then
         h = conn.last_h[c]
     end
-    conn.last_dir_resp[c] = true
-    return h
+    return h, S.RESPONSE
 end
 
 -- TLS on a balancer's HTTPS port without the key log: what the records show.
@@ -1198,14 +1261,6 @@ local function tls_step(from_a, len)
     if app and from_a and len < 40 then return S.DATA end
     if app then return TLS_APP end
     return nil
-end
-
--- Client data while no request waits for its response starts the next request
--- (HTTP shows the method on the segment that completes it): it waits for it.
-local function pend(c, frame)
-    local waiting = conn.pend[c]
-    if waiting == nil then waiting = {}; conn.pend[c] = waiting end
-    tinsert(waiting, frame)
 end
 
 -- An encrypted request/response exchange as far as the records show it: client
@@ -1292,19 +1347,23 @@ function record_tcp(frame, pinfo, stream, tvb)
     local method, code, uri, version, sid, mfi
     if len > 0 then method, code, uri, version, sid, mfi = http_message() end
     local original = not has_bit(findings, FL.RETRANS)
+    if method ~= nil then count_seen(mfi, original) end
     if (method ~= nil or code ~= nil) and cfg.https[conn.bport[c]] then conn.decrypted[c] = true end
     if method ~= nil and from_a and original then
         h = record_request(c, frame, pinfo, message_bytes(mfi, tvb), method, uri, version, sid)
         if step == S.ACK then step = S.REQUEST end
     elseif code ~= nil and not from_a and original then
-        h = record_response(c, frame, pinfo, tvb, code, sid)
-        if step == S.ACK then step = S.RESPONSE end
+        local answer
+        h, answer = record_response(c, frame, pinfo, tvb, code, sid)
+        if step == S.ACK then step = answer end
     elseif len > 0 and step == S.ACK and original and cfg.https[conn.bport[c]] then
         step, h = record_tls(c, frame, pinfo, from_a, len, h)
     elseif len > 0 and step == S.ACK then
         step = S.DATA
         conn.last_dir_resp[c] = not from_a
-        if not from_a then
+        if conn.upgraded[c] then
+            h = conn.upgraded[c]
+        elseif not from_a then
             if conn.resp_h[c] ~= 0 then h = conn.resp_h[c] end
         elseif conn.resp_h[c] == 0 then
             pend(c, frame)
@@ -1730,6 +1789,8 @@ local function compute_backend(front)
     if b ~= 0 then return role(conn.b[msg.conn[b]]) or false, EV.BACKLEG end
     local c = msg.conn[front]
     if conn_leg(c) == LEG_BACK then return role(conn.b[c]) or false, EV.BACKLEG end
+    -- A cache hit: the balancer answered; the page's marker names whoever filled the cache.
+    if msg.cache_hit[front] then return false, EV.CACHE end
     if msg.marker[front] then return msg.marker[front], EV.MARKER end
     if msg.arp_backend[front] then return msg.arp_backend[front], EV.ARP end
     return false, EV.NONE
@@ -1800,6 +1861,7 @@ local function add_tcp_labels(t, frame, c, step, h)
             if msg.marker[h] then tree_add(t, pf.marker, msg.marker[h]) end
         end
     end
+    if step == S.INTERIM and frames.interim[frame] then tree_add(t, pf.interim, frames.interim[frame]) end
     if step == S.RST then tree_add_expert(t, ex.rst) end
     return leg, step
 end
@@ -1968,6 +2030,8 @@ function lblab.dissector(tvb, pinfo, tree)
             for _, d in ipairs(defs) do tree_add(t, pf.role_def, d) end
         end
         if frame == 1 then
+            tree_add(t, pf.http_requests_seen, state.http_seen)
+            tree_add(t, pf.http_request_copies, state.http_copies)
             for _, b in ipairs(state.left_out) do tree_add(t, pf.other_balancer, b) end
         end
     end
