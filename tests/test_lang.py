@@ -120,19 +120,20 @@ def test_errors_in_spanish(tmp_path: Path) -> None:
 
 @needs_tshark
 def test_anomalies_in_spanish_have_no_english(tmp_path: Path) -> None:
-    """The anomaly sentences come from the typed anomaly, so their details are Spanish too
-    (they used to say "retransmisión: 1 frame(s)"); JSON keeps the contract's strings."""
+    """The anomaly sentences come from the typed anomaly, so their details (counts, step
+    names) are Spanish too; JSON keeps the contract's strings."""
     from craft import exchange, write_pcap
 
     ex = exchange(b"GET /a HTTP/1.1", 41000)
-    # The request sent twice (a retransmission), and M3 never closes its side (no FIN-M3).
-    capture = write_pcap(tmp_path / "anomalies.pcap", ex[:4] + [ex[3]] + ex[4:7])
+    # The request sent twice (a retransmission), and the client never sends the last ACK: a
+    # step whose Spanish name differs (ACK-final), so the step's words are checked too.
+    capture = write_pcap(tmp_path / "anomalies.pcap", ex[:4] + [ex[3]] + ex[4:8])
     en = _run(str(capture))
-    assert "missing step: FIN-M3" in en and "retransmission: 1 frame(s)" in en
+    assert "missing step: last-ACK" in en and "retransmission: 1 frame(s)" in en
     es = _run(str(capture), "--lang", "es")
-    assert "falta el paso: FIN-M3" in es and "retransmisión: 1 trama(s)" in es
-    for english in ("frame(s)", "missing step", "retransmission"):
+    assert "falta el paso: ACK-final" in es and "retransmisión: 1 trama(s)" in es
+    for english in ("frame(s)", "missing step", "retransmission", "last-ACK"):
         assert english not in es, english
     anomalies = json.loads(_run(str(capture), "--lang", "es", "--format", "json"))[
         "requests"][0]["anomalies"]
-    assert anomalies == ["missing-step: FIN-M3", "retransmission: 1 frame(s)"]
+    assert anomalies == ["missing-step: last-ACK", "retransmission: 1 frame(s)"]
