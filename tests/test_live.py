@@ -269,10 +269,61 @@ def test_duration_ends_cleanly_and_says_nothing_was_captured(tmp_path: Path) -> 
     assert time.monotonic() - started < 30
 
 
+# Record attribute → the lblab field it holds (docs/fields.md), for the oracle below: written
+# out here, not taken from pdml.py, so that a field the decoder misreads cannot agree with it.
+_ORACLE_FIELDS = {
+    "req": "lblab.req", "src_role": "lblab.src_role", "dst_role": "lblab.dst_role",
+    "step": "lblab.step", "leg": "lblab.leg", "flags": "lblab.flags",
+    "backend": "lblab.backend", "evidence": "lblab.backend_evidence",
+    "client": "lblab.client", "method": "lblab.method", "uri": "lblab.uri",
+    "status": "lblab.status", "marker": "lblab.marker", "arp_target": "lblab.arp_target",
+    "conn": "lblab.conn", "role_defs": "lblab.role_def", "client_xff": "lblab.client_xff",
+    "other_balancer": "lblab.other_balancer", "kind": "lblab.kind", "direct": "lblab.direct",
+    "scheme": "lblab.scheme", "http_version": "lblab.http_version",
+    "encrypted": "lblab.encrypted",
+}  # fmt: skip
+
+
+def _oracle(capture: Path, plugin: list[str]) -> list[Record]:
+    """What tshark itself prints for every lblab field of every frame (`-T fields`, one pass
+    as live reads), typed by hand: no PDML and no pdml.py involved."""
+    fields = ["frame.number", "frame.time_epoch", *_ORACLE_FIELDS.values()]
+    argv = ["tshark", "-r", str(capture), *plugin, "-T", "fields", "-E", "occurrence=a",
+            "-E", "aggregator=|"]
+    for name in fields:
+        argv += ["-e", name]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=True,
+                          env=dict(os.environ, HOME="/nonexistent-lblab-home"))
+    records = []
+    for line in proc.stdout.splitlines():
+        frame, epoch, *cols = line.split("\t")
+        values: dict[str, object] = {}
+        for attr, text in zip(_ORACLE_FIELDS, cols, strict=True):
+            if not text:
+                continue  # absent: Record's default
+            if attr == "role_defs":
+                values[attr] = tuple(text.split("|"))
+            elif attr == "encrypted":
+                values[attr] = text in ("1", "True")
+            elif attr in ("req", "status", "conn", "direct"):
+                values[attr] = int(text)
+            else:
+                values[attr] = text
+        records.append(Record(frame=int(frame), time=float(epoch), **values))  # type: ignore[arg-type]
+    return records
+
+
+def _timeless(records: list[Record]) -> list[Record]:
+    """Times compared apart: pyshark's epoch text and tshark's may round the last digit."""
+    return [dataclasses.replace(r, time=0.0) for r in records]
+
+
 @pytest.mark.parametrize("name", ["classic-m3", "browser-client"])
-def test_live_decodes_packets_like_the_report(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One decoder (pdml.py): pyshark's packets of a capture, as live reads them, give the
-    same records as the report's PdmlReader on tshark's own PDML of the same single pass."""
+def test_live_and_report_decode_packets_as_tshark_prints_them(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live's records (pyshark's packets through pdml.py) and the report's (PdmlReader on
+    tshark's PDML, with the plugin's separate fields and with its compact lblab.pkt) are
+    each what tshark prints for the lblab fields of the same single pass (`_oracle`)."""
     import io
 
     import pyshark
@@ -281,20 +332,25 @@ def test_live_decodes_packets_like_the_report(name: str, monkeypatch: pytest.Mon
     monkeypatch.setenv("HOME", "/nonexistent-lblab-home")  # only the repository's copy
     capture = ROOT / "captures" / f"{name}.pcapng"
     plugin = ["-X", f"lua_script:{ROOT / 'plugins' / 'lblab.lua'}"]
+    want = _oracle(capture, plugin)
+    assert any(r.req for r in want) and any(r.step for r in want)  # labelled, not empty
+    assert any(r.method for r in want) and any(r.status for r in want)
+
     cap = pyshark.FileCapture(str(capture), custom_parameters=[*plugin, "-J", "lblab"],
                               keep_packets=False)
     try:
         got = [live_capture.packet_record(p) for p in cap]
     finally:
         cap.close()
-    proc = subprocess.run(["tshark", "-r", str(capture), *plugin, "-T", "pdml", "-J", "lblab"],
-                          capture_output=True, check=True,
-                          env=dict(os.environ, HOME="/nonexistent-lblab-home"))
-    want = list(PdmlReader(io.BytesIO(proc.stdout)))
     assert [e for _r, e in got] == [""] * len(want)  # no Lua error
-    assert any(r.req for r in want) and any(r.step for r in want)  # labelled, not empty
-    # Times: pyshark's epoch text and PDML's may round differently in the last digit.
-    assert [(r.frame, round(r.time, 6)) for r, _e in got] == [
+    live = [r for r, _e in got]
+    assert [(r.frame, round(r.time, 6)) for r in live] == [
         (r.frame, round(r.time, 6)) for r in want]
-    strip = [dataclasses.replace(r, time=0.0) for r, _e in got]
-    assert strip == [dataclasses.replace(r, time=0.0) for r in want]
+    assert _timeless(live) == _timeless(want)
+
+    for prefs in ([], ["-o", "lblab.compact:TRUE"]):
+        proc = subprocess.run(["tshark", "-r", str(capture), *plugin, *prefs, "-T", "pdml",
+                               "-J", "lblab"], capture_output=True, check=True,
+                              env=dict(os.environ, HOME="/nonexistent-lblab-home"))
+        report = list(PdmlReader(io.BytesIO(proc.stdout)))
+        assert report == want, prefs
