@@ -85,6 +85,9 @@ field("http_requests_seen", ProtoField.uint32,
     "HTTP requests tshark dissected in the whole capture (HTTP/1 and HTTP/2), copies included")
 field("http_request_copies", ProtoField.uint32,
     "Of those, retransmitted copies of a request already counted")
+field("balancer_evidence", ProtoField.string,
+    "What shows the balancer (lab-file, back-leg, arp-for-third-hosts, marker, x-forwarded-for); "
+    .. "empty: no balancer in this capture")
 field("other_balancer", ProtoField.string,
     "Another balancer in the capture, left out: address=HTTP requests it received")
 
@@ -240,6 +243,10 @@ local BACK_STEP = {
 local DIRECT_STEP = {}
 for k, v in pairs(FRONT_STEP) do DIRECT_STEP[k] = v end
 DIRECT_STEP[S.FIN_B] = "FIN-backend"
+-- No balancer in the capture: a client and the web server it talks to.
+local SERVER_STEP = {}
+for k, v in pairs(FRONT_STEP) do SERVER_STEP[k] = v end
+SERVER_STEP[S.FIN_B] = "FIN-server"
 local ARP_STEP = {
     [S.ARP_REQ] = "ARP-who-has", [S.ARP_REPLY] = "ARP-reply",
     [S.ND_SOL] = "ND-solicit", [S.ND_ADV] = "ND-advert",
@@ -251,10 +258,19 @@ local LEG_STEPS = { [LEG_FRONT] = FRONT_STEP, [LEG_BACK] = BACK_STEP, [LEG_DIREC
 
 -- Roles. The balancer is M3 (the course's name); backends are M1, M2, M4, ...
 -- (M<n>, n ~= 3); "broadcast" is the destination of an ARP who-has.
-local ROLE_CLIENT, ROLE_BALANCER, ROLE_BROADCAST = "client", "M3", "broadcast"
-local ROLE_NAME = { ROLE_CLIENT, ROLE_BALANCER, ROLE_BROADCAST }
+-- "server" is a web server in a capture that shows no balancer at all.
+local ROLE_CLIENT, ROLE_BALANCER, ROLE_BROADCAST, ROLE_SERVER = "client", "M3", "broadcast", "server"
+local ROLE_NAME = { ROLE_CLIENT, ROLE_BALANCER, ROLE_BROADCAST, ROLE_SERVER }
 local function backend_role(n) return "M" .. n end
-local function is_backend(r) return r ~= nil and r ~= false and r ~= ROLE_CLIENT and r ~= ROLE_BALANCER end
+local function is_backend(r)
+    return r ~= nil and r ~= false and r ~= ROLE_CLIENT and r ~= ROLE_BALANCER and r ~= ROLE_SERVER
+        and r ~= ROLE_BROADCAST
+end
+-- What shows that a host balances HTTP, strongest first: the lab file names it; it
+-- receives HTTP and sends HTTP on to third hosts; it asks ARP/ND for hosts it does not
+-- talk HTTP with; its pages name two or more backends; X-Forwarded-For on what it
+-- sends (weak: a client can write that header itself).
+local BALANCER_EVIDENCE = { "lab-file", "back-leg", "arp-for-third-hosts", "marker", "x-forwarded-for" }
 
 local FROM_B = 32 -- added to a TCP frame's stored step when the responder sent it
 
@@ -274,6 +290,8 @@ do
     published("front", "Front-leg steps", FRONT_STEP)
     published("back", "Back-leg steps", BACK_STEP)
     published("direct", "Direct-request steps", DIRECT_STEP)
+    published("server", "Steps with no balancer (client and web server)", SERVER_STEP)
+    published("balancer_evidence", "What shows a balancer, strongest first", BALANCER_EVIDENCE)
     published("arp", "ARP/ND steps", ARP_STEP)
     published("evidence", "Backend evidence levels", EVIDENCE_NAME)
     published("legs", "Legs", LEG_NAME)
@@ -441,7 +459,7 @@ local function reset_state()
               roles_dirty = true, resolved_gen = -1, record_gen = 0,
               front_count = 0, pending_front_conns = 0, last_open_front = 0, has_front = false,
               frame_defs = {}, left_out = {}, left_out_addrs = {}, debug_log = {},
-              http_seen = 0, http_copies = 0 }
+              http_seen = 0, http_copies = 0, balancer_evidence = {} }
 end
 
 -- Role inference, linking at resolve time, and the debug log: functions in named
@@ -596,8 +614,30 @@ function infer.balancer(inbound, outbound, xff_into)
     if next(m3) == nil then m3 = infer.balancer_by_aliases(inbound) end
     if next(m3) == nil and best then m3[best] = true end
     if next(m3) == nil then m3 = infer.balancer_of_one_server(inbound, xff_into) end
+    local evidence = infer.evidence_of(m3, inbound, outbound, xff_into)
+    if #evidence == 0 then m3 = {} end -- never M3 without evidence: no balancer here
     infer.note_left_out(candidates, m3, outbound)
-    return m3
+    return m3, evidence
+end
+
+-- What shows that the hosts in m3 balance HTTP (names of BALANCER_EVIDENCE, in order).
+function infer.evidence_of(m3, inbound, outbound, xff_into)
+    local found, receives = {}, false
+    for x in pairs(m3) do receives = receives or inbound[x] ~= nil end
+    for x in pairs(m3) do
+        if cfg.balancer[x] then found["lab-file"] = true end
+        for y in pairs(outbound[x] or {}) do
+            if receives and not (inbound[x] or {})[y] and not m3[y] then found["back-leg"] = true end
+            if xff_into[y] then found["x-forwarded-for"] = true end
+        end
+        if infer.asks_for_others(x, inbound[x] or {}) then found["arp-for-third-hosts"] = true end
+        if count(hosts.markers[x]) >= 2 then found.marker = true end
+    end
+    local evidence = {}
+    for _, name in ipairs(BALANCER_EVIDENCE) do
+        if found[name] then tinsert(evidence, name) end
+    end
+    return evidence
 end
 
 -- Other hosts that also receive HTTP and forward it to third hosts: a second farm
@@ -722,21 +762,50 @@ function infer.clients(roles, m3, inbound)
     end
 end
 
+-- A MAC names a role only when it is one host's: at most one IPv4 and one IPv6
+-- address besides link-local ones (a dual-stack host). Behind a router every remote
+-- host has the router's MAC: those hosts share nothing.
+function infer.roles_by_mac(roles)
+    local v4, v6 = {}, {}
+    for addr, mac in pairs(hosts.mac) do
+        if not sfind(addr, ":", 1, true) then
+            v4[mac] = (v4[mac] or 0) + 1
+        elseif not sfind(addr, "^fe80:") then
+            v6[mac] = (v6[mac] or 0) + 1
+        end
+    end
+    local by_mac = {}
+    for addr, r in pairs(roles) do
+        local mac = hosts.mac[addr]
+        if mac and (v4[mac] or 0) <= 1 and (v6[mac] or 0) <= 1 then by_mac[mac] = r end
+    end
+    return by_mac
+end
+
+-- No balancer: every other host that receives HTTP is a web server, and who sends
+-- it HTTP is a client.
+function infer.servers(roles, inbound)
+    for x, sources in pairs(inbound) do
+        if not roles[x] and not cfg.clients[x] then roles[x] = ROLE_SERVER end
+        for a in pairs(sources) do
+            if not roles[a] then roles[a] = ROLE_CLIENT end
+        end
+    end
+end
+
 local function infer_roles()
     local inbound, outbound, xff_into = infer.http_graph()
     local roles = {}
-    local m3 = infer.balancer(inbound, outbound, xff_into)
+    local m3, evidence = infer.balancer(inbound, outbound, xff_into)
+    state.balancer_evidence = evidence
     for addr in pairs(m3) do roles[addr] = ROLE_BALANCER end
     infer.backends(roles, m3, inbound, outbound)
     infer.clients(roles, m3, inbound)
+    if next(m3) == nil then infer.servers(roles, inbound) end
 
     state.role_of = roles
     state.roles_gen = state.roles_gen + 1
-    state.mac_role = {}
-    for addr, r in pairs(roles) do
-        local mac = hosts.mac[addr]
-        if mac then state.mac_role[mac] = r end
-    end
+    state.mac_role = infer.roles_by_mac(roles)
     state.roles_dirty = false
     debuglog.note("roles", roles)
 end
@@ -759,7 +828,7 @@ local function conn_roles(c)
         -- between the same hosts, keeps its roles and no more.
         if not cfg.ports[conn.bport[c]] then
             leg = LEG_NONE
-        elseif rb == ROLE_BALANCER and ra ~= ROLE_BALANCER then
+        elseif (rb == ROLE_BALANCER and ra ~= ROLE_BALANCER) or (rb == ROLE_SERVER and ra ~= nil) then
             leg = LEG_FRONT
         elseif ra == ROLE_BALANCER and backend_b then
             leg = LEG_BACK
@@ -788,20 +857,37 @@ local function first_value(field)
     return fi.value
 end
 
+-- A field's innermost occurrence: in a tunnel (VXLAN, GRE/ERSPAN, IP in IP) the
+-- outer headers come first and the hosts that talk HTTP are inside.
+local function innermost(field)
+    local fi, second = field()
+    if second == nil then return fi end
+    local all = { field() }
+    return all[#all]
+end
+
 -- Addresses as text. tostring() of a FieldInfo gives the numeric form even
 -- when the GUI resolves names (tostring of its .value would not).
 local function field_text(field)
-    local fi = field()
+    local fi = innermost(field)
     if fi == nil then return nil end
     return slower(tostring(fi))
 end
 
+-- The innermost IP header's address: IPv4 or IPv6, whichever comes later in the frame.
+local function net_address(f4, f6)
+    local a, b = innermost(f4), innermost(f6)
+    if b ~= nil and (a == nil or b.offset > a.offset) then a = b end
+    if a == nil then return nil end
+    return slower(tostring(a))
+end
+
 local function net_src()
-    return field_text(F.ip_src) or field_text(F.ipv6_src)
+    return net_address(F.ip_src, F.ipv6_src)
 end
 
 local function net_dst()
-    return field_text(F.ip_dst) or field_text(F.ipv6_dst)
+    return net_address(F.ip_dst, F.ipv6_dst)
 end
 
 local function tcp_findings()
@@ -1833,7 +1919,8 @@ local function add_tcp_labels(t, frame, c, step, h)
     if rs then label(t, L.src_role, rs) end
     if rd then label(t, L.dst_role, rd) end
     if leg ~= LEG_NONE then
-        label(t, L.step, LEG_STEPS[leg][step]); label(t, L.leg, LEG_NAME[leg])
+        local names = rb == ROLE_SERVER and SERVER_STEP or LEG_STEPS[leg]
+        label(t, L.step, names[step]); label(t, L.leg, LEG_NAME[leg])
     end
     local bits = frames.flags[frame] or 0
     if bits ~= 0 then label(t, L.flags, flags_text(bits)) end
@@ -2030,6 +2117,7 @@ function lblab.dissector(tvb, pinfo, tree)
             for _, d in ipairs(defs) do tree_add(t, pf.role_def, d) end
         end
         if frame == 1 then
+            tree_add(t, pf.balancer_evidence, tconcat(state.balancer_evidence, ","))
             tree_add(t, pf.http_requests_seen, state.http_seen)
             tree_add(t, pf.http_request_copies, state.http_copies)
             for _, b in ipairs(state.left_out) do tree_add(t, pf.other_balancer, b) end
