@@ -88,6 +88,7 @@ field("http_request_copies", ProtoField.uint32,
 field("balancer_evidence", ProtoField.string,
     "What shows the balancer (lab-file, back-leg, arp-for-third-hosts, marker, x-forwarded-for); "
     .. "empty: no balancer in this capture")
+field("http_ports", ProtoField.string, "TCP ports the capture's HTTP requests were sent to")
 field("other_balancer", ProtoField.string,
     "Another balancer in the capture, left out: address=HTTP requests it received")
 
@@ -459,7 +460,7 @@ local function reset_state()
               roles_dirty = true, resolved_gen = -1, record_gen = 0,
               front_count = 0, pending_front_conns = 0, last_open_front = 0, has_front = false,
               frame_defs = {}, left_out = {}, left_out_addrs = {}, debug_log = {},
-              http_seen = 0, http_copies = 0, balancer_evidence = {} }
+              http_seen = 0, http_copies = 0, balancer_evidence = {}, http_ports = {} }
 end
 
 -- Role inference, linking at resolve time, and the debug log: functions in named
@@ -588,6 +589,14 @@ function infer.http_graph()
 end
 
 local function count(t) local n = 0; for _ in pairs(t or {}) do n = n + 1 end; return n end
+
+-- A set's keys, sorted and joined with commas.
+local function sorted_keys(set)
+    local keys = {}
+    for k in pairs(set) do tinsert(keys, k) end
+    tsort(keys)
+    return tconcat(keys, ",")
+end
 
 -- Whether x beats the best so far: higher score, then lower address (stable).
 function infer.better(x, best, score, best_score)
@@ -810,6 +819,12 @@ local function infer_roles()
     debuglog.note("roles", roles)
 end
 
+-- The farm's ports: the configured ones, and every port HTTP requests were sent to
+-- (tshark dissected them as HTTP: 8080, 2375... need no configuration).
+local function is_farm_port(port)
+    return cfg.ports[port] == true or state.http_ports[port] == true
+end
+
 local function role(addr)
     if addr == nil then return nil end
     local r = state.role_of[addr]
@@ -826,7 +841,7 @@ local function conn_roles(c)
         local backend_b = is_backend(rb)
         -- Only the farm's web service makes a leg: SSH to M3, or anything else
         -- between the same hosts, keeps its roles and no more.
-        if not cfg.ports[conn.bport[c]] then
+        if not is_farm_port(conn.bport[c]) then
             leg = LEG_NONE
         elseif (rb == ROLE_BALANCER and ra ~= ROLE_BALANCER) or (rb == ROLE_SERVER and ra ~= nil) then
             leg = LEG_FRONT
@@ -953,8 +968,12 @@ local function parse_address(v)
     if v == nil then return nil end
     local a, b, c, d = smatch(v, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
     if a then
-        if tonumber(a) > 255 or tonumber(b) > 255 or tonumber(c) > 255 or tonumber(d) > 255 then
-            return nil
+        -- Each part 0-255 written plainly: "10.000.000.03" is no address (a leading
+        -- zero reads as octal to some parsers, decimal to others).
+        for _, part in ipairs({ a, b, c, d }) do
+            if #part > 3 or tonumber(part) > 255 or smatch(part, "^0%d") then
+                return nil
+            end
         end
         return sformat("%d.%d.%d.%d", a, b, c, d)
     end
@@ -1237,6 +1256,11 @@ local function record_request(c, frame, pinfo, raw, method, uri, version, sid)
     uri, line_version = request_line(raw, method, tostring(uri or ""))
     version = version or line_version
     local xff, own, all = forwarded_client(raw)
+    local port = conn.bport[c]
+    if not state.http_ports[port] then
+        state.http_ports[port] = true
+        state.roles_dirty = true -- the port's connections may now be legs
+    end
     local h = new_request(c, frame, pinfo, m, uri, xff)
     if own then msg.own_xff[h] = own end
     if all then msg.xff_all[h] = all end
@@ -2024,7 +2048,7 @@ local KIND_BY_PORT = { [22] = "ssh", [53] = "dns", [123] = "ntp", [5353] = "mdns
 local function frame_kind(frame, c, leg)
     if c ~= 0 then
         if leg == LEG_DIRECT then return LEG_NAME[LEG_DIRECT] end
-        if cfg.ports[conn.bport[c]] then return "http" end
+        if is_farm_port(conn.bport[c]) then return "http" end
         return KIND_BY_PORT[conn.bport[c]] or KIND_BY_PORT[conn.aport[c]] or "tcp"
     end
     local a = frames.arp[frame]
@@ -2118,6 +2142,7 @@ function lblab.dissector(tvb, pinfo, tree)
         end
         if frame == 1 then
             tree_add(t, pf.balancer_evidence, tconcat(state.balancer_evidence, ","))
+            tree_add(t, pf.http_ports, sorted_keys(state.http_ports))
             tree_add(t, pf.http_requests_seen, state.http_seen)
             tree_add(t, pf.http_request_copies, state.http_copies)
             for _, b in ipairs(state.left_out) do tree_add(t, pf.other_balancer, b) end
