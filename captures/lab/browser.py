@@ -8,6 +8,13 @@ Like a browser loading the page: two keep-alive connections opened in parallel (
 If-None-Match from the first response (304), a HEAD, and a form POST whose headers and body
 leave in separate TCP segments (headers, 50 ms, body; TCP_NODELAY). Prints one line per
 request: connection, method, path, status.
+
+    python3 browser.py http://192.168.56.103/ejemplo.html --connections 4 /estilo.css ...
+
+With asset paths (the `lossy-browser` capture): K keep-alive connections opened in parallel,
+the page on the first, then the assets shared out over the K connections (asset i on
+connection i mod K, each connection fetching its share one after another, all connections at
+once), then a reload of the page (conditional GET, 304) on the first connection.
 """
 
 from __future__ import annotations
@@ -54,9 +61,37 @@ def post_in_two_segments(conn: http.client.HTTPConnection, tag: str, path: str) 
     print(f"{tag} POST {path} {resp.status}", flush=True)
 
 
+def page_with_assets(host: str, port: int, page: str, assets: list[str], k: int) -> int:
+    conns = [connect(host, port) for _ in range(k)]
+    first = request(conns[0], "C1", "GET", page)
+
+    def fetch(i: int) -> None:
+        for path in assets[i::k]:
+            request(conns[i], f"C{i + 1}", "GET", path)
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(k)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    time.sleep(0.3)
+    validators = {"If-Modified-Since": first.getheader("Last-Modified", "")}
+    if first.getheader("ETag"):
+        validators["If-None-Match"] = first.getheader("ETag", "")
+    request(conns[0], "C1", "GET", page, validators)
+    time.sleep(0.2)
+    for c in conns:
+        c.close()
+    return 0
+
+
 def main() -> int:
     url = urlsplit(sys.argv[1])
     host, port, page = url.hostname or "", url.port or 80, url.path or "/"
+    if len(sys.argv) > 2:
+        if sys.argv[2] != "--connections" or len(sys.argv) < 5:
+            raise SystemExit("usage: browser.py URL [--connections K ASSET...]")
+        return page_with_assets(host, port, page, sys.argv[4:], int(sys.argv[3]))
     a, b = connect(host, port), connect(host, port)
     results: dict[str, http.client.HTTPResponse] = {}
 

@@ -97,6 +97,12 @@ class FarmSpec:
     # Re-encryption: the Apache backends serve TLS on https_port too (their key logs are kept)
     # and nginx proxies to https:// there.
     backend_tls: bool = False
+    # Issue 19 (HTTP as it is): a lossy client link, bigger static files, uploads, websockets,
+    # a caching balancer (balancer="varnish"; backend_server="wsserver" is lab/wsserver.py).
+    loss_every: int = 0  # drop every Nth TCP data segment on client1's link, each direction
+    assets: tuple[tuple[str, int], ...] = ()  # more static files on the backends: (path, bytes)
+    upload_cgi: bool = False  # Apache backends: /upload is a CGI that reads any body (POST, PUT)
+    websocket: bool = False  # nginx passes Upgrade and Connection on to the backends
 
 
 def backend_number(i: int) -> int:
@@ -245,10 +251,15 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
     )
     if spec.tls:
         fmt = fmt[:-1] + NGINX_TLS_LOG_FIELDS + "}"
+    if spec.upload_cgi or spec.websocket:
+        fmt = fmt[:-1] + NGINX_HTTP_LOG_FIELDS + "}"
+    # Websockets (nginx's documented recipe): Connection "upgrade" only when the client asked.
+    connection = "$connection_upgrade" if spec.websocket else '""'
     return (
         nginx_common(d)
         + f"    log_format truth escape=json '{fmt}';\n"
         + f"    access_log {d / 'access.log'} truth;\n"
+        + (NGINX_UPGRADE_MAP if spec.websocket else "")
         + f"    upstream {UPSTREAM_NAME} {{\n{servers}    }}\n"
         + "    server {\n"
         + ("" if spec.redirect_http else listen_lines(m3, spec.http_port))
@@ -261,7 +272,8 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
         + "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
         + "            proxy_http_version 1.1;\n"
         # As in the course's config: without it nginx sends "Connection: close" upstream.
-        + '            proxy_set_header Connection "";\n'
+        + f"            proxy_set_header Connection {connection};\n"
+        + ("            proxy_set_header Upgrade $http_upgrade;\n" if spec.websocket else "")
         + "        }\n    }\n"
         + (nginx_redirect_server(spec, m3) if spec.redirect_http else "")
         + "}\n"
@@ -550,6 +562,153 @@ def link_type_of(path: Path) -> str:
     return LINK_TYPES.get(out, out)
 
 
+# --------------------------------------------------------------------------- issue 19
+# HTTP as it is: segments lost on the client's link, uploads with `Expect: 100-continue`,
+# websockets through nginx, Varnish as a caching M3.
+
+LAB_DIR = Path(__file__).resolve().parent
+# Added to nginx's truth log: what the client asked for (100-continue, a protocol upgrade).
+NGINX_HTTP_LOG_FIELDS = (
+    ',"expect":"$http_expect","upgrade":"$http_upgrade","server_protocol":"$server_protocol"'
+)
+NGINX_UPGRADE_MAP = (
+    "    map $http_upgrade $connection_upgrade {\n"
+    "        default upgrade;\n"
+    "        '' '';\n"
+    "    }\n"
+)
+LOSS_TABLE = "lab_loss"
+# An upload CGI on the Apache backends: reads the whole body, says who it is and how much it
+# got; 201 for PUT, 200 otherwise.
+UPLOAD_CGI = """#!/bin/sh
+n=$(wc -c | tr -d ' ')
+if [ "$REQUEST_METHOD" = PUT ]; then echo "Status: 201 Created"; else echo "Status: 200 OK"; fi
+echo "Content-Type: text/plain; charset=utf-8"
+echo
+echo "Soy la máquina {n}"
+echo "recibidos $n bytes ($REQUEST_METHOD $REQUEST_URI)"
+"""
+VARNISH_IDENTITY = "balanceador"  # server.identity, shown in Via (else the machine's hostname)
+# varnishncsa's line per client request: address, port, method, URL, status, what the cache
+# did (hit, miss, pass, synth, pipe), the backend that fetched the object delivered (logged by
+# the VCL), when the request started (epoch s), time to serve it (µs), X-Varnish.
+VARNISHNCSA_FORMAT = (
+    "%{VSL:ReqStart[1]}x %{VSL:ReqStart[2]}x %m %U%q %s %{Varnish:handling}x "
+    "%{VCL_Log:fetched_by}x %{VSL:Timestamp:Start[1]}x %D %{X-Varnish}o"
+)
+
+
+def asset_text(path: str, size: int) -> str:
+    """A static file of exactly `size` bytes (readable text, the same on every backend)."""
+    line = f"/* {path}: linea de relleno de un recurso de la pagina */\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+def apache_upload_cgi(d: Path, n: int, conf: Path) -> None:
+    """/upload (and /upload/anything) runs a CGI (mod_cgid) on an Apache backend; a second
+    log records the headers that reached the backend (Expect, Content-Length)."""
+    cgi = d / "cgi-bin"
+    cgi.mkdir(exist_ok=True)
+    cgi.chmod(0o755)
+    script = cgi / "upload.cgi"
+    script.write_text(UPLOAD_CGI.replace("{n}", str(n)), encoding="utf-8")
+    script.chmod(0o755)
+    conf.write_text(
+        conf.read_text()
+        + "".join(f"LoadModule {m}_module {APACHE_MODULES / f'mod_{m}.so'}\n"
+                  for m in ("alias", "cgid"))
+        + f"ScriptSock {d / 'cgid.sock'}\n"
+        + f'ScriptAlias /upload "{script}"\n'
+        + f'<Directory "{cgi}">\n    Require all granted\n</Directory>\n'
+        + 'LogFormat "%a %{remote}p \\"%r\\" %>s \\"%{Expect}i\\" %{Content-Length}i" upload\n'
+        + f"CustomLog {d / 'upload.log'} upload\n"
+    )
+
+
+def loss_ruleset(port: str, every: int) -> str:
+    """nftables on the switch (bridge family): every Nth TCP segment carrying data that goes
+    from or to `port` is dropped, one counter per direction. IP length > 100 keeps pure ACKs
+    (with timestamps and SACK blocks at most 80) and SYNs out."""
+    rule = f"meta l4proto tcp ip length > 100 numgen inc mod {every} == {every - 1} counter drop"
+    return (
+        f"table bridge {LOSS_TABLE} {{\n"
+        "    chain forward {\n"
+        "        type filter hook forward priority 0; policy accept;\n"
+        f'        iifname "{port}" {rule} comment "from-client"\n'
+        f'        oifname "{port}" {rule} comment "to-client"\n'
+        "    }\n}\n"
+    )
+
+
+def varnish_vcl(spec: FarmSpec, backends: list[Host]) -> str:
+    """Varnish as M3: a round-robin director over the backends. The backend that fetched an
+    object is kept with it (a header the client never sees) and logged on every delivery, so
+    varnishncsa can say who made the copy a hit was served from."""
+    defs = "".join(
+        f'backend {b.role} {{\n    .host = "{b.addr}";\n    .port = "{spec.http_port}";\n}}\n'
+        for b in backends)
+    adds = "".join(f"    rr.add_backend({b.role});\n" for b in backends)
+    return (
+        "vcl 4.1;\nimport directors;\nimport std;\n" + defs
+        + "sub vcl_init {\n    new rr = directors.round_robin();\n" + adds + "}\n"
+        + "sub vcl_recv {\n    set req.backend_hint = rr.backend();\n}\n"
+        + "sub vcl_backend_response {\n"
+        + "    set beresp.http.X-Lab-Fetched-By = beresp.backend.name;\n}\n"
+        + "sub vcl_deliver {\n"
+        + '    std.log("fetched_by:" + resp.http.X-Lab-Fetched-By);\n'
+        + "    unset resp.http.X-Lab-Fetched-By;\n}\n"
+    )
+
+
+def parse_varnishncsa_line(line: str, role_of: Any) -> dict[str, Any]:
+    """A VARNISHNCSA_FORMAT line. A hit is answered by Varnish itself: no backend; the
+    backend whose response was cached (and whose marker the body carries) is `cached_from`."""
+    ip, port, method, uri, status, handling, fetched_by, start, micros, xvarnish = \
+        line.split(" ", 9)
+    fetched = fetched_by if fetched_by not in ("-", "") else None
+    answered = handling in ("miss", "pass", "pipe") and fetched is not None
+    return {
+        "client": fmt_client(ip, port),
+        "method": method,
+        "uri": uri,
+        "status": int(status),
+        "backend": fetched if answered else None,
+        "upstreams": [fetched] if answered else [],
+        "upstream_statuses": [status] if answered else [],
+        "start": round(float(start), 3),
+        "request_time": int(micros) / 1e6,
+        "cache": handling,
+        "cached_from": fetched if handling == "hit" else None,
+        "x_varnish": xvarnish.split(),
+    }
+
+
+def parse_nginx_http_line(line: str, role_of: Any) -> dict[str, Any]:
+    """parse_nginx_line plus what the client asked for (`expect`, `upgrade`; popped by
+    Farm.request_keys, which turns them into `interim` and `upgraded`)."""
+    rec = json.loads(line)
+    return {**parse_nginx_line(line, role_of), "expect": rec["expect"],
+            "upgrade": rec["upgrade"], "server_protocol": rec["server_protocol"]}
+
+
+def parse_curl_trace(stderr: str, stdout: str) -> list[dict[str, Any]]:
+    """`curl -v -w '\\n@@ %{local_port} %{http_code}\\n'`: per transfer, in order, its local
+    port and every status line the client received (interim 1xx ones first)."""
+    transfers: list[dict[str, Any]] = []
+    for line in stderr.splitlines():
+        if line.startswith("> ") and line.rstrip().endswith(("HTTP/1.1", "HTTP/1.0")):
+            transfers.append({"request": line[2:].strip(), "statuses": []})
+        elif line.startswith("< HTTP/") and transfers:
+            transfers[-1]["statuses"].append(int(line.split()[2]))
+    ends = [ln.split()[1:] for ln in stdout.splitlines() if ln.startswith("@@ ")]
+    if len(ends) != len(transfers):
+        raise LabError(f"curl trace: {len(transfers)} requests but {len(ends)} transfers")
+    for t, (port, code) in zip(transfers, ends, strict=True):
+        t["local_port"], t["status"] = int(port), int(code)
+        t["interim"] = [s for s in t["statuses"] if 100 <= s < 200 and s != 101]
+    return transfers
+
+
 # --------------------------------------------------------------------------- the farm
 
 
@@ -570,6 +729,9 @@ class Farm:
         self.capture_options: dict[str, dict[str, str]] = {}  # capture -> iface, link type
         self.extra_truth: dict[str, Any] = {}  # keys a scenario adds to every truth of its run
         self.keylog: Path | None = None  # HTTPS: the client's SSLKEYLOGFILE (curl_tls)
+        # Issue 19: interim statuses each client connection got, per request in order
+        # ("ip:port" -> [[100], []...]), from curl's own trace (curl_traced).
+        self.interims: dict[str, list[list[int]]] = {}
 
     # ---- lookup
     def host(self, name: str) -> Host:
@@ -688,6 +850,8 @@ class Farm:
             self._configure_host_link(host)
         if self.spec.back_ipv4_prefix:
             self._add_back_nic(self.m3)
+        if self.spec.loss_every:
+            self._start_loss()
 
     def _configure_ipv6(self, host: Host) -> None:
         if not self.spec.ipv6_prefix:
@@ -752,6 +916,11 @@ class Farm:
         page.write_text(PAGE.format(n=n), encoding="utf-8")
         page.chmod(0o644)
         os.utime(page, (PAGE_MTIME, PAGE_MTIME))
+        for rel, size in self.spec.assets:
+            asset = d / "www" / rel.lstrip("/")
+            asset.write_text(asset_text(rel, size), encoding="utf-8")
+            asset.chmod(0o644)
+            os.utime(asset, (PAGE_MTIME, PAGE_MTIME))
         (d / "www").chmod(0o755)
         conf = d / "server.conf"
         if self.spec.backend_server == "apache2":
@@ -759,9 +928,15 @@ class Farm:
             cmd = ["apache2", "-f", str(conf), "-DFOREGROUND"]
             if self.spec.backend_tls:
                 cmd = apache_tls_backend(d, host, self.spec.https_port, conf, cmd)
+            if self.spec.upload_cgi:
+                apache_upload_cgi(d, n, conf)
         elif self.spec.backend_server == "nginx":
             conf.write_text(nginx_backend_conf(d, host, self.spec.http_port))
             cmd = ["nginx", "-c", str(conf)]
+        elif self.spec.backend_server == "wsserver":
+            cmd = [sys.executable, str(LAB_DIR / "wsserver.py"), "--listen", host.addr,
+                   "--port", str(self.spec.http_port), "--root", str(d / "www"),
+                   "--log", str(d / "access.log")]
         else:
             raise LabError(f"unknown backend server {self.spec.backend_server!r}")
         self._start(host.name, host, cmd, d / "stdout.log", d / "stderr.log")
@@ -769,6 +944,8 @@ class Farm:
     def _start_balancer(self) -> None:
         if self.spec.balancer == "apache2":
             return self._start_apache_balancer()
+        if self.spec.balancer == "varnish":
+            return self._start_varnish()
         m3 = self.m3
         d = self._host_dir(m3)
         conf = d / "balancer.conf"
@@ -997,6 +1174,112 @@ class Farm:
                 for kind, dfilter in other_traffic_filters(self.m3, self.spec.http_port).items()}
         return extras
 
+    # ---- issue 19: loss on the client's link, uploads, websockets, Varnish
+    def _start_loss(self) -> None:
+        """Segments lost on client1's link: an nftables rule on the switch's port (bridge
+        family), so the sender records each segment and its retransmission and the receiver
+        only the retransmission, as on a real lossy link. The client's own namespace cannot do
+        that: a packet socket sees an incoming packet before nftables drops it."""
+        port = f"p-{self.clients[0].name}"
+        rules = loss_ruleset(port, self.spec.loss_every)
+        proc = subprocess.run(["ip", "netns", "exec", self.switch_ns, "nft", "-f", "-"],
+                              input=rules, capture_output=True, text=True, timeout=30)
+        if proc.returncode:
+            raise LabError(f"nft failed: {proc.stderr.strip()}")
+
+    def loss_counters(self) -> dict[str, int]:
+        """Segments the loss rules dropped, per direction ("from-client", "to-client")."""
+        out = run(["ip", "netns", "exec", self.switch_ns, "nft", "-j", "list", "table",
+                   "bridge", LOSS_TABLE]).stdout
+        counts = {}
+        for item in json.loads(out)["nftables"]:
+            rule = item.get("rule")
+            if rule:
+                for expr in rule["expr"]:
+                    if "counter" in expr:
+                        counts[rule["comment"]] = expr["counter"]["packets"]
+        return counts
+
+    def _start_varnish(self) -> None:
+        m3 = self.m3
+        d = self._host_dir(m3)
+        vcl = d / "default.vcl"
+        vcl.write_text(varnish_vcl(self.spec, self.backends))
+        listen = [arg for a in m3.addrs
+                  for arg in ("-a", f"{a if ':' not in a else f'[{a}]'}:{self.spec.http_port}")]
+        # -F: foreground; -n: its working directory (shared-memory log) in the run directory;
+        # no management port; a small cache and few threads (a two-core machine).
+        self._start(m3.name, m3, [
+            "varnishd", "-F", "-n", str(d / "varnish"), *listen, "-f", str(vcl),
+            "-s", "malloc,16m", "-T", "none", "-i", VARNISH_IDENTITY,
+            "-p", "thread_pools=1", "-p", "thread_pool_min=10", "-p", "thread_pool_max=50"],
+            d / "stdout.log", d / "stderr.log")
+
+    def varnish_log(self) -> list[dict[str, Any]]:
+        """Every client request of the run, from Varnish's shared-memory log (varnishncsa -d:
+        read from the head of the log and exit), sorted by start."""
+        assert self.rundir is not None
+        d = self.rundir / "m3"
+        out = run(self.ns_exec(self.m3, ["varnishncsa", "-n", str(d / "varnish"), "-d", "-F",
+                                         VARNISHNCSA_FORMAT])).stdout
+        (d / "access.log").write_text(out, encoding="utf-8")  # kept with the logs
+        reqs = [parse_varnishncsa_line(ln, self.role_of) for ln in out.splitlines()
+                if ln.strip()]
+        return sorted(reqs, key=lambda r: r["start"])
+
+    def curl_traced(self, *args: str, client: str = "client1") -> list[dict[str, Any]]:
+        """One curl process with -v; what each transfer received (interim responses too) is
+        kept in self.interims for the truth. Returns the transfers (parse_curl_trace)."""
+        host = self.host(client)
+        proc = run(self.ns_exec(host, ["curl", "-sS", "-v", "--max-time", "10", "-w",
+                                       "\n@@ %{local_port} %{http_code}\n", *args]))
+        transfers = parse_curl_trace(proc.stderr, proc.stdout)
+        for t in transfers:
+            key = fmt_client(host.addr, t["local_port"])
+            self.interims.setdefault(key, []).append(t["interim"])
+        return transfers
+
+    def expect_forwarded(self) -> bool:
+        """Did any upload reach a backend with its `Expect` header (the backends' upload.log)?"""
+        assert self.rundir is not None
+        return any('"-"' not in ln
+                   for b in self.backends
+                   for ln in (self.rundir / b.name / "upload.log").read_text().splitlines())
+
+    def issue19_extras(self) -> dict[str, Any]:
+        extras: dict[str, Any] = {}
+        if self.spec.loss_every:
+            counts = self.loss_counters()
+            extras["loss"] = {"link": self.clients[0].role, "every": self.spec.loss_every,
+                              "dropped_from_client": counts.get("from-client", 0),
+                              "dropped_to_client": counts.get("to-client", 0)}
+        if self.spec.upload_cgi:
+            extras["expect_forwarded"] = self.expect_forwarded()
+        return extras
+
+    def request_keys(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Issue-19 keys per request: `interim` (uploads), `upgraded` (websockets)."""
+        if not (self.spec.upload_cgi or self.spec.websocket):
+            return requests
+        queues = {k: list(v) for k, v in self.interims.items()}
+        out = []
+        for r in requests:
+            r = dict(r)
+            expect, upgrade = r.pop("expect"), r.pop("upgrade")
+            protocol = r.pop("server_protocol")
+            if self.spec.upload_cgi:
+                got = queues.get(r["client"], [])
+                r["interim"] = got.pop(0) if got else []
+                # nginx answers 100 Continue itself to an HTTP/1.1 request that expects it.
+                asked = expect.lower() == "100-continue" and protocol == "HTTP/1.1"
+                if asked != (r["interim"] == [100]):
+                    raise LabError(f"{r['client']} {r['uri']}: Expect {expect!r} but the "
+                                   f"client got {r['interim']}")
+            if self.spec.websocket:
+                r["upgraded"] = r["status"] == 101 and upgrade.lower() == "websocket"
+            out.append(r)
+        return out
+
     # ---- truth
     def roles(self) -> dict[str, list[str]]:
         roles: dict[str, list[str]] = {}
@@ -1015,8 +1298,12 @@ class Farm:
         assert self.rundir is not None
         if self.spec.balancer == "apache2":
             return self.apache_balancer_log()
+        if self.spec.balancer == "varnish":
+            return self.varnish_log()
         text = (self.rundir / "m3" / "access.log").read_text(encoding="utf-8")
         parse = parse_nginx_line if self.spec.balancer == "nginx" else parse_haproxy_line
+        if self.spec.upload_cgi or self.spec.websocket:
+            parse = parse_nginx_http_line
         if self.spec.tls:
             nginx = self.spec.balancer == "nginx"
             parse = parse_nginx_tls_line if nginx else parse_haproxy_tls_line
@@ -1039,7 +1326,8 @@ class Farm:
             # The balancer's own HTTP checks: back-leg requests that serve no client.
             "health_checks": self.spec.health_checks,
             **self.truth_extras(path, host),
-            "requests": self.balancer_log(),
+            **self.issue19_extras(),
+            "requests": self.request_keys(self.balancer_log()),
         }
         if self.spec.tls:
             # HTTPS: the TLS port and the client's key log, stored beside the capture.
@@ -1131,8 +1419,9 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", type=Path, default=Path("lab-out"))
-    ap.add_argument("--balancer", choices=["nginx", "haproxy"], default="nginx")
-    ap.add_argument("--backend-server", choices=["apache2", "nginx"], default="apache2")
+    ap.add_argument("--balancer", choices=["nginx", "haproxy", "varnish"], default="nginx")
+    ap.add_argument("--backend-server", choices=["apache2", "nginx", "wsserver"],
+                    default="apache2")
     ap.add_argument("--backends", type=int, default=2)
     ap.add_argument("--ipv6", action="store_true", help="IPv6 only (fd00:56::/64)")
     ap.add_argument("--keepalive", type=int, default=0)

@@ -45,6 +45,9 @@ class Scenario:
     traffic: Callable[[Farm], None]
     flush: bool = False  # forget M3's neighbours first, so ARP/ND for the backends shows
     settle: float = 1.0  # seconds between the last request and stopping dumpcap
+    # A folder under the output directory: issue 19's captures wait in captures/issue19/,
+    # out of the tests' reach (they check every captures/*.truth.json) until they are added.
+    subdir: str = ""
 
 
 def sequential(n: int, pause: float = 0.2) -> Callable[[Farm], None]:
@@ -297,9 +300,106 @@ ISSUE10_SCENARIOS = [
 SCENARIOS.extend(ISSUE10_SCENARIOS)
 
 
+# --------------------------------------------------------------------------- issue 19
+# HTTP as it is: lost segments on a browser's keep-alive connections, uploads with
+# `Expect: 100-continue`, a websocket through nginx, Varnish as a caching M3.
+
+# The page's resources (path, bytes): from one to four segments each, the same on M1 and M2.
+LOSSY_ASSETS = (
+    ("/estilo.css", 3200), ("/app.js", 4500), ("/logo.svg", 2400), ("/fuentes.css", 900),
+    ("/menu.js", 2000), ("/foto1.svg", 3800), ("/foto2.svg", 3000), ("/pie.css", 600),
+    ("/analitica.js", 1500), ("/icono.svg", 1200), ("/datos.json", 2800),
+)
+
+
+def lossy_browser(farm: Farm) -> None:
+    """A browser on a lossy link: 4 keep-alive connections, the page, 11 resources and the
+    favicon (404) shared out over them, then a reload (304)."""
+    script = Path(__file__).resolve().parent / "browser.py"
+    assets = [path for path, _ in LOSSY_ASSETS] + ["/favicon.ico"]
+    out = farm.run_in("client1", [sys.executable, str(script), farm.url(), "--connections", "4",
+                                  *assets])
+    print(out, end="", file=sys.stderr)
+
+
+def form_body(size: int) -> str:
+    """An application/x-www-form-urlencoded body of exactly `size` bytes."""
+    head = "alumno=adizqpoz&asignatura=SWAP&practica=3&memoria="
+    return head + ("lorem+ipsum+" * size)[: size - len(head)]
+
+
+def uploads(farm: Farm) -> None:
+    """curl uploads through nginx: POST and PUT expecting 100 Continue, a POST that does not
+    (`Expect:` removed), and two POSTs on one keep-alive connection, both expecting it."""
+    assert farm.rundir is not None
+    files = {}
+    for size in (4000, 3000, 2000, 1500):
+        files[size] = farm.rundir / f"cuerpo-{size}.txt"
+        files[size].write_text(form_body(size))
+    expect = ("-H", "Expect: 100-continue")
+    farm.curl_traced(*expect, "--data-binary", f"@{files[4000]}", farm.url("/upload"))
+    time.sleep(0.2)
+    farm.curl_traced(*expect, "-T", str(files[3000]), farm.url("/upload/memoria.txt"))
+    time.sleep(0.2)
+    farm.curl_traced("-H", "Expect:", "--data-binary", f"@{files[2000]}", farm.url("/upload"))
+    time.sleep(0.2)
+    farm.curl_traced(*expect, "--data-binary", f"@{files[1500]}", farm.url("/upload?parte=1"),
+                     farm.url("/upload?parte=2"))
+
+
+def websocket(farm: Farm) -> None:
+    script = Path(__file__).resolve().parent / "wsclient.py"
+    out = farm.run_in("client1", [sys.executable, str(script), farm.url()])
+    print(out, end="", file=sys.stderr)
+    for line in out.splitlines():
+        if line.startswith("ws sent "):
+            _, _, sent, _, received = line.split()
+            farm.extra_truth["websocket_frames"] = {"sent": int(sent),
+                                                    "received": int(received)}
+
+
+def varnish(farm: Farm) -> None:
+    """20 curls through Varnish, one connection each: the page 8 times (a miss, then hits),
+    the favicon twice (404 cached too), /ejemplo.html?v=2 4 times (a new object), a request
+    with a cookie and a POST (both passed to a backend), then the page 4 more times."""
+    page = farm.url()
+    urls = [page] * 8 + [farm.url("/favicon.ico")] * 2 + [farm.url("/ejemplo.html?v=2")] * 4
+    for url in urls:
+        farm.curl(url)
+        time.sleep(0.1)
+    farm.run_in("client1", ["curl", "-sS", "--max-time", "10", "-b", "sesion=alumno", page])
+    time.sleep(0.1)
+    farm.run_in("client1", ["curl", "-sS", "--max-time", "10", "-d", "nota=10", page])
+    for _ in range(4):
+        time.sleep(0.1)
+        farm.curl(page)
+    # Varnish keeps its backend connections; Apache closes them after its 5 s keep-alive.
+    time.sleep(5.5)
+
+
+ISSUE19 = "issue19"
+ISSUE19_SCENARIOS = [
+    Scenario("lossy-browser", FarmSpec(loss_every=5, assets=LOSSY_ASSETS),
+             {"lossy-browser-client": "client1", "lossy-browser-m3": "m3"}, lossy_browser,
+             flush=True, subdir=ISSUE19),
+    Scenario("upload-100-continue", FarmSpec(upload_cgi=True),
+             {"upload-100-continue-client": "client1", "upload-100-continue-m3": "m3"}, uploads,
+             flush=True, subdir=ISSUE19),
+    Scenario("websocket", FarmSpec(backend_server="wsserver", websocket=True),
+             {"websocket-client": "client1", "websocket-m3": "m3"}, websocket, flush=True,
+             subdir=ISSUE19),
+    Scenario("varnish", FarmSpec(balancer="varnish"),
+             {"varnish-client": "client1", "varnish-m3": "m3"}, varnish, flush=True,
+             subdir=ISSUE19),
+]
+SCENARIOS.extend(ISSUE19_SCENARIOS)
+
+
 def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
     """Build the scenario's farm, record it, write its captures and truth files to out_dir."""
     written = []
+    out_dir = out_dir / scenario.subdir
+    out_dir.mkdir(parents=True, exist_ok=True)
     with Farm(scenario.spec, workdir) as farm:
         farm.warm_neighbours()
         if scenario.flush:
