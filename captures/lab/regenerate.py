@@ -45,8 +45,10 @@ class Scenario:
     traffic: Callable[[Farm], None]
     flush: bool = False  # forget M3's neighbours first, so ARP/ND for the backends shows
     settle: float = 1.0  # seconds between the last request and stopping dumpcap
-    # A folder under the output directory: issue 19's captures wait in captures/issue19/,
-    # out of the tests' reach (they check every captures/*.truth.json) until they are added.
+    # Staged captures wait in a folder under the output directory, out of the tests' reach
+    # until they are taken in: the tests check every captures/*.truth.json, and `lbreport
+    # batch captures/` (tests/test_batch.py) finds *.pcapng in subfolders too, so a staged
+    # capture is written as <name>.pcapng.staged (tshark reads it as it is).
     subdir: str = ""
 
 
@@ -378,6 +380,7 @@ def varnish(farm: Farm) -> None:
 
 
 ISSUE19 = "issue19"
+STAGED_SUFFIX = ".staged"
 ISSUE19_SCENARIOS = [
     Scenario("lossy-browser", FarmSpec(loss_every=5, assets=LOSSY_ASSETS),
              {"lossy-browser-client": "client1", "lossy-browser-m3": "m3"}, lossy_browser,
@@ -412,7 +415,7 @@ def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
             src, _ = farm.finished_captures[capture]
             if src.stat().st_size > MAX_CAPTURE_BYTES:
                 raise LabError(f"{capture}: {src.stat().st_size} bytes, over 2 MB")
-            dest = out_dir / src.name
+            dest = out_dir / (src.name + (STAGED_SUFFIX if scenario.subdir else ""))
             shutil.copyfile(src, dest)
             dest.chmod(0o644)
             truth = farm.truth(capture, scenario.name)
