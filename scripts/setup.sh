@@ -12,7 +12,7 @@ for cmd_pkg in tshark:tshark dumpcap:tshark nginx:nginx haproxy:haproxy apache2:
                wireshark:wireshark Xvfb:xvfb xdotool:xdotool import:imagemagick \
                chromium:chromium luac5.2:lua5.2 luac5.4:lua5.4 luacheck:lua-check \
                sshd:openssh-server ssh:openssh-client dnsmasq:dnsmasq dig:bind9-dnsutils \
-               tcpdump:tcpdump editcap:wireshark-common; do
+               tcpdump:tcpdump editcap:wireshark-common nft:nftables varnishd:varnish; do
     cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg##*:}
     if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then
         need_apt+=("$pkg")
@@ -28,7 +28,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # Debian starts the servers it installs where an init system runs; the lab starts
 # its own copies inside network namespaces, so stop any host-wide ones.
-for svc in nginx apache2 haproxy ssh dnsmasq; do
+for svc in nginx apache2 haproxy ssh dnsmasq varnish; do
     service "$svc" stop >/dev/null 2>&1 || true
 done
 
