@@ -26,7 +26,7 @@ def run_checks() -> list[Check]:
 
     minimum = ".".join(map(str, tshark.MINIMUM_VERSION))
     try:
-        runner = tshark.preflight(None).runner
+        runner = tshark.preflight(None, cached=False).runner  # checked afresh, never kept
     except tshark.PluginError as exc:  # the version is good; loading the plugin is not
         checks.append(Check(t("doc.version", minimum=minimum), True, _version_detail(exc.info)))
         return [*checks, Check(t("doc.plugin"), False, exc.message)]

@@ -65,12 +65,8 @@ class Outcome:
 
 def parse_folders(text: str) -> Folders:
     """`tshark -G folders` → the three folders install needs. Lines are `Name:<spaces>\\tpath`."""
-    found: dict[str, Path] = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(":")
-        key = _FOLDER_KEYS.get(name.strip())
-        if sep and key and value.strip():
-            found[key] = Path(value.strip())
+    table = tshark.folder_table(text)
+    found = {key: Path(table[name]) for name, key in _FOLDER_KEYS.items() if name in table}
     missing = [name for name, key in _FOLDER_KEYS.items() if key not in found]
     if missing:
         raise LbreportError(t("install.err.folders", missing=", ".join(missing)))

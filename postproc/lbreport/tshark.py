@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from lbreport import probe_cache
 from lbreport.errors import LbreportError
 from lbreport.messages import t
 
@@ -288,6 +289,16 @@ def glossary(report: str) -> str:
     return _ask([find_tshark(), "-G", report])[0]
 
 
+def folder_table(text: str) -> dict[str, str]:
+    """`tshark -G folders` (lines `Name:<spaces>\tpath`) → {name: path}."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and value.strip():
+            found[name.strip()] = value.strip()
+    return found
+
+
 def version() -> TsharkInfo:
     """`tshark -v`, read (raises when it names no version)."""
     path = find_tshark()
@@ -340,6 +351,26 @@ def _probe_runs(tshark: str, plugin: list[str]) -> dict[str, list[str]]:
     if plugin:
         runs["fields_x"] = [tshark, "-G", "fields", *plugin]
     return runs
+
+
+# `-G fields` lists every field of every protocol (19 MB on 4.0): read as it streams by, only
+# the lines that name an lblab field are kept.
+_FIELD_RUNS = ("fields", "fields_x")
+_LBLAB_FIELD = b"\tlblab."
+
+
+def _grep_fields(stream: IO[bytes]) -> bytes:
+    kept: list[bytes] = []
+    tail = b""
+    while chunk := stream.read(1 << 16):
+        buf = tail + chunk
+        cut = buf.rfind(b"\n") + 1
+        if buf.find(_LBLAB_FIELD, 0, cut) >= 0:
+            kept += [ln for ln in buf[:cut].split(b"\n") if _LBLAB_FIELD in ln]
+        tail = buf[cut:]
+    if _LBLAB_FIELD in tail:
+        kept.append(tail)
+    return b"\n".join(kept)
 
 
 def _fields(out: str) -> frozenset[str]:
@@ -449,10 +480,19 @@ class Preflight:
     addresses: set[str]  # addresses in the capture's first frames ("" entries dropped)
 
 
-def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
+def preflight(capture: Path | None, probe_frames: int = 500, *, cached: bool = True
+              ) -> Preflight:
+    """How tshark runs the plugin (probed, or as probe_cache kept it when `cached`) and, for a
+    capture, the addresses in its first frames (which lab applies)."""
     tshark = find_tshark()
-    plugin = _x(REPO_PLUGIN) if REPO_PLUGIN.is_file() else []
-    runs = {"version": [tshark, "-v"], **_probe_runs(tshark, plugin)}
+    memo = _Memo(tshark) if cached else None
+    runner = memo.runner() if memo else None
+    runs: dict[str, list[str]] = {}
+    if runner is None:
+        plugin = _x(REPO_PLUGIN) if REPO_PLUGIN.is_file() else []
+        runs = {"version": [tshark, "-v"], **_probe_runs(tshark, plugin)}
+        if memo and memo.folders is None:
+            runs["folders"] = [tshark, "-G", "folders"]
     if capture is not None:
         runs["addresses"] = [
             tshark, "-n", "-r", str(capture), "-c", str(probe_frames), "-T", "fields",
@@ -461,13 +501,54 @@ def preflight(capture: Path | None, probe_frames: int = 500) -> Preflight:
             "-e", "arp.dst.proto_ipv4",
         ]  # fmt: skip
     outputs = _run_parallel(runs)
-    runner = make_runner(outputs, tshark)
+    if runner is None:
+        runner = make_runner(outputs, tshark)
+        if memo:
+            memo.keep(runner, outputs)
     addresses: set[str] = set()
     if capture is not None:
         out, err, code = outputs["addresses"]
         judge_stderr(capture, err, code, allow_cut_short=True)
         addresses = {a for a in re.split(r"[,\s]+", out) if a}
     return Preflight(runner, addresses)
+
+
+class _Memo:
+    """The probe's answer for this tshark as probe_cache keeps it: which copy of the plugin
+    runs (installed, the repository's through -X, or that one as an unprivileged user),
+    whether it is compact, and what `-v` and `-G plugins` said."""
+
+    def __init__(self, tshark: str) -> None:
+        self.tshark = tshark
+        self.folders: dict[str, str] | None = probe_cache.get(
+            "folders", probe_cache.tshark_key(tshark))
+        self.key = (None if self.folders is None
+                    else probe_cache.probe_key(tshark, self.folders, REPO_PLUGIN))
+
+    def runner(self) -> Runner | None:
+        kept = probe_cache.get("runner", self.key)
+        try:
+            info = parse_version(kept["version"], self.tshark)
+            how, compact, listing = kept["how"], bool(kept["compact"]), str(kept["listing"])
+        except (TypeError, KeyError, LbreportError):
+            return None
+        drop = unprivileged() if how == "unprivileged" else None
+        plugin = {"installed": [], "repo": _x(REPO_PLUGIN),
+                  "unprivileged": _x(drop.plugin_copy()) if drop else None}.get(how)
+        if plugin is None:
+            return None
+        return Runner(info, plugin, compact, drop, listing)
+
+    def keep(self, runner: Runner, outputs: dict[str, tuple[str, str, int]]) -> None:
+        if self.folders is None:
+            self.folders = folder_table(outputs["folders"][0])
+            probe_cache.put("folders", probe_cache.tshark_key(self.tshark), self.folders)
+            self.key = probe_cache.probe_key(self.tshark, self.folders, REPO_PLUGIN)
+        how = ("unprivileged" if runner.unprivileged else "repo" if runner.plugin
+               else "installed")
+        probe_cache.put("runner", self.key, {
+            "version": outputs["version"][0], "how": how, "compact": runner.compact,
+            "listing": runner.listing})
 
 
 # The plugin's compact mode: one `lblab.pkt` field per packet instead of nine, a third less
@@ -481,21 +562,32 @@ def _x(plugin: Path) -> list[str]:
 
 def _run_parallel(runs: dict[str, list[str]], env: dict[str, str] | None = None
                   ) -> dict[str, tuple[str, str, int]]:
-    procs = {
-        name: subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        for name, argv in runs.items()
-    }
-    results = {}
-    for name, proc in procs.items():
-        out, err = proc.communicate()
-        results[name] = (
-            out.decode("utf-8", "replace"),
-            err.decode("utf-8", "replace"),
-            proc.returncode,
-        )
+    """Start every run at once and read each one's output in its own thread (a `-G fields`
+    run filtered as it streams); stderr goes to a file, so no pipe is left unread."""
+    with contextlib.ExitStack() as stack:
+        procs = {}
+        for name, argv in runs.items():
+            err = stack.enter_context(tempfile.TemporaryFile())
+            proc = stack.enter_context(subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env))
+            procs[name] = (proc, err)
+        outs: dict[str, bytes] = {}
+
+        def read(name: str, stream: IO[bytes]) -> None:
+            outs[name] = _grep_fields(stream) if name in _FIELD_RUNS else stream.read()
+
+        threads = [threading.Thread(target=read, args=(name, proc.stdout), daemon=True)
+                   for name, (proc, _) in procs.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        results = {}
+        for name, (proc, err) in procs.items():
+            code = proc.wait()
+            err.seek(0)
+            results[name] = (outs.get(name, b"").decode("utf-8", "replace"),
+                             err.read().decode("utf-8", "replace"), code)
     return results
 
 
