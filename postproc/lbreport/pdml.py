@@ -158,7 +158,6 @@ class PdmlReader:
         self.lua_errors = 0
         self.first_lua_error_frame = 0
         self.first_lua_error = ""
-        self.creator = ""
         self._last_time = 0.0
 
     def __iter__(self) -> Iterator[Record]:
@@ -171,16 +170,12 @@ class PdmlReader:
         intern = _Interner()
         record = self._record
         for _event, elem in events:
-            if not self.frames:
-                self.creator = elem.getparent().get("creator", "")
             rec = record(elem, intern)
             # Constant memory: drop this packet (already parsed; earlier ones are gone too).
             elem.clear()
             elem.getparent().remove(elem)
             self.frames += 1
             yield rec
-        if not self.frames and events.root is not None:
-            self.creator = events.root.get("creator", "")
 
     def _record(self, packet: etree._Element, intern: _Interner) -> Record:
         values = _DEFAULTS.copy()

@@ -123,8 +123,7 @@ def _unless_cut_short(run: tshark.TsharkRun, exc: etree.XMLSyntaxError) -> None:
     read is reported); else tshark usually refused the file, and its stderr says why. Stops
     tshark first: waiting for a writer whose pipe nobody reads never ends."""
     run.kill()
-    if not tshark.judge_stderr(run.capture, run.stderr_text(), 0,
-                               allow_cut_short=True).truncated:
+    if not tshark.judge_stderr(run.capture, run.stderr_text(), 0).truncated:
         raise LbreportError(
             t("err.pdml", detail=exc, stderr=run.stderr_text().strip() or "nothing")
         ) from None

@@ -508,7 +508,7 @@ def preflight(capture: Path | None, probe_frames: int = 500, *, cached: bool = T
     addresses: set[str] = set()
     if capture is not None:
         out, err, code = outputs["addresses"]
-        judge_stderr(capture, err, code, allow_cut_short=True)
+        judge_stderr(capture, err, code)
         addresses = {a for a in re.split(r"[,\s]+", out) if a}
     return Preflight(runner, addresses)
 
@@ -676,7 +676,7 @@ class TsharkRun:
             raise LbreportError(t("err.stalled", seconds=int(self._stall_seconds)))
         err = self.stderr_text()
         self.close()
-        return judge_stderr(self.capture, err, code, allow_cut_short=True)
+        return judge_stderr(self.capture, err, code)
 
     def kill(self) -> None:
         """Stop tshark now (never wait for a writer whose output nobody reads)."""
@@ -759,23 +759,20 @@ def lua_error(lua: list[str]) -> str:
     return t("err.plugin_lua", detail="\n".join(lua[:10]))
 
 
-def judge_stderr(capture: Path, err: str, code: int, *, allow_cut_short: bool) -> Outcome:
+def judge_stderr(capture: Path, err: str, code: int) -> Outcome:
+    """Raises on what stops the report (a Lua error, not a capture, tshark failing); a capture
+    cut short in the middle of a packet is reported as far as it was read (`truncated`)."""
     heard = said(err)
     if heard.lua:
         raise LbreportError(lua_error(heard.lua))
     lines = heard.lines
-    outcome = Outcome()
     if any(_CUT_SHORT in ln for ln in lines):
-        outcome.truncated = True
-        if not allow_cut_short:
-            raise LbreportError(t("err.tshark_failed", code=code, detail=lines[0]))
-        return outcome
+        return Outcome(truncated=True)
     if any(marker in ln for ln in lines for marker in _NOT_CAPTURE):
         raise LbreportError(t("err.not_capture", path=capture, detail=_strip(lines[0])))
     if code != 0:
         raise LbreportError(t("err.tshark_failed", code=code, detail=_strip(" ".join(lines))))
-    outcome.warnings = lines
-    return outcome
+    return Outcome(warnings=lines)
 
 
 def _strip(line: str) -> str:
