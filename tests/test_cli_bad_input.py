@@ -109,8 +109,7 @@ def test_version_text_wordings() -> None:
 
 
 def _probe_outputs(version: str, fields: str = "", errors: str = "") -> dict:
-    return {"version": (version, "", 0), "fields": ("", "", 0), "fields_x": (fields, errors, 0),
-            "plugins": ("", "", 0)}
+    return {"version": (version, "", 0), "fields": ("", "", 0), "fields_x": (fields, errors, 0)}
 
 
 def test_runner_decided_by_loading_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:

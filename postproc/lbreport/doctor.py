@@ -36,7 +36,8 @@ def run_checks() -> list[Check]:
     checks.append(Check(t("doc.version", minimum=minimum), True, _version_detail(info)))
     checks.append(Check(t("doc.lua"), True,
                         t("doc.lua_version", version=info.lua) if info.lua else "Lua"))
-    copies = tshark.listed_plugins(runner.listing)
+    listing = tshark.plugin_listing(runner)
+    copies = tshark.listed_plugins(listing)
     where = (t("doc.plugin_installed", path=copies[0][1]) if copies
              else t("doc.plugin_repo", path=tshark.REPO_PLUGIN))
     if runner.unprivileged is not None:
@@ -46,7 +47,7 @@ def run_checks() -> list[Check]:
     # Which version runs, and whether an installed copy lags behind the repository's.
     from lbreport.install import version_check
 
-    checks.append(Check(t("doc.plugin_version"), *version_check(runner.listing)))
+    checks.append(Check(t("doc.plugin_version"), *version_check(listing)))
     problem = tshark.load_check(runner)
     checks.append(Check(t("doc.plugin_loads"), problem is None, problem or "lblab"))
     return checks

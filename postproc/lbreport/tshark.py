@@ -299,6 +299,13 @@ def folder_table(text: str) -> dict[str, str]:
     return found
 
 
+def plugin_listing(runner: Runner) -> str:
+    """`tshark -G plugins` as the report's tshark runs (same user, same plugin copy): every
+    copy it loads, with its version. Not part of the preflight: it starts every extcap tool."""
+    argv = [runner.info.path, "-G", "plugins", *runner.plugin]
+    return _ask(runner.wrap(argv), env=runner.env())[0]
+
+
 def version() -> TsharkInfo:
     """`tshark -v`, read (raises when it names no version)."""
     path = find_tshark()
@@ -331,7 +338,6 @@ class PluginProbe:
     """What tshark says when asked to load the plugin: the plugin's own answer (the fields it
     registers, `-G fields`) rather than anything read from its source or from `tshark -v`."""
 
-    listing: str  # `tshark -G plugins` (with the repository copy passed through -X)
     fields: frozenset[str]  # lblab.* fields registered
     lua_errors: list[str]
 
@@ -346,8 +352,8 @@ class PluginProbe:
 
 def _probe_runs(tshark: str, plugin: list[str]) -> dict[str, list[str]]:
     """`-G fields` as installed (an installed copy loads by itself) and with the given copy
-    passed through -X, and `-G plugins` with it (lists every copy and its version)."""
-    runs = {"fields": [tshark, "-G", "fields"], "plugins": [tshark, "-G", "plugins", *plugin]}
+    passed through -X."""
+    runs = {"fields": [tshark, "-G", "fields"]}
     if plugin:
         runs["fields_x"] = [tshark, "-G", "fields", *plugin]
     return runs
@@ -383,10 +389,9 @@ def _fields(out: str) -> frozenset[str]:
 
 def _probe(outputs: dict[str, tuple[str, str, int]]) -> tuple[PluginProbe, PluginProbe]:
     """(the installed copy, the -X copy) as tshark loads them."""
-    listing = outputs["plugins"][0]
-    installed = PluginProbe(listing, _fields(outputs["fields"][0]), [])
+    installed = PluginProbe(_fields(outputs["fields"][0]), [])
     out, err, _ = outputs.get("fields_x", ("", "", 0))
-    return installed, PluginProbe(listing, _fields(out), said(err).lua)
+    return installed, PluginProbe(_fields(out), said(err).lua)
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +403,6 @@ class Runner:
     plugin: list[str]
     compact: bool = False
     unprivileged: Unprivileged | None = None
-    listing: str = ""
 
     def wrap(self, argv: list[str]) -> list[str]:
         return self.unprivileged.wrap(argv) if self.unprivileged else argv
@@ -455,9 +459,9 @@ def make_runner(outputs: dict[str, tuple[str, str, int]], tshark: str) -> Runner
     require(info)
     installed, repo = _probe(outputs)
     if installed.loaded:  # an installed copy wins: passing -X as well would load it twice
-        return Runner(info, [], installed.compact, None, installed.listing)
+        return Runner(info, [], installed.compact, None)
     if repo.loaded:
-        return Runner(info, _x(REPO_PLUGIN), repo.compact, None, repo.listing)
+        return Runner(info, _x(REPO_PLUGIN), repo.compact, None)
     if repo.lua_errors:
         raise _no_plugin_error(info, repo, False)
     drop = unprivileged()
@@ -466,7 +470,7 @@ def make_runner(outputs: dict[str, tuple[str, str, int]], tshark: str) -> Runner
         runs = {name: drop.wrap(argv) for name, argv in _probe_runs(tshark, plugin).items()}
         _, as_user = _probe(_run_parallel(runs, env=drop.env()))
         if as_user.loaded:
-            return Runner(info, plugin, as_user.compact, drop, as_user.listing)
+            return Runner(info, plugin, as_user.compact, drop)
         if as_user.lua_errors:
             raise _no_plugin_error(info, as_user, False)
     raise _no_plugin_error(info, repo, os.geteuid() == 0)
@@ -516,7 +520,7 @@ def preflight(capture: Path | None, probe_frames: int = 500, *, cached: bool = T
 class _Memo:
     """The probe's answer for this tshark as probe_cache keeps it: which copy of the plugin
     runs (installed, the repository's through -X, or that one as an unprivileged user),
-    whether it is compact, and what `-v` and `-G plugins` said."""
+    whether it is compact, and what `-v` said."""
 
     def __init__(self, tshark: str) -> None:
         self.tshark = tshark
@@ -529,7 +533,7 @@ class _Memo:
         kept = probe_cache.get("runner", self.key)
         try:
             info = parse_version(kept["version"], self.tshark)
-            how, compact, listing = kept["how"], bool(kept["compact"]), str(kept["listing"])
+            how, compact = kept["how"], bool(kept["compact"])
         except (TypeError, KeyError, LbreportError):
             return None
         drop = unprivileged() if how == "unprivileged" else None
@@ -537,7 +541,7 @@ class _Memo:
                   "unprivileged": _x(drop.plugin_copy()) if drop else None}.get(how)
         if plugin is None:
             return None
-        return Runner(info, plugin, compact, drop, listing)
+        return Runner(info, plugin, compact, drop)
 
     def keep(self, runner: Runner, outputs: dict[str, tuple[str, str, int]]) -> None:
         if self.folders is None:
@@ -547,8 +551,7 @@ class _Memo:
         how = ("unprivileged" if runner.unprivileged else "repo" if runner.plugin
                else "installed")
         probe_cache.put("runner", self.key, {
-            "version": outputs["version"][0], "how": how, "compact": runner.compact,
-            "listing": runner.listing})
+            "version": outputs["version"][0], "how": how, "compact": runner.compact})
 
 
 # The plugin's compact mode: one `lblab.pkt` field per packet instead of nine, a third less
