@@ -5,4 +5,7 @@ max_line_length = 120
 read_globals = {
     "Proto", "ProtoField", "ProtoExpert", "Pref", "Field", "TreeItem", "expert",
     "register_postdissector", "set_plugin_info", "base",
+    -- the Requests table: tshark -z and the GUI's Tools menu
+    "Listener", "register_stat_cmd_arg", "gui_enabled", "register_menu", "MENU_TOOLS_UNSORTED",
+    "TextWindow", "new_dialog", "set_filter", "apply_filter", "retap_packets",
 }

@@ -134,6 +134,8 @@ lblab.prefs.debug = Pref.bool("Debug log", false,
 lblab.prefs.compact = Pref.bool("Compact labels (for lbreport)", false,
     "One lblab.pkt field per packet instead of the separate label fields: lbreport reads only "
     .. "that (less PDML to parse). Leave off in the GUI: columns and filters use the separate fields.")
+lblab.prefs.lang = Pref.string("Language (en, es)", "en",
+    "Language of the Requests window (Tools > LB-Lab > Requests) and of tshark -z lblab,requests.")
 lblab.prefs.markers = Pref.string("Response markers", "",
     "Semicolon-separated ROLE=text pairs: a response containing text was served by ROLE, "
     .. "e.g. M1=Soy la máquina 1;M2=Soy la máquina 2. 'Soy la máquina N' is always recognised.")
@@ -349,7 +351,8 @@ local cfg = {}
 local function parse_prefs()
     local p = lblab.prefs
     cfg = { balancer = {}, backends = {}, clients = {}, ports = {}, markers = {}, configured = false,
-            compact = p.compact == true, debug = p.debug == true }
+            compact = p.compact == true, debug = p.debug == true,
+            lang = slower(trim(p.lang or "")) == "es" and "es" or "en" }
     for _, addr in ipairs(split(p.balancer, ",; ")) do
         cfg.balancer[slower(addr)] = true
         cfg.configured = true
@@ -2150,6 +2153,411 @@ function lblab.dissector(tvb, pinfo, tree)
     end
     if cfg.debug then debuglog.add(t, frame, visited, c, step, h, front) end
     if cfg.compact then flush_compact(t) end
+end
+
+------------------------------------------------------------------------------
+-- Every request's lifecycle in one table: the GUI's Tools > LB-Lab > Requests and
+-- `tshark -q -z lblab,requests` (`,tsv` for tools). Built from the same tables as the
+-- labels once the whole capture is read; the anomaly rules are lbreport's
+-- (postproc/lbreport/lifecycle.py), and tests compare the two on every capture.
+------------------------------------------------------------------------------
+local summary = {}
+do
+-- The words, in English and Spanish. Anomaly sentences, step names and evidence words
+-- are lbreport's catalogue's (postproc/lbreport/messages*.py; tests keep them equal).
+summary.WORDS = {
+    en = {
+        title = "LB-Lab: requests", req = "#", client = "client", request = "request",
+        status = "status", backend = "backend (evidence)", ttfb = "TTFB", total = "total",
+        anomalies = "anomalies", none = "none", unknown = "unknown", cache = "the balancer's cache",
+        capture_point = "Capture point", no_requests = "No request in this capture.",
+        requests = "Requests", per_backend = "Requests per backend", statuses = "Status codes",
+        order = "Backends in order", frames = "Frames",
+        frames_line = "%d total = %d in requests + %d other",
+        single_view = "Balance policies, latency percentiles and the ladder: lbreport report.",
+        points = { balancer = "balancer (both legs)", client = "client view (front leg only)",
+                   backend = "backend view (back leg only)",
+                   ["no-balancer"] = "no balancer: nothing in this capture shows a load balancer",
+                   unknown = "unknown" },
+        anom = { ["no-response"] = "no response", ["missing-step"] = "missing step: {step}",
+                 ["repeated-step"] = "repeated step: {step} ×{count}",
+                 rst = "connection reset (RST): {src}→{dst}",
+                 retransmission = "retransmission: {count} frame(s)",
+                 ["http-5xx"] = "server error: HTTP {status}",
+                 ["upstream-5xx"] = "a backend answered HTTP {status} ({backend})",
+                 failover = "failover between backends: {path}",
+                 ["no-upstream"] = "no upstream request from M3 in the capture" },
+        evidence = { ["back-leg"] = "back-leg", marker = "marker", arp = "arp", none = "none", cache = "cache" },
+        steps = {},
+        go = "Filter request...", go_label = "Request number",
+    },
+    es = {
+        title = "LB-Lab: peticiones", req = "#", client = "cliente", request = "petición",
+        status = "estado", backend = "servidor final (evidencia)", ttfb = "TTFB", total = "total",
+        anomalies = "anomalías", none = "ninguna", unknown = "desconocido",
+        cache = "la caché del balanceador",
+        capture_point = "Punto de captura", no_requests = "Ninguna petición en esta captura.",
+        requests = "Peticiones", per_backend = "Peticiones por servidor final",
+        statuses = "Códigos de estado", order = "Servidores finales en orden", frames = "Tramas",
+        frames_line = "%d en total = %d en peticiones + %d otras",
+        single_view = "Políticas de balanceo, percentiles de latencia y el diagrama: lbreport report.",
+        points = { balancer = "balanceador (ambos tramos)", client = "vista del cliente (solo tramo frontal)",
+                   backend = "vista de un servidor final (solo tramo trasero)",
+                   ["no-balancer"] = "sin balanceador: nada en esta captura muestra un balanceador de carga",
+                   unknown = "desconocido" },
+        anom = { ["no-response"] = "sin respuesta", ["missing-step"] = "falta el paso: {step}",
+                 ["repeated-step"] = "paso repetido: {step} ×{count}",
+                 rst = "conexión abortada (RST): {src}→{dst}",
+                 retransmission = "retransmisión: {count} trama(s)",
+                 ["http-5xx"] = "error del servidor: HTTP {status}",
+                 ["upstream-5xx"] = "un servidor final respondió HTTP {status} ({backend})",
+                 failover = "el balanceador cambió de servidor final (failover): {path}",
+                 ["no-upstream"] = "no aparece en la captura la petición de M3 a ningún servidor final" },
+        evidence = { ["back-leg"] = "tramo interno", marker = "marca", arp = "ARP", none = "ninguna",
+                     cache = "caché" },
+        steps = {
+            ["request"] = "petición", ["ACK-req"] = "ACK-petición", ["data"] = "datos",
+            ["response"] = "respuesta", ["ACK-resp"] = "ACK-respuesta", ["FIN-client"] = "FIN-cliente",
+            ["last-ACK"] = "ACK-final", ["up-request"] = "up-petición", ["up-ACK-req"] = "up-ACK-petición",
+            ["up-data"] = "up-datos", ["up-response"] = "up-respuesta", ["up-ACK-resp"] = "up-ACK-respuesta",
+            ["up-last-ACK"] = "up-ACK-final", ["up-FIN-backend"] = "up-FIN-servidor",
+            ["FIN-backend"] = "FIN-servidor", ["TLS-close"] = "TLS-cierre", ["up-TLS-close"] = "up-TLS-cierre",
+            ["interim"] = "provisional", ["up-interim"] = "up-provisional", ["FIN-server"] = "FIN-servidor",
+        },
+        go = "Filtrar petición...", go_label = "Número de petición",
+    },
+}
+
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+local ONCE = { S.SYN, S.SYNACK, S.REQUEST, S.RESPONSE, S.FIN_A, S.FIN_B }
+
+-- Missing and repeated steps on one leg (lifecycle._leg_anomalies).
+function summary.leg_anomalies(counts, names, judge_response, pooled, out)
+    local function has(step) return (counts[step] or 0) > 0 end
+    local function missing(step) tinsert(out, { code = "missing-step", step = names[step] }) end
+    local reset = has(S.RST)
+    if has(S.SYN) and not has(S.SYNACK) and not reset then missing(S.SYNACK) end
+    if has(S.SYNACK) and not has(S.SYN) then missing(S.SYN) end
+    if has(S.SYN) and has(S.SYNACK) and not has(S.ACK) and not has(S.REQUEST) then missing(S.ACK) end
+    if has(S.REQUEST) and not has(S.RESPONSE) then
+        if judge_response then tinsert(out, { code = "no-response" }) else missing(S.RESPONSE) end
+    end
+    if has(S.RESPONSE) and not has(S.REQUEST) then missing(S.REQUEST) end
+    if (has(S.FIN_A) or has(S.FIN_B)) and not reset then
+        if not pooled then
+            if not has(S.FIN_A) then missing(S.FIN_A) end
+            if not has(S.FIN_B) then missing(S.FIN_B) end
+        end
+        if has(S.FIN_A) and has(S.FIN_B) and not has(S.LAST_ACK) then missing(S.LAST_ACK) end
+    end
+    for _, step in ipairs(ONCE) do
+        if (counts[step] or 0) > 1 then
+            tinsert(out, { code = "repeated-step", step = names[step], count = counts[step] })
+        end
+    end
+end
+
+-- One request's facts, gathered frame by frame.
+function summary.new_row(front)
+    return { front = front, first = nil, last = nil, front_counts = {}, back = {}, back_order = {},
+             resets = {}, reset_order = {}, retrans = 0, up = {}, back_steps = false, names = nil }
+end
+
+function summary.note_frame(row, frame, t, c, step, h)
+    if t then
+        if row.first == nil or t < row.first then row.first = t end
+        if row.last == nil or t > row.last then row.last = t end
+    end
+    if c == 0 then return end
+    local leg, ra, rb = conn_roles(c)
+    local rs, rd = ra, rb
+    if step > FROM_B then step, rs, rd = step - FROM_B, rb, ra end
+    if h ~= 0 and msg.merged[h] and (step == S.REQUEST or step == S.RESPONSE) then step = S.DATA end
+    local retrans = has_bit(frames.flags[frame] or 0, FL.RETRANS)
+    if retrans then row.retrans = row.retrans + 1 end
+    if step == S.RST then
+        local path = tostring(rs or "?") .. "\t" .. tostring(rd or "?")
+        if not row.resets[path] then
+            row.resets[path] = true
+            tinsert(row.reset_order, { src = tostring(rs or "?"), dst = tostring(rd or "?") })
+        end
+    end
+    if leg == LEG_FRONT then
+        row.names = rb == ROLE_SERVER and SERVER_STEP or FRONT_STEP
+        if not retrans then row.front_counts[step] = (row.front_counts[step] or 0) + 1 end
+    elseif leg == LEG_BACK then
+        row.back_steps = true
+        local backend = tostring(rb or "?")
+        local counts = row.back[backend]
+        if counts == nil then counts = {}; row.back[backend] = counts; tinsert(row.back_order, backend) end
+        if not retrans then counts[step] = (counts[step] or 0) + 1 end
+        if step == S.RESPONSE and h ~= 0 and msg.resp_frame[h] == frame and not msg.encrypted[h] then
+            tinsert(row.up, { backend, msg.status[h] })
+        end
+    end
+end
+
+-- Which legs the capture shows (lifecycle._capture_point).
+function summary.capture_point(legs, backends)
+    if #state.balancer_evidence == 0 then return "no-balancer" end
+    if legs[LEG_FRONT] and legs[LEG_BACK] then return "balancer" end
+    if legs[LEG_FRONT] then return "client" end
+    if legs[LEG_BACK] then
+        local names = {}
+        for b in pairs(backends) do tinsert(names, b) end
+        if #names == 1 then return names[1] end
+        return "backend"
+    end
+    return "unknown"
+end
+
+function summary.status_of(row, point)
+    local f = row.front
+    local status = 0
+    if conn_leg(msg.conn[f]) == LEG_FRONT and msg.resp_frame[f] ~= 0 and not msg.encrypted[f] then
+        status = msg.status[f]
+    end
+    local sees_front = point == "balancer" or point == "client" or point == "no-balancer"
+    if status == 0 and #row.up > 0 and (not sees_front or msg.encrypted[f]) then
+        status = row.up[#row.up][2]
+    end
+    if status == 0 and not sees_front and msg.resp_frame[f] ~= 0 then status = msg.status[f] end
+    return status
+end
+
+function summary.anomalies_of(row, point, status, evidence)
+    local out = {}
+    local sees_front = point == "balancer" or point == "client" or point == "no-balancer"
+    if sees_front then summary.leg_anomalies(row.front_counts, row.names or FRONT_STEP, true, false, out) end
+    if point ~= "client" and point ~= "unknown" and point ~= "no-balancer" then
+        local by_balancer = evidence == EV.CACHE
+            or (point == "balancer" and REDIRECT[status] and #row.up == 0 and not row.back_steps)
+        if point == "balancer" and #row.back_order == 0 and not by_balancer then
+            tinsert(out, { code = "no-upstream" })
+        end
+        for _, b in ipairs(row.back_order) do
+            summary.leg_anomalies(row.back[b], BACK_STEP, not sees_front, true, out)
+        end
+        if #row.back_order > 1 then tinsert(out, { code = "failover", path = row.back_order }) end
+    end
+    for _, r in ipairs(row.reset_order) do tinsert(out, { code = "rst", src = r.src, dst = r.dst }) end
+    if row.retrans > 0 then tinsert(out, { code = "retransmission", count = row.retrans }) end
+    if status >= 500 then tinsert(out, { code = "http-5xx", status = status }) end
+    for _, up in ipairs(row.up) do
+        if up[2] >= 500 and (sees_front or up[2] ~= status) then
+            tinsert(out, { code = "upstream-5xx", status = up[2], backend = up[1] })
+        end
+    end
+    -- Once each, in order (as lbreport's dict.fromkeys).
+    local seen, unique = {}, {}
+    for _, a in ipairs(out) do
+        local key = summary.contract(a)
+        if not seen[key] then seen[key] = true; tinsert(unique, a) end
+    end
+    return unique
+end
+
+-- The requests of the capture read so far, with the frame times a listener collected.
+function summary.build(times)
+    if state.roles_dirty then infer_roles() end
+    if state.resolved_gen ~= state.record_gen then resolve() end
+    local rows, by_front, legs, backends = {}, {}, {}, {}
+    local total, in_requests = 0, 0
+    for frame, pk in pairs(frames.pk) do
+        total = total + 1
+        local c, step, h = unpack_frame(pk)
+        local front = frames.req[frame]
+        if front == nil then front = request_of_frame(frame, c, h); frames.req[frame] = front end
+        if front ~= 0 then
+            in_requests = in_requests + 1
+            local row = by_front[front]
+            if row == nil then row = summary.new_row(front); by_front[front] = row; tinsert(rows, row) end
+            summary.note_frame(row, frame, times[frame], c, step, h)
+            if c ~= 0 then
+                local leg, _, rb = conn_roles(c)
+                legs[leg] = true
+                if leg == LEG_BACK and rb then backends[rb] = true end
+            end
+        end
+    end
+    tsort(rows, function(x, y) return msg.fidx[x.front] < msg.fidx[y.front] end)
+    local point = summary.capture_point(legs, backends)
+    for _, row in ipairs(rows) do
+        local f = row.front
+        row.index = msg.fidx[f]
+        row.client = client_of(f) or ""
+        row.method, row.uri = msg.method[f] or "", msg.uri[f] or ""
+        if msg.encrypted[f] and msg.link[f] ~= 0 then
+            row.method, row.uri = msg.method[msg.link[f]], msg.uri[msg.link[f]]
+        end
+        row.status = summary.status_of(row, point)
+        local backend, evidence = compute_backend(f)
+        row.backend, row.evidence = backend or "", EVIDENCE_NAME[evidence]
+        if msg.resp_frame[f] ~= 0 and msg.resp_time[f] >= msg.time[f] then
+            row.ttfb = msg.resp_time[f] - msg.time[f]
+        end
+        row.total = row.first and row.last - row.first or nil
+        row.anomalies = summary.anomalies_of(row, point, row.status, evidence)
+    end
+    return { rows = rows, point = point, frames = total, in_requests = in_requests }
+end
+
+function summary.ms(seconds)
+    if seconds == nil then return "-" end
+    return sformat("%.3f ms", seconds * 1000)
+end
+
+-- An anomaly as lbreport's JSON writes it ("code" or "code: detail"), never translated.
+function summary.contract(a)
+    local detail = nil
+    if a.code == "missing-step" then detail = a.step
+    elseif a.code == "repeated-step" then detail = a.step .. " ×" .. a.count
+    elseif a.code == "rst" then detail = a.src .. "→" .. a.dst
+    elseif a.code == "retransmission" then detail = a.count .. " frame(s)"
+    elseif a.code == "http-5xx" then detail = tostring(a.status)
+    elseif a.code == "upstream-5xx" then detail = a.status .. " (" .. a.backend .. ")"
+    elseif a.code == "failover" then detail = tconcat(a.path, " → ") end
+    return detail and a.code .. ": " .. detail or a.code
+end
+
+-- An anomaly in the reader's language: the catalogue's sentence, step names translated.
+function summary.anomaly_words(a, w)
+    local values = {
+        step = a.step and (w.steps[a.step] or a.step) or "", count = tostring(a.count or ""),
+        status = tostring(a.status or ""), backend = a.backend or "", src = a.src or "",
+        dst = a.dst or "", path = a.path and tconcat(a.path, " → ") or "",
+    }
+    return (sgsub(w.anom[a.code], "{(%w+)}", values))
+end
+
+function summary.backend_words(row, w)
+    local evidence = w.evidence[row.evidence] or row.evidence
+    if row.evidence == "cache" then return w.cache .. " (" .. evidence .. ")" end
+    return (row.backend ~= "" and row.backend or w.unknown) .. " (" .. evidence .. ")"
+end
+
+-- Tab-separated, one line per request, for tools and tests (anomaly codes, not words).
+function summary.tsv(result)
+    local lines = { "req\tclient\tmethod\turi\tstatus\tbackend\tevidence\tttfb_ms\ttotal_ms\tanomalies" }
+    for _, r in ipairs(result.rows) do
+        local codes = {}
+        for _, a in ipairs(r.anomalies) do tinsert(codes, summary.contract(a)) end
+        tinsert(lines, tconcat({ r.index, r.client, r.method, r.uri, r.status ~= 0 and r.status or "",
+            r.backend, r.evidence, r.ttfb and sformat("%.3f", r.ttfb * 1000) or "",
+            r.total and sformat("%.3f", r.total * 1000) or "", tconcat(codes, "|") }, "\t"))
+    end
+    tinsert(lines, "# capture_point\t" .. result.point)
+    tinsert(lines, sformat("# frames\t%d\t%d\t%d", result.frames, result.in_requests,
+        result.frames - result.in_requests))
+    return tconcat(lines, "\n") .. "\n"
+end
+
+-- Columns line up by characters, not bytes (UTF-8: "petición").
+function summary.width(text)
+    return #sgsub(text, "[\128-\191]", "")
+end
+
+function summary.pad(text, width)
+    return text .. string.rep(" ", width - summary.width(text))
+end
+
+-- The table as a person reads it, in the preference's language.
+function summary.text(result)
+    local w = summary.WORDS[cfg.lang] or summary.WORDS.en
+    local out = { w.title, w.capture_point .. ": " .. (w.points[result.point] or result.point), "" }
+    if #result.rows == 0 then tinsert(out, w.no_requests) end
+    local cells = {}
+    for _, r in ipairs(result.rows) do
+        local words = {}
+        for _, a in ipairs(r.anomalies) do tinsert(words, summary.anomaly_words(a, w)) end
+        tinsert(cells, { tostring(r.index), r.client, r.method .. " " .. r.uri,
+            r.status ~= 0 and tostring(r.status) or "-", summary.backend_words(r, w),
+            summary.ms(r.ttfb), summary.ms(r.total),
+            #words > 0 and tconcat(words, "; ") or w.none })
+    end
+    local head = { w.req, w.client, w.request, w.status, w.backend, w.ttfb, w.total, w.anomalies }
+    local widths = {}
+    for i, h in ipairs(head) do widths[i] = summary.width(h) end
+    for _, row in ipairs(cells) do
+        for i = 1, 7 do widths[i] = math.max(widths[i], summary.width(row[i])) end
+    end
+    if #cells > 0 then
+        local line = {}
+        for i = 1, 7 do line[i] = summary.pad(head[i], widths[i]) end
+        tinsert(out, tconcat(line, "  ") .. "  " .. head[8])
+        for _, row in ipairs(cells) do
+            for i = 1, 7 do line[i] = summary.pad(row[i], widths[i]) end
+            tinsert(out, tconcat(line, "  ") .. "  " .. row[8])
+        end
+    end
+    tinsert(out, "")
+    local per, statuses, order = {}, {}, {}
+    for _, r in ipairs(result.rows) do
+        local b = r.evidence == "cache" and "cache" or (r.backend ~= "" and r.backend or w.unknown)
+        per[b] = (per[b] or 0) + 1
+        if r.status ~= 0 then statuses[r.status] = (statuses[r.status] or 0) + 1 end
+        if r.backend ~= "" then tinsert(order, r.backend) end
+    end
+    local function counted(t)
+        local keys = {}
+        for k in pairs(t) do tinsert(keys, k) end
+        tsort(keys, function(x, y) return tostring(x) < tostring(y) end)
+        for i, k in ipairs(keys) do keys[i] = tostring(k) .. ": " .. t[k] end
+        return tconcat(keys, ", ")
+    end
+    tinsert(out, w.requests .. ": " .. #result.rows)
+    tinsert(out, w.per_backend .. ": " .. counted(per))
+    tinsert(out, w.statuses .. ": " .. counted(statuses))
+    if #order > 0 then tinsert(out, w.order .. ": " .. tconcat(order, " ")) end
+    tinsert(out, w.frames .. ": " .. sformat(w.frames_line, result.frames, result.in_requests,
+        result.frames - result.in_requests))
+    tinsert(out, "")
+    tinsert(out, w.single_view)
+    return tconcat(out, "\n") .. "\n"
+end
+
+-- A listener that notes every frame's time (the tables keep none per frame).
+function summary.frame_times()
+    local times = {}
+    local tap = Listener.new("frame")
+    function tap.packet(pinfo) times[pinfo.number] = pinfo.abs_ts end
+    function tap.reset() times = {} end
+    return tap, function() return times end
+end
+
+-- tshark -q -z lblab,requests[,tsv]
+if register_stat_cmd_arg then
+    register_stat_cmd_arg("lblab,requests", function(arg)
+        local tap, times = summary.frame_times()
+        local tsv = arg ~= nil and sfind(arg, "tsv", 1, true) ~= nil
+        function tap.draw()
+            local result = summary.build(times())
+            io.stdout:write(tsv and summary.tsv(result) or summary.text(result))
+        end
+    end)
+end
+
+-- Tools > LB-Lab > Requests (the GUI): the window, and a filter for one request.
+if gui_enabled and gui_enabled() and register_menu then
+    function summary.go_to_request()
+        local w = summary.WORDS[cfg.lang] or summary.WORDS.en
+        new_dialog(w.go, function(n)
+            local index = tonumber(n)
+            if index then set_filter("lblab.req == " .. index); apply_filter() end
+        end, w.go_label)
+    end
+    register_menu("LB-Lab/Requests", function()
+        local tap, times = summary.frame_times()
+        retap_packets()
+        tap:remove()
+        local result = summary.build(times())
+        local w = summary.WORDS[cfg.lang] or summary.WORDS.en
+        local window = TextWindow.new(w.title)
+        window:set(summary.text(result))
+        window:add_button(w.go, summary.go_to_request)
+    end, MENU_TOOLS_UNSORTED)
+    register_menu("LB-Lab/Go to request", summary.go_to_request, MENU_TOOLS_UNSORTED)
+end
 end
 
 function lblab.init()
