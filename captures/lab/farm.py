@@ -103,6 +103,23 @@ class FarmSpec:
     assets: tuple[tuple[str, int], ...] = ()  # more static files on the backends: (path, bytes)
     upload_cgi: bool = False  # Apache backends: /upload is a CGI that reads any body (POST, PUT)
     websocket: bool = False  # nginx passes Upgrade and Connection on to the backends
+    # Issue 18 (a capture from anywhere): a router in front of the clients, web servers and no
+    # balancer, a VXLAN overlay, one namespace's loopback, two farms on one switch, an IPv6
+    # front with an IPv4 back, haproxy at layer 4, the client's own X-Forwarded-For logged.
+    # balancer="none": the "backends" are independent web servers (role "server").
+    router: bool = False  # clients on their own network (br2) behind a router namespace
+    client_ipv4_prefix: str = "10.0.2."  # with router: the clients' network, the router is .2
+    server_addrs: tuple[str, ...] = ()  # balancer="none": each server's IPv4 address (a /24)
+    vxlan: bool = False  # hosts talk over a VXLAN overlay; their eth0 carries the underlay only
+    underlay_prefix: str = "172.16.56."  # with vxlan: eth0's addresses (same host numbers)
+    loopback: bool = False  # every host in one namespace, on lo; each backend on its own port
+    backend_ports: tuple[int, ...] = (81, 82, 83, 84)  # with loopback
+    front_ipv6: bool = False  # clients IPv6 only, backends IPv4 only, M3 both (the v6 first)
+    balancer_mode: str = "http"  # haproxy: "tcp" is layer 4 (no HTTP, no X-Forwarded-For)
+    log_forwarded_for: bool = False  # nginx logs the X-Forwarded-For the client itself sent
+    backend_numbers: tuple[int, ...] = ()  # the backends' M numbers (default 1, 2, 4, 5...)
+    mac_offset: int = 0  # added to every host's MAC index (two farms on one switch)
+    second_farm: FarmSpec | None = None  # another farm plugged into the same switch
 
 
 def backend_number(i: int) -> int:
@@ -121,15 +138,24 @@ class Host:
     ifname: str = "eth0"
     bridge: str = "br0"  # the switch's bridge this host's eth0 is plugged into
     back_ipv4: str | None = None  # M3's second NIC (eth1) on the back network, if any
+    port: int | None = None  # one-namespace farm: the host is this port of a shared address
+    v6_first: bool = False  # an IPv6 front and an IPv4 back on one NIC: the IPv6 one first
 
     @property
     def addrs(self) -> list[str]:
-        return [a for a in (self.ipv4, self.ipv6, self.back_ipv4) if a]
+        first = (self.ipv6, self.ipv4) if self.v6_first else (self.ipv4, self.ipv6)
+        return [a for a in (*first, self.back_ipv4) if a]
+
+    @property
+    def role_addrs(self) -> list[str]:
+        """What names the host in the truth's roles: its addresses, or address:port when it
+        shares its address with other hosts (one namespace's loopback)."""
+        return [fmt_client(a, self.port) for a in self.addrs] if self.port else self.addrs
 
     @property
     def addr(self) -> str:
-        """The address traffic goes to: IPv4 when the farm has it."""
-        return self.ipv4 or self.ipv6 or ""
+        """The address traffic goes to: IPv4 when the farm has it (and no IPv6 front)."""
+        return self.addrs[0] if self.addrs else ""
 
     @property
     def url_host(self) -> str:
@@ -148,15 +174,31 @@ def make_hosts(spec: FarmSpec) -> list[Host]:
         return v4, v6
 
     hosts = []
+    off = spec.mac_offset
     for i in range(spec.clients):
-        hosts.append(Host(f"client{i + 1}", "client", 1 + i, *addrs(spec.client_hosts[i])))
-    hosts.append(Host("m3", "M3", 103, *addrs(spec.balancer_host)))
+        v4, v6 = addrs(spec.client_hosts[i])
+        if spec.router:  # the clients' own network, behind the router
+            v4 = f"{spec.client_ipv4_prefix}{spec.client_hosts[i]}"
+        hosts.append(Host(f"client{i + 1}", "client", off + 1 + i, None if spec.front_ipv6 else v4,
+                          v6, bridge="br2" if spec.router else "br0"))
+    if spec.balancer == "none":
+        return hosts + web_servers(spec)
+    hosts.append(Host("m3", "M3", off + 103, *addrs(spec.balancer_host), v6_first=spec.front_ipv6,
+                      port=spec.http_port if spec.loopback else None))
     for i in range(spec.backends):
-        n = backend_number(i)
-        hosts.append(Host(f"m{n}", f"M{n}", 100 + n, *addrs(spec.backend_hosts[i])))
+        n = spec.backend_numbers[i] if spec.backend_numbers else backend_number(i)
+        v4, v6 = addrs(spec.backend_hosts[i])
+        hosts.append(Host(f"m{n}", f"M{n}", off + 100 + n, v4, None if spec.front_ipv6 else v6,
+                          port=spec.backend_ports[i] if spec.loopback else None))
     if spec.back_ipv4_prefix:
         place_back_network(spec, hosts)
     return hosts
+
+
+def web_servers(spec: FarmSpec) -> list[Host]:
+    """balancer="none": independent web servers s1, s2... at spec.server_addrs."""
+    return [Host(f"s{i + 1}", "server", spec.mac_offset + 201 + i, a, None)
+            for i, a in enumerate(spec.server_addrs)]
 
 
 def place_back_network(spec: FarmSpec, hosts: list[Host]) -> None:
@@ -233,7 +275,8 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
     servers = ""
     for i, b in enumerate(backends):
         weight = f" weight={spec.weights[i]}" if spec.weights else ""
-        port = "" if spec.http_port == 80 else f":{spec.http_port}"
+        bport = b.port or spec.http_port  # one-namespace farm: each backend its own port
+        port = "" if bport == 80 else f":{bport}"
         if spec.backend_tls:
             port = f":{spec.https_port}"
         servers += f"        server {b.url_host}{port}{weight};\n"
@@ -253,6 +296,8 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
         fmt = fmt[:-1] + NGINX_TLS_LOG_FIELDS + "}"
     if spec.upload_cgi or spec.websocket:
         fmt = fmt[:-1] + NGINX_HTTP_LOG_FIELDS + "}"
+    if spec.log_forwarded_for:
+        fmt = fmt[:-1] + ',"xff":"$http_x_forwarded_for"}'
     # Websockets (nginx's documented recipe): Connection "upgrade" only when the client asked.
     connection = "$connection_upgrade" if spec.websocket else '""'
     return (
@@ -283,6 +328,9 @@ def nginx_balancer_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host])
 HAPROXY_LOG_FORMAT = (
     "%ci %cp %HM %HU %ST %b %s %si %sp %Ts %ms %Th %Ti %TR %Tw %Tc %Tr %Ta %Tt"
 )
+# mode tcp (layer 4): one line per connection, when it closes; %bi:%bp is haproxy's own end
+# of the back-leg connection (what the backend logs as its client).
+HAPROXY_TCP_LOG_FORMAT = "%ci %cp %b %s %si %sp %bi %bp %Ts %ms %Tw %Tc %Tt %B %ts"
 
 
 def haproxy_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host]) -> str:
@@ -297,16 +345,19 @@ def haproxy_conf(d: Path, spec: FarmSpec, m3: Host, backends: list[Host]) -> str
         # HTTP checks every second: back-leg requests that serve no client.
         check = " check inter 1s" if spec.health_checks else ""
         servers += f"    server {b.role} {b.url_host}:{spec.http_port}{weight}{check}\n"
+    tcp = spec.balancer_mode == "tcp"
+    log_format = HAPROXY_TLS_LOG_FORMAT if spec.tls else HAPROXY_LOG_FORMAT
     return (
         "global\n    log stdout format raw local0\n"
         f"    pidfile {d / 'haproxy.pid'}\n    nbthread 1\n"
-        "defaults\n    mode http\n    log global\n    option forwardfor\n"
-        "    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n"
-        "    timeout http-keep-alive 10s\n"
-        f"frontend balanceador\n{binds}"
-        f'    log-format "{HAPROXY_TLS_LOG_FORMAT if spec.tls else HAPROXY_LOG_FORMAT}"\n'
-        f"    default_backend {UPSTREAM_NAME}\n"
-        f"backend {UPSTREAM_NAME}\n    balance roundrobin\n"
+        + ("defaults\n    mode tcp\n    log global\n" if tcp else
+           "defaults\n    mode http\n    log global\n    option forwardfor\n")
+        + "    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n"
+        + ("" if tcp else "    timeout http-keep-alive 10s\n")
+        + f"frontend balanceador\n{binds}"
+        + f'    log-format "{HAPROXY_TCP_LOG_FORMAT if tcp else log_format}"\n'
+        + f"    default_backend {UPSTREAM_NAME}\n"
+        + f"backend {UPSTREAM_NAME}\n    balance roundrobin\n"
         + ("    option httpchk GET /ejemplo.html\n" if spec.health_checks else "")
         + servers
     )
@@ -334,13 +385,18 @@ def apache_conf(d: Path, host: Host, port: int) -> str:
     )
 
 
-def nginx_backend_conf(d: Path, host: Host, port: int) -> str:
+def nginx_backend_conf(d: Path, host: Host, port: int, truth_log: bool = False,
+                       index: str = "ejemplo.html") -> str:
+    """An nginx web server; truth_log: its access log is NGINX_SERVER_LOG (balancer="none")."""
+    log = (f"    log_format truth escape=json '{NGINX_SERVER_LOG}';\n"
+           f"    access_log {d / 'access.log'} truth;\n" if truth_log
+           else f"    access_log {d / 'access.log'};\n")
     return (
         nginx_common(d)
-        + f"    include /etc/nginx/mime.types;\n    access_log {d / 'access.log'};\n"
+        + f"    include /etc/nginx/mime.types;\n{log}"
         + "    server {\n"
         + listen_lines(host, port)
-        + f"        root {d / 'www'};\n        index ejemplo.html;\n    }}\n}}\n"
+        + f"        root {d / 'www'};\n        index {index};\n    }}\n}}\n"
     )
 
 
@@ -709,18 +765,93 @@ def parse_curl_trace(stderr: str, stdout: str) -> list[dict[str, Any]]:
     return transfers
 
 
+# --------------------------------------------------------------------------- issue 18
+# A capture from anywhere: web servers with no balancer behind a router, a VXLAN overlay,
+# one namespace's loopback, two farms on one switch, an IPv6 front, haproxy at layer 4.
+
+# The router between the clients' network and the rest: VirtualBox NAT's gateway MAC on the
+# clients' side (10.0.2.2 there too), the next one on the far side.
+GATEWAY_MACS = ("52:54:00:12:35:02", "52:54:00:12:35:03")
+VXLAN_ID, VXLAN_PORT = 100, 4789
+# balancer="none": each web server's own site (Host header and page), no lab marker.
+SITES = ("www.uno.example", "www.dos.example", "www.tres.example", "www.cuatro.example")
+WEB_PAGE = (
+    "<html>\n\t<head>\n\t\t<meta charset=\"utf-8\">\n\t\t<title>{site}</title>\n"
+    '\t\t<link rel="stylesheet" href="/estilo.css">\n\t</head>\n\t<body>\n'
+    "\t\t<h1>{site}</h1>\n\t\t<p>Bienvenido a {site}</p>\n\t</body>\n</html>\n"
+)
+WEB_CSS = "body {{ font-family: sans-serif; }}\nh1 {{ color: #{colour}; }}\n"
+# nginx web servers' truth log (balancer="none"): who asked, which server answered, when.
+NGINX_SERVER_LOG = (
+    '{"ip":"$remote_addr","port":"$remote_port","server":"$server_addr",'
+    '"method":"$request_method","uri":"$request_uri","status":"$status","host":"$host",'
+    '"msec":"$msec","request_time":"$request_time"}'
+)
+
+
+def underlay_mac(host: Host) -> str:
+    """A VXLAN host's eth0 (the underlay): a hypervisor's NIC, 52:54:00:38:…"""
+    return f"52:54:00:38:{host.index // 256:02x}:{host.index % 256:02x}"
+
+
+def parse_nginx_server_line(line: str) -> dict[str, Any]:
+    """A web server's NGINX_SERVER_LOG line: a request answered by that server, no balancer."""
+    rec = json.loads(line)
+    request_time = float(rec["request_time"])
+    return {
+        "client": fmt_client(rec["ip"], rec["port"]),
+        "method": rec["method"],
+        "uri": rec["uri"],
+        "status": int(rec["status"]),
+        "backend": None,
+        "upstreams": [],
+        "upstream_statuses": [],
+        "start": round(float(rec["msec"]) - request_time, 3),
+        "request_time": request_time,
+        "server": rec["server"],
+        "host": rec["host"],
+    }
+
+
+def parse_nginx_xff_line(line: str, role_of: Any) -> dict[str, Any]:
+    """parse_nginx_line plus the X-Forwarded-For the client itself sent (null: none)."""
+    rec = json.loads(line)
+    return {**parse_nginx_line(line, role_of), "forwarded_for": rec["xff"] or None}
+
+
+def parse_haproxy_tcp_line(line: str, role_of: Any) -> dict[str, Any]:
+    """A HAPROXY_TCP_LOG_FORMAT line: one client connection relayed to one server."""
+    keys = [k.lstrip("%") for k in HAPROXY_TCP_LOG_FORMAT.split()]
+    rec = dict(zip(keys, line.split(), strict=True))
+    return {
+        "client": fmt_client(rec["ci"], rec["cp"]),
+        "backend": role_of(rec["si"]) if rec["s"] != "<NOSRV>" else None,
+        "upstream_source": (rec["bi"], int(rec["bp"])) if rec["bp"] != "-" else None,
+        "start": round(int(rec["Ts"]) + int(rec["ms"]) / 1000, 3),
+        "request_time": max(int(rec["Tt"]), 0) / 1000,
+        "termination": rec["ts"],
+    }
+
+
 # --------------------------------------------------------------------------- the farm
 
 
 class Farm:
     """Builds the farm on __enter__, tears everything down on __exit__."""
 
-    def __init__(self, spec: FarmSpec, workdir: Path | str, prefix: str | None = None) -> None:
+    def __init__(self, spec: FarmSpec, workdir: Path | str, prefix: str | None = None,
+                 switch_ns: str | None = None, port_tag: str = "") -> None:
         self.spec = spec
         self.workdir = Path(workdir)
         self.prefix = prefix or f"lbl{os.getpid()}{next(_farm_counter)}"
         self.hosts = make_hosts(spec)
-        self.switch_ns = f"{self.prefix}-sw"
+        # Issue 18: a second farm plugs its hosts into this farm's switch (port names p<tag>-…).
+        self.shared_switch = switch_ns is not None
+        self.switch_ns = switch_ns or f"{self.prefix}-sw"
+        self.port_tag = port_tag
+        self.gateway: Host | None = None  # spec.router: the router namespace
+        self.gateway_addrs: list[str] = []  # its addresses, the clients' side first
+        self.other: Farm | None = None  # spec.second_farm, on the same switch
         self.rundir: Path | None = None
         self._namespaces: list[str] = []
         self._procs: dict[str, Proc] = {}
@@ -746,6 +877,7 @@ class Farm:
 
     @property
     def backends(self) -> list[Host]:
+        """The backends, or with balancer="none" the web servers."""
         return [h for h in self.hosts if h.role not in ("client", "M3")]
 
     @property
@@ -770,6 +902,11 @@ class Farm:
             self.rundir.chmod(0o755)
             self._build_network()
             self._start_servers()
+            if self.spec.second_farm:
+                self.other = Farm(self.spec.second_farm, self.workdir / "second-farm",
+                                  prefix=f"{self.prefix}b", switch_ns=self.switch_ns,
+                                  port_tag="b")
+                self.other.__enter__()
         except BaseException:
             self.close()
             raise
@@ -782,6 +919,8 @@ class Farm:
         """Stop captures and servers by pid, delete namespaces (and so veths and the bridge)."""
         for name in list(self._captures):
             self._safe(lambda n=name: self.stop_capture(n, settle=0))
+        if self.other is not None:
+            self._safe(self.other.close)
         for proc in list(self._procs.values()):
             self._safe(proc.stop)
         self._procs.clear()
@@ -827,34 +966,47 @@ class Farm:
         return name
 
     def _build_network(self) -> None:
-        sw = self._add_ns(self.switch_ns)
-        # The switch only forwards frames: no IPv6 of its own, so it adds no chatter.
-        run(["ip", "netns", "exec", sw, "sysctl", "-qw",
-             "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
-        # mcast_snooping 0: neighbour solicitations reach every port, as on a VirtualBox
-        # host-only network; stp off so ports forward at once.
-        run(["ip", "-n", sw, "link", "add", "br0", "type", "bridge",
-             "mcast_snooping", "0", "stp_state", "0"])
-        run(["ip", "-n", sw, "link", "set", "br0", "up"])
+        if self.spec.loopback:
+            return self._build_one_namespace()
+        sw = self.switch_ns
+        if not self.shared_switch:
+            self._add_ns(sw)
+            # The switch only forwards frames: no IPv6 of its own, so it adds no chatter.
+            run(["ip", "netns", "exec", sw, "sysctl", "-qw",
+                 "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+            self._add_bridge("br0")
         if self.spec.back_ipv4_prefix:  # the back network behind a two-NIC M3
-            run(["ip", "-n", sw, "link", "add", "br1", "type", "bridge",
-                 "mcast_snooping", "0", "stp_state", "0"])
-            run(["ip", "-n", sw, "link", "set", "br1", "up"])
+            self._add_bridge("br1")
+        if self.spec.router:  # the clients' network, behind the router
+            self._add_bridge("br2")
         for host in self.hosts:
             host.ns = self._add_ns(f"{self.prefix}-{host.name}")
             self._configure_ipv6(host)
-            port = f"p-{host.name}"
+            port = f"p{self.port_tag}-{host.name}"
             run(["ip", "-n", sw, "link", "add", port, "type", "veth",
                  "peer", "name", host.ifname, "netns", host.ns])
             run(["ip", "-n", sw, "link", "set", port, "master", host.bridge, "up"])
             self._configure_host_link(host)
         if self.spec.back_ipv4_prefix:
             self._add_back_nic(self.m3)
+        if self.spec.vxlan:
+            for host in self.hosts:
+                self._add_vxlan(host)
+        if self.spec.router:
+            self._add_router()
         if self.spec.loss_every:
             self._start_loss()
 
+    def _add_bridge(self, name: str) -> None:
+        # mcast_snooping 0: neighbour solicitations reach every port, as on a VirtualBox
+        # host-only network; stp off so ports forward at once.
+        run(["ip", "-n", self.switch_ns, "link", "add", name, "type", "bridge",
+             "mcast_snooping", "0", "stp_state", "0"])
+        run(["ip", "-n", self.switch_ns, "link", "set", name, "up"])
+
     def _configure_ipv6(self, host: Host) -> None:
-        if not self.spec.ipv6_prefix:
+        # An IPv6 front (issue 18): the backends are IPv4-only hosts.
+        if not self.spec.ipv6_prefix or (self.spec.front_ipv6 and not host.ipv6):
             # An IPv4 farm stays free of IPv6 chatter (MLD, router solicitations).
             keys = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
         else:
@@ -866,6 +1018,13 @@ class Farm:
     def _configure_host_link(self, host: Host) -> None:
         ns, dev = host.ns, host.ifname
         run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        if self.spec.vxlan:  # eth0 is the underlay; the lab's addresses go on vxlan0
+            run(["ip", "-n", ns, "link", "set", dev, "address", underlay_mac(host)])
+            run(["ip", "-n", ns, "addr", "add", f"{self.underlay_addr(host)}/24", "dev", dev])
+            if shutil.which("ethtool"):
+                run(self.ns_exec(host, ["ethtool", "-K", dev, "tx", "off"]), check=False)
+            run(["ip", "-n", ns, "link", "set", dev, "up"])
+            return
         run(["ip", "-n", ns, "link", "set", dev, "address", host.mac])
         if host.ipv4:
             run(["ip", "-n", ns, "addr", "add", f"{host.ipv4}/24", "dev", dev])
@@ -897,8 +1056,15 @@ class Farm:
         return d
 
     def _start_servers(self) -> None:
+        if self.spec.balancer == "none":
+            for i, server in enumerate(self.backends):
+                self._start_web_server(server, i)
+            for h in self.backends:
+                self.wait_listening(h)
+            return
         for i, b in enumerate(self.backends):
-            self._start_backend(b, backend_number(i))
+            self._start_backend(b, int(b.role[1:]) if self.spec.backend_numbers
+                                else backend_number(i))
         self._start_balancer()
         for h in [*self.backends, self.m3]:
             self.wait_listening(h)
@@ -924,14 +1090,14 @@ class Farm:
         (d / "www").chmod(0o755)
         conf = d / "server.conf"
         if self.spec.backend_server == "apache2":
-            conf.write_text(apache_conf(d, host, self.spec.http_port))
+            conf.write_text(apache_conf(d, host, host.port or self.spec.http_port))
             cmd = ["apache2", "-f", str(conf), "-DFOREGROUND"]
             if self.spec.backend_tls:
                 cmd = apache_tls_backend(d, host, self.spec.https_port, conf, cmd)
             if self.spec.upload_cgi:
                 apache_upload_cgi(d, n, conf)
         elif self.spec.backend_server == "nginx":
-            conf.write_text(nginx_backend_conf(d, host, self.spec.http_port))
+            conf.write_text(nginx_backend_conf(d, host, host.port or self.spec.http_port))
             cmd = ["nginx", "-c", str(conf)]
         elif self.spec.backend_server == "wsserver":
             cmd = [sys.executable, str(LAB_DIR / "wsserver.py"), "--listen", host.addr,
@@ -967,7 +1133,7 @@ class Farm:
     def wait_listening(self, host: Host, timeout: float = 15, port: int | None = None) -> None:
         """Wait until the host's server listens on the HTTP port (no packet is sent)."""
         deadline = time.monotonic() + timeout
-        port = f":{port or self.spec.http_port}"
+        port = f":{port or host.port or self.spec.http_port}"
         while time.monotonic() < deadline:
             proc = self._procs.get(host.name)
             if proc and proc.popen.poll() is not None:
@@ -997,8 +1163,10 @@ class Farm:
     # ---- captures
     def start_capture(self, capture: str, host_name: str, timeout: float = 10,
                       iface: str | None = None, link_type: str | None = None) -> Path:
-        """dumpcap on the host's interface; returns once it is really capturing."""
-        host = self.host(host_name)
+        """dumpcap on the host's interface; returns once it is really capturing. Host "switch"
+        (issue 18): the switch namespace's bridge, iface br0 (in promiscuous mode a Linux
+        bridge hands its own interface every frame it forwards: a mirror of the segment)."""
+        host = self.switch_host() if host_name == "switch" else self.host(host_name)
         path = self.workdir / f"{capture}.pcapng"
         path.unlink(missing_ok=True)
         assert self.rundir is not None
@@ -1066,12 +1234,31 @@ class Farm:
         return self.run_in(client, ["ab", "-q", "-n", str(n), "-c", str(c), self.url()])
 
     def warm_neighbours(self) -> None:
-        """Client(s) and M3 learn each other's MAC, as on a host that has talked to M3 before."""
+        """Client(s) and M3 learn each other's MAC, as on a host that has talked to M3 before.
+        With no balancer the clients ping every web server (through the router, if any); on
+        one namespace's loopback there are no neighbours."""
+        if self.other is not None:
+            self.other.warm_neighbours()
+        if self.spec.loopback:
+            return
+        if self.spec.vxlan:  # the underlay has long known every host (a steady data centre)
+            for h in self.hosts:
+                for other in self.hosts:
+                    if other is not h:
+                        self.run_in(h.name, ["ping", "-c", "1", "-W", "2",
+                                             self.underlay_addr(other)])
+        targets = [s.addr for s in self.backends] if self.spec.balancer == "none" \
+            else [self.m3.addr]
         for c in self.clients:
-            self.run_in(c.name, ["ping", "-c", "1", "-W", "2", self.m3.addr])
+            for addr in targets:
+                self.run_in(c.name, ["ping", "-c", "1", "-W", "2", addr])
 
     def flush_neighbours(self, host_name: str = "m3", only_backends: bool = True) -> None:
         """Forget M3's neighbours so its next request to a backend starts with ARP/ND."""
+        if self.other is not None:
+            self.other.flush_neighbours(host_name, only_backends)
+        if self.spec.loopback or self.spec.balancer == "none":
+            return
         host = self.host(host_name)
         if not only_backends:
             run(["ip", "-n", host.ns, "neigh", "flush", "all"])
@@ -1159,7 +1346,9 @@ class Farm:
 
     def truth_extras(self, path: Path, host: Host) -> dict[str, Any]:
         """Keys added by issue 10: policy (+ weights), capture interface, noise."""
-        extras: dict[str, Any] = {"policy": self.spec.policy}
+        # No balancer, no policy (issue 18).
+        extras: dict[str, Any] = {
+            "policy": None if self.spec.balancer == "none" else self.spec.policy}
         if self.spec.weights:
             extras["weights"] = list(self.spec.weights)
         opts = self.capture_options.get(path.name.removesuffix(".pcapng"))
@@ -1280,22 +1469,202 @@ class Farm:
             out.append(r)
         return out
 
+    # ---- issue 18: a router, VXLAN, one namespace, web servers, layer 4, two farms
+    def switch_host(self) -> Host:
+        """The switch as a capture point: its bridge br0 sees every frame of the segment."""
+        return Host("switch", "switch", 0, None, None, ns=self.switch_ns, ifname="br0")
+
+    def underlay_addr(self, host: Host) -> str:
+        """A VXLAN host's eth0 address: the underlay prefix and the host's own number."""
+        return f"{self.spec.underlay_prefix}{host.addr.rsplit('.', 1)[-1]}"
+
+    def _add_vxlan(self, host: Host) -> None:
+        """vxlan0 over eth0 with the lab's MAC and addresses; every other host's underlay
+        address gets broadcasts and unknown destinations (head-end replication)."""
+        ns = host.ns
+        run(["ip", "-n", ns, "link", "add", "vxlan0", "type", "vxlan", "id", str(VXLAN_ID),
+             "local", self.underlay_addr(host), "dstport", str(VXLAN_PORT), "dev", host.ifname])
+        run(["ip", "-n", ns, "link", "set", "vxlan0", "address", host.mac])
+        for a in host.addrs:
+            run(["ip", "-n", ns, "addr", "add", f"{a}/{64 if ':' in a else 24}", "dev", "vxlan0",
+                 *(["nodad"] if ":" in a else [])])
+        for other in self.hosts:
+            if other is not host:
+                run(self.ns_exec(host, ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev",
+                                        "vxlan0", "dst", self.underlay_addr(other)]))
+        if shutil.which("ethtool"):
+            run(self.ns_exec(host, ["ethtool", "-K", "vxlan0", "tx", "off"]), check=False)
+        run(["ip", "-n", ns, "link", "set", "vxlan0", "up"])
+
+    def _add_router(self) -> None:
+        """A router namespace: eth0 on the clients' bridge br2 (.2 of their network), eth1 on
+        br0 with .254 in every subnet of the other hosts; each side's default route via it."""
+        spec = self.spec
+        if spec.ipv6_prefix:
+            raise LabError("router: IPv4 only")
+        subnets = sorted({h.ipv4.rsplit(".", 1)[0] for h in self.hosts
+                          if h.role != "client" and h.ipv4})
+        gw = Host("gw", "gateway", 0, f"{spec.client_ipv4_prefix}2", None, bridge="br2",
+                  back_ipv4=f"{subnets[0]}.254")
+        gw.ns = self._add_ns(f"{self.prefix}-gw")
+        run(self.ns_exec(gw, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                              "net.ipv6.conf.default.disable_ipv6=1", "net.ipv4.ip_forward=1"]))
+        run(["ip", "-n", gw.ns, "link", "set", "lo", "up"])
+        sides = (("eth0", "br2", [f"{spec.client_ipv4_prefix}2"]),
+                 ("eth1", "br0", [f"{net}.254" for net in subnets]))
+        for (dev, bridge, addrs), mac in zip(sides, GATEWAY_MACS, strict=True):
+            port = f"p{self.port_tag}-gw{dev[-1]}"
+            run(["ip", "-n", self.switch_ns, "link", "add", port, "type", "veth",
+                 "peer", "name", dev, "netns", gw.ns])
+            run(["ip", "-n", self.switch_ns, "link", "set", port, "master", bridge, "up"])
+            run(["ip", "-n", gw.ns, "link", "set", dev, "address", mac])
+            for a in addrs:
+                run(["ip", "-n", gw.ns, "addr", "add", f"{a}/24", "dev", dev])
+            if shutil.which("ethtool"):
+                run(self.ns_exec(gw, ["ethtool", "-K", dev, "tx", "off"]), check=False)
+            run(["ip", "-n", gw.ns, "link", "set", dev, "up"])
+        for h in self.hosts:
+            via = gw.ipv4 if h.role == "client" else f"{h.addr.rsplit('.', 1)[0]}.254"
+            run(["ip", "-n", h.ns, "route", "add", "default", "via", via])
+        self.gateway = gw
+        self.gateway_addrs = [a for _, _, addrs in sides for a in addrs]
+
+    def _build_one_namespace(self) -> None:
+        """spec.loopback: every host is a process in one namespace, talking over lo."""
+        box = self._add_ns(f"{self.prefix}-box")
+        for host in self.hosts:
+            host.ns, host.ifname = box, "lo"
+        if not self.spec.ipv6_prefix:
+            run(["ip", "netns", "exec", box, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                 "net.ipv6.conf.default.disable_ipv6=1"])
+        run(["ip", "-n", box, "link", "set", "lo", "up"])
+
+    def _start_web_server(self, host: Host, i: int) -> None:
+        """balancer="none": an nginx web server with its own site (no lab marker) and a log
+        of every request it answered (NGINX_SERVER_LOG)."""
+        d = self._host_dir(host)
+        site = SITES[i % len(SITES)]
+        colour = ("336699", "993333", "339933", "996633")[i % 4]
+        files = {"index.html": WEB_PAGE.format(site=site),
+                 "estilo.css": WEB_CSS.format(colour=colour)}
+        for name, text in files.items():
+            f = d / "www" / name
+            f.write_text(text, encoding="utf-8")
+            f.chmod(0o644)
+            os.utime(f, (PAGE_MTIME, PAGE_MTIME))
+        (d / "www").chmod(0o755)
+        conf = d / "server.conf"
+        conf.write_text(nginx_backend_conf(d, host, self.spec.http_port, truth_log=True,
+                                           index="index.html"))
+        self._start(host.name, host, ["nginx", "-c", str(conf)], d / "stdout.log",
+                    d / "stderr.log")
+
+    def site_url(self, server: str, path: str = "/") -> tuple[str, ...]:
+        """curl arguments for a web server's site by name, without DNS (--resolve)."""
+        i = self.backends.index(self.host(server))
+        site = SITES[i % len(SITES)]
+        return ("--resolve", f"{site}:{self.spec.http_port}:{self.host(server).addr}",
+                f"http://{site}{path}")
+
+    def web_servers_log(self) -> list[dict[str, Any]]:
+        """balancer="none": every request of every web server's log, sorted by start."""
+        assert self.rundir is not None
+        reqs = [parse_nginx_server_line(ln) for s in self.backends
+                for ln in (self.rundir / s.name / "access.log").read_text().splitlines()
+                if ln.strip()]
+        return sorted(reqs, key=lambda r: r["start"])
+
+    def haproxy_tcp_log(self) -> list[dict[str, Any]]:
+        """haproxy `mode tcp` logs connections, not requests: each request is a line of the
+        backend's own log, found by haproxy's end of the back-leg connection (%bi:%bp, which
+        the backend logs as its client); method, URI and status come from the backend."""
+        assert self.rundir is not None
+        text = (self.rundir / "m3" / "access.log").read_text(encoding="utf-8")
+        seen = {(r["ip"], r["port"]): (b.role, r) for b in self.backends
+                for r in self.backend_log(b)}
+        out = []
+        for ln in text.splitlines():
+            if not ln.strip():
+                continue
+            conn = parse_haproxy_tcp_line(ln, self.role_of)
+            hit = seen.get(conn["upstream_source"]) if conn["upstream_source"] else None
+            if hit is None:
+                raise LabError(f"haproxy connection with no backend request: {ln}")
+            role, r = hit
+            out.append({"client": conn["client"], "method": r["method"], "uri": r["uri"],
+                        "status": r["status"], "backend": role, "upstreams": [role],
+                        "upstream_statuses": [str(r["status"])], "start": conn["start"],
+                        "request_time": conn["request_time"],
+                        "upstream_source": fmt_client(*conn["upstream_source"])})
+        return sorted(out, key=lambda r: r["start"])
+
+    def backends_see_clients(self) -> bool:
+        """Did any backend log a client's address, as its peer or in X-Forwarded-For?"""
+        clients = {a for c in self.clients for a in c.addrs}
+        return any(r["ip"] in clients or any(a in r["xff"] for a in clients)
+                   for b in self.backends for r in self.backend_log(b))
+
+    def visible_roles(self, path: Path) -> list[str]:
+        """The roles that take part in a TCP segment of the capture, by the innermost IP
+        header (inside VXLAN or ERSPAN) and, on a one-namespace farm, by address:port."""
+        out = run(["tshark", "-n", "-r", str(path), "-Y", "tcp", "-T", "fields",
+                   "-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst",
+                   "-e", "tcp.srcport", "-e", "tcp.dstport"]).stdout
+        seen = set()
+        for line in out.splitlines():
+            v4s, v4d, v6s, v6d, sport, dport = line.split("\t")
+            src, dst = ((v6s, v6d) if v6s else (v4s, v4d))
+            for addr, port in ((src.split(",")[-1], sport), (dst.split(",")[-1], dport)):
+                role = self.role_of(fmt_client(addr, port)) or self.role_of(addr)
+                if role:
+                    seen.add(role)
+        return [r for r in self.roles() if r in seen]
+
+    def balancer_summary(self) -> dict[str, Any]:
+        """This farm as one of the truth's other_balancers (two farms on one switch)."""
+        log = self.request_keys(self.balancer_log())
+        return {"address": self.m3.addr, "requests": len(log), "balancer": self.spec.balancer,
+                "backend_server": self.spec.backend_server, "roles": self.roles(),
+                "markers": {b.role: MARKER.format(n=b.role[1:]) for b in self.backends},
+                "log": log}
+
+    def issue18_extras(self) -> dict[str, Any]:
+        spec, extras = self.spec, {}
+        if self.gateway is not None:
+            extras["gateway"] = {"addresses": self.gateway_addrs, "macs": list(GATEWAY_MACS)}
+        if spec.vxlan:
+            extras["tunnel"] = {
+                "type": "vxlan", "vni": VXLAN_ID, "udp_port": VXLAN_PORT,
+                "underlay": {role: [self.underlay_addr(h) for h in self.hosts if h.role == role]
+                             for role in self.roles()}}
+        if spec.balancer == "haproxy" and spec.balancer_mode == "tcp":
+            extras["balancer_mode"] = "tcp"
+            extras["backends_see_clients"] = self.backends_see_clients()
+        if self.other is not None:
+            extras["other_balancers"] = [self.other.balancer_summary()]
+        return extras
+
     # ---- truth
     def roles(self) -> dict[str, list[str]]:
         roles: dict[str, list[str]] = {}
         for h in self.hosts:
-            roles.setdefault(h.role, []).extend(h.addrs)
+            roles.setdefault(h.role, []).extend(h.role_addrs)
         return roles
 
     def role_of(self, addr: str) -> str | None:
+        """The role of an address, or of address:port on a one-namespace farm."""
         for h in self.hosts:
-            if addr in h.addrs:
+            if addr in h.role_addrs:
                 return h.role
         return None
 
     def balancer_log(self) -> list[dict[str, Any]]:
         """The balancer's requests, parsed, sorted by arrival time at the balancer."""
         assert self.rundir is not None
+        if self.spec.balancer == "none":
+            return self.web_servers_log()
+        if self.spec.balancer == "haproxy" and self.spec.balancer_mode == "tcp":
+            return self.haproxy_tcp_log()
         if self.spec.balancer == "apache2":
             return self.apache_balancer_log()
         if self.spec.balancer == "varnish":
@@ -1304,6 +1673,8 @@ class Farm:
         parse = parse_nginx_line if self.spec.balancer == "nginx" else parse_haproxy_line
         if self.spec.upload_cgi or self.spec.websocket:
             parse = parse_nginx_http_line
+        if self.spec.log_forwarded_for:
+            parse = parse_nginx_xff_line
         if self.spec.tls:
             nginx = self.spec.balancer == "nginx"
             parse = parse_nginx_tls_line if nginx else parse_haproxy_tls_line
@@ -1313,20 +1684,23 @@ class Farm:
 
     def truth(self, capture: str, scenario: str) -> dict[str, Any]:
         path, host = self.finished_captures[capture]
+        none = self.spec.balancer == "none"
         truth = {
             "capture": path.name,
             "scenario": scenario,
-            "balancer": self.spec.balancer,
+            "balancer": None if none else self.spec.balancer,
             "backend_server": self.spec.backend_server,
             "capture_point": host.role,
             "roles": self.roles(),
             "http_port": self.spec.http_port,
             "frames": count_frames(path),
-            "markers": {b.role: MARKER.format(n=b.role[1:]) for b in self.backends},
+            "markers": {} if none else {b.role: MARKER.format(n=b.role[1:])
+                                        for b in self.backends},
             # The balancer's own HTTP checks: back-leg requests that serve no client.
             "health_checks": self.spec.health_checks,
             **self.truth_extras(path, host),
             **self.issue19_extras(),
+            **self.issue18_extras(),
             "requests": self.request_keys(self.balancer_log()),
         }
         if self.spec.tls:
@@ -1356,7 +1730,8 @@ def parse_nginx_line(line: str, role_of: Any) -> dict[str, Any]:
     statuses = [s.strip() for s in rec["upstream_status"].split(",") if s.strip()]
     upstreams, ups_statuses = [], []
     for addr, st in zip(addrs, statuses, strict=False):
-        role = role_of(split_hostport(addr))
+        # address:port names a backend on a one-namespace farm (issue 18), else the address.
+        role = role_of(addr) or role_of(split_hostport(addr))
         # "no live upstreams": nginx logs the upstream's name, no server was tried.
         if role is not None:
             upstreams.append(role)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import erspan  # noqa: E402
 from farm import (  # noqa: E402
     DNS_NAME,  # noqa: E402
     Farm,
@@ -50,6 +51,9 @@ class Scenario:
     # batch captures/` (tests/test_batch.py) finds *.pcapng in subfolders too, so a staged
     # capture is written as <name>.pcapng.staged (tshark reads it as it is).
     subdir: str = ""
+    # Issue 18: run on each recorded capture before it is stored (the truth is written after
+    # it, from the file as stored): e.g. wrapping every frame in a mirror's tunnel.
+    post: Callable[[Farm, str, Path], None] | None = None
 
 
 def sequential(n: int, pause: float = 0.2) -> Callable[[Farm], None]:
@@ -398,6 +402,90 @@ ISSUE19_SCENARIOS = [
 SCENARIOS.extend(ISSUE19_SCENARIOS)
 
 
+# --------------------------------------------------------------------------- issue 18
+# A capture from anywhere: web servers behind one gateway MAC with no balancer, the farm over
+# a VXLAN overlay, an ERSPAN mirror of M3's port, a farm on one namespace's loopback, two
+# balancers on one switch, a client writing its own X-Forwarded-For behind a router, an IPv6
+# front with an IPv4 back, haproxy at layer 4 seen from a backend.
+
+
+def web_browsing(farm: Farm) -> None:
+    """A client fetching four sites (each its own web server, all behind the router): a page
+    and its stylesheet on one connection, single pages, a 404, the first site again."""
+    def fetch(server: str, *paths: str) -> None:
+        args = farm.site_url(server, paths[0])
+        farm.curl(*args, *[farm.site_url(server, p)[-1] for p in paths[1:]])
+        time.sleep(0.2)
+
+    fetch("s1", "/", "/estilo.css")
+    fetch("s2", "/")
+    fetch("s3", "/", "/no-existe.html")
+    fetch("s4", "/")
+    fetch("s1", "/")
+
+
+def erspan_mirror(farm: Farm, capture: str, path: Path) -> None:
+    """M3's port mirrored by a switch: every frame of M3's capture inside ERSPAN type II."""
+    mirror = erspan.Mirror()
+    erspan.wrap_file(path, path, mirror)
+    farm.extra_truth["tunnel"] = mirror.truth(farm.finished_captures[capture][1].role)
+
+
+def two_farms(farm: Farm) -> None:
+    """Two farms on one switch, taking turns: 4 curls through nginx (client .1), 3 through
+    haproxy (client .2)."""
+    other = farm.other
+    assert other is not None
+    for i in range(7):
+        f = farm if i % 2 == 0 else other
+        f.curl(f.url())
+        time.sleep(0.2)
+    # haproxy keeps its server connections idle; Apache closes them after 5 s: record it.
+    time.sleep(6)
+
+
+def own_forwarded_for(farm: Farm) -> None:
+    """The client writes its own X-Forwarded-For: three well-formed, one malformed."""
+    for value in ["203.0.113.9"] * 3 + ["10.000.000.03"]:
+        farm.curl("-H", f"X-Forwarded-For: {value}", farm.url())
+        time.sleep(0.2)
+
+
+ISSUE18 = "issue18"
+LOOPBACK = dict(loopback=True, client_hosts=(1,), balancer_host=1, backend_hosts=(1, 1))
+ISSUE18_SCENARIOS = [
+    Scenario("gateway-client",
+             FarmSpec(balancer="none", backend_server="nginx", router=True, client_hosts=(15,),
+                      server_addrs=("198.51.100.10", "203.0.113.20", "192.0.2.30",
+                                    "198.18.7.40")),
+             {"gateway-client": "client1"}, web_browsing, subdir=ISSUE18),
+    Scenario("vxlan-mirror", FarmSpec(vxlan=True),
+             {"vxlan-mirror": "m3", "vxlan-mirror-client": "client1"}, sequential(3),
+             flush=True, subdir=ISSUE18),
+    Scenario("erspan-mirror", CLASSIC, {"erspan-mirror": "m3"}, sequential(3), flush=True,
+             subdir=ISSUE18, post=erspan_mirror),
+    Scenario("loopback-farm", FarmSpec(**LOOPBACK, ipv4_prefix="127.0.0."),
+             {"loopback-farm": "m3@lo"}, sequential(4), subdir=ISSUE18),
+    Scenario("loopback-farm-v6", FarmSpec(**LOOPBACK, ipv4_prefix=None, ipv6_prefix="::"),
+             {"loopback-farm-v6": "m3@lo"}, sequential(4), subdir=ISSUE18),
+    Scenario("two-proxies",
+             FarmSpec(second_farm=FarmSpec(balancer="haproxy", client_hosts=(2,),
+                                           balancer_host=113, backend_hosts=(111, 112),
+                                           backend_numbers=(4, 5), mac_offset=512)),
+             {"two-proxies": "switch@br0"}, two_farms, flush=True, subdir=ISSUE18),
+    Scenario("client-own-xff",
+             FarmSpec(router=True, client_hosts=(15,), log_forwarded_for=True),
+             {"client-own-xff-client": "client1", "client-own-xff-m3": "m3"}, own_forwarded_for,
+             flush=True, subdir=ISSUE18),
+    Scenario("ipv6-front", FarmSpec(ipv6_prefix="fd00:56::", front_ipv6=True),
+             {"ipv6-front-m3": "m3", "ipv6-front-client": "client1"}, sequential(3),
+             flush=True, subdir=ISSUE18),
+    Scenario("l4-backend", FarmSpec(balancer="haproxy", balancer_mode="tcp"),
+             {"l4-backend": "m2"}, sequential(6), subdir=ISSUE18),
+]
+SCENARIOS.extend(ISSUE18_SCENARIOS)
+
+
 def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
     """Build the scenario's farm, record it, write its captures and truth files to out_dir."""
     written = []
@@ -413,12 +501,17 @@ def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
         farm.stop_captures(settle=scenario.settle)
         for capture in scenario.captures:
             src, _ = farm.finished_captures[capture]
+            if scenario.post:
+                scenario.post(farm, capture, src)
             if src.stat().st_size > MAX_CAPTURE_BYTES:
                 raise LabError(f"{capture}: {src.stat().st_size} bytes, over 2 MB")
             dest = out_dir / (src.name + (STAGED_SUFFIX if scenario.subdir else ""))
             shutil.copyfile(src, dest)
             dest.chmod(0o644)
             truth = farm.truth(capture, scenario.name)
+            if scenario.subdir == ISSUE18:  # what the capture shows: before the requests
+                requests = truth.pop("requests")
+                truth.update(visible_roles=farm.visible_roles(dest), requests=requests)
             if farm.keylog is not None:  # HTTPS: the client's TLS secrets beside the capture
                 keys = out_dir / truth["keylog"]
                 keys.write_text(farm.tls_secrets())
