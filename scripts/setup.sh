@@ -9,7 +9,7 @@ need_apt=()
 for cmd_pkg in tshark:tshark dumpcap:tshark nginx:nginx haproxy:haproxy apache2:apache2 \
                ab:apache2-utils ip:iproute2 curl:curl pkill:procps \
                ethtool:ethtool ping:iputils-ping openssl:openssl \
-               wireshark:wireshark Xvfb:xvfb xdotool:xdotool import:imagemagick \
+               wireshark:wireshark Xvfb:xvfb xdotool:xdotool import:imagemagick xclip:xclip \
                chromium:chromium luac5.2:lua5.2 luac5.4:lua5.4 luacheck:lua-check \
                sshd:openssh-server ssh:openssh-client dnsmasq:dnsmasq dig:bind9-dnsutils \
                tcpdump:tcpdump editcap:wireshark-common nft:nftables varnishd:varnish; do
