@@ -29,8 +29,12 @@ MINIMUM_VERSION = (4, 0)
 # The newest Wireshark this release was verified on (CI runs 4.0, 4.4 and 4.6).
 NEWEST_TESTED = (4, 6)
 PLUGIN_NAME = "lblab.lua"
-# The repository's copy: <repo>/plugins/lblab.lua, two levels above postproc/lbreport/.
-REPO_PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / PLUGIN_NAME
+# The plugin lbreport runs and installs, with the LB-Lab profile beside it (profiles/): in an
+# installed wheel, the package's wireshark/ folder (the repository's plugins/, copied when the
+# wheel is built); in a checkout, <repo>/plugins/ itself, two levels above postproc/lbreport/.
+_PACKAGED = Path(__file__).resolve().parent / "wireshark" / PLUGIN_NAME
+REPO_PLUGIN = (_PACKAGED if _PACKAGED.is_file()
+               else Path(__file__).resolve().parents[2] / "plugins" / PLUGIN_NAME)
 
 _CUT_SHORT = "appears to have been cut short in the middle of a packet"
 _NOT_CAPTURE = ("isn't a capture file", "unknown file format", "isn't a capture file in a format")
