@@ -47,7 +47,9 @@ def test_bundle_contents(bundle: Path) -> None:
             for needle in ('lblab.req == 3', 'lblab.backend == "M2"', 'lblab.leg == "back"',
                            'lblab.step == "ARP-who-has"', r'%APPDATA%\Wireshark\plugins',
                            r'%APPDATA%\Wireshark\profiles', "~/.local/lib/wireshark/plugins",
-                           "~/.config/wireshark/profiles", "LB-Lab-profile.zip"):
+                           "~/.config/wireshark/profiles", "LB-Lab-profile.zip",
+                           "LB-Lab → Requests", "LB-Lab → Go to request", "lblab.lang",
+                           "-z lblab,requests"):
                 assert needle in guide, (lang, needle)
         assert "Guía" not in z.read(f"{TOP}/GUIDE.en.md").decode()
         assert "Necesitas Wireshark 4.0" in z.read(f"{TOP}/GUIDE.es.md").decode()
@@ -86,6 +88,38 @@ def test_guides_give_the_same_linux_steps(bundle: Path) -> None:
     assert _linux_steps(en) == _linux_steps(es)
 
 
+def _requests_commands(guide: str) -> list[str]:
+    """The guide's `tshark ... -z lblab,requests` lines, on the classic capture."""
+    blocks = re.findall(r"```sh\n(.*?)```", guide, re.DOTALL)
+    lines = [ln for b in blocks for ln in b.splitlines() if "-z lblab,requests" in ln]
+    return [re.sub(r"\S+\.pcapng", str(CLASSIC), ln) for ln in lines]
+
+
+def _table_of(command: str, folder: Path, env: dict[str, str]) -> str:
+    run = subprocess.run(["bash", "-e", "-c", command], cwd=folder, env=env,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and "Lua" not in run.stderr, (command, run.stderr)
+    return run.stdout
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_the_guides_requests_table_without_installing(
+    bundle: Path, tmp_path: Path, lang: str
+) -> None:
+    """Tools > LB-Lab > Requests' table in a terminal, as the guide writes it: from the
+    unzipped folder with nothing installed (-X lua_script:lblab.lua)."""
+    (tmp_path / "home").mkdir()
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(tmp_path / "download")
+    folder = tmp_path / "download" / TOP
+    commands = _requests_commands((folder / f"GUIDE.{lang}.md").read_text(encoding="utf-8"))
+    assert len(commands) == 2 and "-X lua_script:lblab.lua" in commands[1], commands
+    table = _table_of(commands[1], folder, clean_env(tmp_path / "home"))
+    title, order = {"en": ("LB-Lab: requests", "Backends in order: M1 M2 M1"),
+                    "es": ("LB-Lab: peticiones", "Servidores finales en orden: M1 M2 M1")}[lang]
+    assert table.splitlines()[0] == title and order in table.splitlines(), table
+
+
 def test_follow_the_guide_on_linux(bundle: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -115,3 +149,9 @@ def test_follow_the_guide_on_linux(bundle: Path, tmp_path: Path) -> None:
     arp = [r for r in rows if re.search(r" ARP-who-has M[12] ARP ", r)]
     assert len(arp) == 2 and all(" M3 Broadcast broadcast " in r for r in arp)
     assert all(" client " in r for r in rows if r not in arp)
+
+    # The guide's request table with the installed plugin and profile (lblab.lang: en).
+    command = _requests_commands((folder / "GUIDE.en.md").read_text(encoding="utf-8"))[0]
+    assert "-C LB-Lab" in command and "lua_script" not in command
+    table = _table_of(command, folder, env).splitlines()
+    assert table[0] == "LB-Lab: requests" and "Backends in order: M1 M2 M1" in table, table
