@@ -187,6 +187,8 @@ F.ip_src = Field.new("ip.src")
 F.ip_dst = Field.new("ip.dst")
 F.ipv6_src = Field.new("ipv6.src")
 F.ipv6_dst = Field.new("ipv6.dst")
+F.ip_ttl = Field.new("ip.ttl")
+F.ipv6_hlim = Field.new("ipv6.hlim")
 
 ------------------------------------------------------------------------------
 -- Small helpers (no bit operators: they differ between Lua 5.2 and 5.4)
@@ -404,6 +406,7 @@ local CONN_COLUMNS = {
     "pred",                      -- single pass: the request index predicted for its handshake
     "gen", "ra", "rb", "leg",    -- cache: roles and leg, valid while gen == state.roles_gen
     "client",                    -- A as "address:port"
+    "one_host",                  -- both ends on one address: B is "address:port"
     "streams",                   -- streams[c][sid]: HTTP/2, the request of each stream
     "decrypted",                 -- an HTTPS connection whose HTTP the key log let tshark read
     "upgraded",                  -- after a 101 answer: the request whose protocol it now carries
@@ -440,7 +443,7 @@ local NBR_COLUMNS = {
                                         -- neighbour (and its answer)
 }
 -- Hosts (small): first frame, MAC, host pairs seen, marker tallies per server.
-local HOST_COLUMNS = { "first_frame", "mac", "pairs", "markers" }
+local HOST_COLUMNS = { "first_frame", "mac", "pairs", "markers", "ttl" }
 
 local frames, conn, msg, nbr, hosts
 -- Derived state: roles, request numbering, what resolve() found.
@@ -624,12 +627,45 @@ function infer.balancer(inbound, outbound, xff_into)
     local m3 = {}
     for addr in pairs(cfg.balancer) do m3[addr] = true end
     if next(m3) == nil then m3 = infer.balancer_by_aliases(inbound) end
+    if next(m3) == nil then m3 = infer.balancer_on_one_host(inbound, xff_into) end
     if next(m3) == nil and best then m3[best] = true end
     if next(m3) == nil then m3 = infer.balancer_of_one_server(inbound, xff_into) end
     local evidence = infer.evidence_of(m3, inbound, outbound, xff_into)
     if #evidence == 0 then m3 = {} end -- never M3 without evidence: no balancer here
     infer.note_left_out(candidates, m3, outbound)
     return m3, evidence
+end
+
+-- A server identity "address:port" (one host's farm): its address, else nil.
+function infer.host_of(x)
+    return smatch(x, "^%[(.+)%]:%d+$") or smatch(x, "^([%d.]+):%d+$")
+end
+
+-- The other servers on the same address as x (one host's farm), as a list.
+function infer.same_host_servers(x, inbound)
+    local addr, others = infer.host_of(x), {}
+    if addr == nil then return others end
+    for y in pairs(inbound) do
+        if y ~= x and infer.host_of(y) == addr then tinsert(others, y) end
+    end
+    return others
+end
+
+-- One host's farm (nginx and its backends on one machine's ports): the balancer is
+-- the port whose pages name two or more backends, or the only one that receives
+-- requests without X-Forwarded-For while the host's other ports receive them stamped.
+function infer.balancer_on_one_host(inbound, xff_into)
+    for x in pairs(inbound) do
+        local others = infer.same_host_servers(x, inbound)
+        if #others > 0 and not xff_into[x] then
+            local stamped = 0
+            for _, y in ipairs(others) do
+                if xff_into[y] then stamped = stamped + 1 end
+            end
+            if count(hosts.markers[x]) >= 2 or stamped == #others then return { [x] = true } end
+        end
+    end
+    return {}
 end
 
 -- What shows that the hosts in m3 balance HTTP (names of BALANCER_EVIDENCE, in order).
@@ -643,7 +679,15 @@ function infer.evidence_of(m3, inbound, outbound, xff_into)
             if xff_into[y] then found["x-forwarded-for"] = true end
         end
         if infer.asks_for_others(x, inbound[x] or {}) then found["arp-for-third-hosts"] = true end
+        for y in pairs(outbound[x] or {}) do
+            if not m3[y] and marker_role_for(y) then found.marker = true end -- a backend's page
+        end
         if count(hosts.markers[x]) >= 2 then found.marker = true end
+        -- One host's farm: both legs are on its wire, the back leg to its other ports.
+        for _, y in ipairs(infer.same_host_servers(x, inbound)) do
+            found["back-leg"] = true
+            if xff_into[y] then found["x-forwarded-for"] = true end
+        end
     end
     local evidence = {}
     for _, name in ipairs(BALANCER_EVIDENCE) do
@@ -694,7 +738,14 @@ function infer.balancer_of_one_server(inbound, xff_into)
             server, server_score, asks_others = x, score, asks
         end
     end
-    if server and xff_into[server] and not asks_others and not cfg.clients[server] then
+    -- Seen from the server's own wire: what it receives was forwarded (X-Forwarded-For),
+    -- or its pages name it as one backend (a layer-4 balancer stamps nothing). Not when
+    -- the capture sits at the senders (their packets keep their first TTL, the server's
+    -- do not): a client wrote that header itself.
+    local backend_view = server and not asks_others and not cfg.clients[server]
+        and (xff_into[server] or infer.names_one_backend(server))
+        and not infer.captured_at_senders(server, inbound[server])
+    if backend_view then
         for a in pairs(inbound[server]) do m3[a] = true end
     elseif server then
         m3[server] = true
@@ -702,11 +753,33 @@ function infer.balancer_of_one_server(inbound, xff_into)
     return m3
 end
 
+-- A server whose pages all name the same backend (and no other): that backend.
+function infer.names_one_backend(x)
+    return count(hosts.markers[x]) == 1
+end
+
+-- The first TTL / hop limit a host sends with: 64, 128 or 255 on the wire it was
+-- captured on; one less per router crossed.
+local INITIAL_TTL = { [64] = true, [128] = true, [255] = true, [32] = true }
+function infer.captured_at_senders(server, senders)
+    local ttl = hosts.ttl[server]
+    if ttl == nil or INITIAL_TTL[ttl] then return false end
+    for a in pairs(senders or {}) do
+        if not INITIAL_TTL[hosts.ttl[a] or 0] then return false end
+    end
+    return true
+end
+
 -- 3. Backends: configured, HTTP targets of M3, servers whose pages name a
 --    backend, and what M3 asks ARP/ND for; named by marker, then address order.
 function infer.backends(roles, m3, inbound, outbound)
     local found = {}
     for addr, r in pairs(cfg.backends) do roles[addr] = r end
+    for x in pairs(m3) do
+        for _, y in ipairs(infer.same_host_servers(x, inbound)) do
+            if not roles[y] then found[y] = true end
+        end
+    end
     for addr in pairs(m3) do
         for y in pairs(outbound[addr] or {}) do
             if not roles[y] and not cfg.clients[y] and not (inbound[addr] or {})[y] then
@@ -840,6 +913,9 @@ end
 local function conn_roles(c)
     if conn.gen[c] ~= state.roles_gen then
         local ra, rb = role(conn.a[c]), role(conn.b[c])
+        -- On one host's farm the balancer's upstream connections leave from the host's
+        -- address, as a client's would: to a backend's port, that end is the balancer.
+        if conn.one_host[c] and is_backend(rb) then ra = ROLE_BALANCER end
         local leg = LEG_NONE
         local backend_b = is_backend(rb)
         -- Only the farm's web service makes a leg: SSH to M3, or anything else
@@ -1091,6 +1167,10 @@ local function new_conn(c, pinfo, src, dst, flags, frame)
     else
         conn.a[c], conn.b[c], conn.aport[c], conn.bport[c] = dst, src, dport, sport
     end
+    -- Both ends on one address (loopback, one host's farm): the server is its port.
+    if src == dst then
+        conn.b[c], conn.one_host[c] = endpoint(conn.b[c], conn.bport[c]), true
+    end
     conn.t0[c], conn.first_frame[c] = pinfo.abs_ts, frame
     conn.client[c] = endpoint(conn.a[c], conn.aport[c])
     conn.gen[c] = -1
@@ -1198,15 +1278,25 @@ local function frame_from_a(c, frame, pinfo, flags)
         local src, dst = net_src(), net_dst()
         if src == nil or dst == nil then return nil end
         new_conn(c, pinfo, src, dst, flags, frame)
-        note_host(src, frame, field_text(F.eth_src))
-        note_host(dst, frame, nil)
-        from_a = src == conn.a[c]
+        if conn.one_host[c] then
+            note_host(conn.a[c], frame, nil)
+            note_host(conn.b[c], frame, nil)
+            from_a = pinfo.src_port == conn.aport[c]
+        else
+            note_host(src, frame, field_text(F.eth_src))
+            note_host(dst, frame, nil)
+            from_a = src == conn.a[c]
+        end
     else
         from_a = pinfo.src_port == conn.aport[c]
         if conn.aport[c] == conn.bport[c] then from_a = net_src() == conn.a[c] end
     end
-    -- Learn each end's MAC (for roles of link-local ND frames) once.
+    -- Learn each end's MAC (for roles of link-local ND frames) and TTL once.
     local me = from_a and conn.a[c] or conn.b[c]
+    if hosts.ttl[me] == nil then
+        local ttl = innermost(F.ip_ttl) or innermost(F.ipv6_hlim)
+        hosts.ttl[me] = ttl and ttl.value or false
+    end
     if hosts.mac[me] == nil then
         local mac = field_text(F.eth_src)
         if mac then hosts.mac[me] = mac; state.roles_dirty = true end
