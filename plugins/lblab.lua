@@ -134,6 +134,9 @@ lblab.prefs.debug = Pref.bool("Debug log", false,
 lblab.prefs.compact = Pref.bool("Compact labels (for lbreport)", false,
     "One lblab.pkt field per packet instead of the separate label fields: lbreport reads only "
     .. "that (less PDML to parse). Leave off in the GUI: columns and filters use the separate fields.")
+lblab.prefs.two_pass = Pref.bool("Two passes (lbreport)", false,
+    "tshark -2: the first pass only records, labels come on the second (the first pass's "
+    .. "output is discarded). Leave off in the GUI and for single-pass or live captures.")
 lblab.prefs.lang = Pref.string("Language (en, es)", "en",
     "Language of the Requests window (Tools > LB-Lab > Requests) and of tshark -z lblab,requests.")
 lblab.prefs.markers = Pref.string("Response markers", "",
@@ -353,7 +356,7 @@ local cfg = {}
 local function parse_prefs()
     local p = lblab.prefs
     cfg = { balancer = {}, backends = {}, clients = {}, ports = {}, markers = {}, configured = false,
-            compact = p.compact == true, debug = p.debug == true,
+            compact = p.compact == true, debug = p.debug == true, two_pass = p.two_pass == true,
             lang = slower(trim(p.lang or "")) == "es" and "es" or "en" }
     for _, addr in ipairs(split(p.balancer, ",; ")) do
         cfg.balancer[slower(addr)] = true
@@ -2187,6 +2190,7 @@ function lblab.dissector(tvb, pinfo, tree)
         if not visited and frames.arp[frame] then attach_to_waiting_request(frames.arp[frame]) end
     end
     if visited and state.resolved_gen ~= state.record_gen then resolve() end
+    if cfg.two_pass and not visited then return end -- tshark -2 discards these labels
     if state.roles_dirty then infer_roles() end
 
     local t = tree_add(tree, lblab)
