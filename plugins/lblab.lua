@@ -2637,7 +2637,10 @@ if gui_enabled and gui_enabled() and register_menu then
         local w = summary.WORDS[cfg.lang] or summary.WORDS.en
         new_dialog(w.go, function(n)
             local index = tonumber(n)
-            if index then set_filter("lblab.req == " .. index); apply_filter() end
+            if index and index >= 1 and index == floor(index) then
+                set_filter(sformat("lblab.req == %d", index))
+                apply_filter()
+            end
         end, w.go_label)
     end
     register_menu("LB-Lab/Requests", function()
