@@ -89,6 +89,7 @@ field("balancer_evidence", ProtoField.string,
     "What shows the balancer (lab-file, back-leg, arp-for-third-hosts, marker, x-forwarded-for); "
     .. "empty: no balancer in this capture")
 field("http_ports", ProtoField.string, "TCP ports the capture's HTTP requests were sent to")
+field("lab_applied", ProtoField.bool, "The configured lab's addresses were used (lblab.lab_when_seen)")
 field("other_balancer", ProtoField.string,
     "Another balancer in the capture, left out: address=HTTP requests it received")
 
@@ -134,6 +135,10 @@ lblab.prefs.debug = Pref.bool("Debug log", false,
 lblab.prefs.compact = Pref.bool("Compact labels (for lbreport)", false,
     "One lblab.pkt field per packet instead of the separate label fields: lbreport reads only "
     .. "that (less PDML to parse). Leave off in the GUI: columns and filters use the separate fields.")
+lblab.prefs.lab_when_seen = Pref.bool("Use the addresses only if the capture shows that lab", false,
+    "The balancer, backends and clients above apply only when the capture holds the balancer's "
+    .. "address and a backend's, or only addresses on the balancer's /24 network; else roles "
+    .. "are inferred (lbreport passes its embedded classic lab this way).")
 lblab.prefs.two_pass = Pref.bool("Two passes (lbreport)", false,
     "tshark -2: the first pass only records, labels come on the second (the first pass's "
     .. "output is discarded). Leave off in the GUI and for single-pass or live captures.")
@@ -357,6 +362,7 @@ local function parse_prefs()
     local p = lblab.prefs
     cfg = { balancer = {}, backends = {}, clients = {}, ports = {}, markers = {}, configured = false,
             compact = p.compact == true, debug = p.debug == true, two_pass = p.two_pass == true,
+            lab_when_seen = p.lab_when_seen == true,
             lang = slower(trim(p.lang or "")) == "es" and "es" or "en" }
     for _, addr in ipairs(split(p.balancer, ",; ")) do
         cfg.balancer[slower(addr)] = true
@@ -370,6 +376,8 @@ local function parse_prefs()
         end
     end
     for _, addr in ipairs(split(p.clients, ",; ")) do cfg.clients[slower(addr)] = true end
+    -- The lab's addresses as configured; cfg.balancer/backends/clients are the ones in use.
+    cfg.lab = { balancer = cfg.balancer, backends = cfg.backends, clients = cfg.clients }
     for _, port in ipairs(split(p.ports, ",; ")) do
         local n = tonumber(port)
         if n then cfg.ports[n] = true end
@@ -881,7 +889,33 @@ function infer.servers(roles, inbound)
     end
 end
 
+-- Whether the configured addresses describe this capture (lblab.lab_when_seen): the
+-- balancer's address is in it, and a backend's address too or only addresses on the
+-- balancer's /24 network.
+function infer.lab_seen()
+    if not cfg.lab_when_seen then return true end
+    local balancer_seen, backend_seen, prefix = false, false, nil
+    for addr in pairs(cfg.lab.balancer) do
+        if hosts.first_frame[addr] then balancer_seen = true end
+        prefix = prefix or smatch(addr, "^(%d+%.%d+%.%d+%.)%d+$")
+    end
+    if not balancer_seen then return false end
+    for addr in pairs(cfg.lab.backends) do
+        if hosts.first_frame[addr] then backend_seen = true end
+    end
+    if backend_seen then return true end
+    for addr in pairs(hosts.first_frame) do
+        if prefix == nil or not smatch(addr, "^%d+%.%d+%.%d+%.%d+$") or addr:sub(1, #prefix) ~= prefix then
+            return false
+        end
+    end
+    return true
+end
+
 local function infer_roles()
+    state.lab_applied = infer.lab_seen()
+    local lab = state.lab_applied and cfg.lab or { balancer = {}, backends = {}, clients = {} }
+    cfg.balancer, cfg.backends, cfg.clients = lab.balancer, lab.backends, lab.clients
     local inbound, outbound, xff_into = infer.http_graph()
     local roles = {}
     local m3, evidence = infer.balancer(inbound, outbound, xff_into)
@@ -2239,6 +2273,7 @@ function lblab.dissector(tvb, pinfo, tree)
         end
         if frame == 1 then
             tree_add(t, pf.balancer_evidence, tconcat(state.balancer_evidence, ","))
+            if cfg.configured then tree_add(t, pf.lab_applied, state.lab_applied == true) end
             tree_add(t, pf.http_ports, sorted_keys(state.http_ports))
             tree_add(t, pf.http_requests_seen, state.http_seen)
             tree_add(t, pf.http_request_copies, state.http_copies)
