@@ -641,6 +641,7 @@ function infer.balancer(inbound, outbound, xff_into)
     if next(m3) == nil then m3 = infer.balancer_on_one_host(inbound, xff_into) end
     if next(m3) == nil and best then m3[best] = true end
     if next(m3) == nil then m3 = infer.balancer_of_one_server(inbound, xff_into) end
+    infer.with_dual_stack(m3)
     local evidence = infer.evidence_of(m3, inbound, outbound, xff_into)
     if #evidence == 0 then m3 = {} end -- never M3 without evidence: no balancer here
     infer.note_left_out(candidates, m3, outbound)
@@ -799,9 +800,15 @@ function infer.backends(roles, m3, inbound, outbound)
         end
     end
     -- A server that is not M3 and whose pages name a backend (a client fetched it
-    -- directly) is that backend.
+    -- directly) is that backend; not another farm's balancer or backends.
+    local other_farm = {}
+    for _, b in ipairs(state.left_out_addrs) do
+        other_farm[b] = true
+        for y in pairs(outbound[b] or {}) do other_farm[y] = true end
+    end
     for x in pairs(inbound) do
-        if not m3[x] and not roles[x] and not cfg.clients[x] and marker_role_for(x) then
+        if not m3[x] and not roles[x] and not cfg.clients[x] and not other_farm[x]
+            and marker_role_for(x) then
             found[x] = true
         end
     end
@@ -876,6 +883,16 @@ function infer.roles_by_mac(roles)
         if mac and (v4[mac] or 0) <= 1 and (v6[mac] or 0) <= 1 then by_mac[mac] = r end
     end
     return by_mac
+end
+
+-- The balancer's other family: an address with the same MAC as one of its addresses,
+-- where that MAC is one host's (one IPv4 and one IPv6 address at most): M3 talks IPv6 to
+-- its clients and asks ARP for its backends from its IPv4 address.
+function infer.with_dual_stack(m3)
+    local by_mac = infer.roles_by_mac(m3)
+    for addr, mac in pairs(hosts.mac) do
+        if by_mac[mac] and not m3[addr] and not sfind(addr, "^fe80:") then m3[addr] = true end
+    end
 end
 
 -- No balancer: every other host that receives HTTP is a web server, and who sends

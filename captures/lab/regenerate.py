@@ -46,10 +46,9 @@ class Scenario:
     traffic: Callable[[Farm], None]
     flush: bool = False  # forget M3's neighbours first, so ARP/ND for the backends shows
     settle: float = 1.0  # seconds between the last request and stopping dumpcap
-    # Staged captures wait in a folder under the output directory, out of the tests' reach
-    # until they are taken in: the tests check every captures/*.truth.json, and `lbreport
-    # batch captures/` (tests/test_batch.py) finds *.pcapng in subfolders too, so a staged
-    # capture is written as <name>.pcapng.staged (tshark reads it as it is).
+    # A folder under the output directory for captures of their own kind (captures/http/:
+    # HTTP as it is; captures/anywhere/: captures not made at the classic lab's seats), read by
+    # their own tests rather than the classic truth checks.
     subdir: str = ""
     # Issue 18: run on each recorded capture before it is stored (the truth is written after
     # it, from the file as stored): e.g. wrapping every frame in a mirror's tunnel.
@@ -383,8 +382,7 @@ def varnish(farm: Farm) -> None:
     time.sleep(5.5)
 
 
-ISSUE19 = "issue19"
-STAGED_SUFFIX = ".staged"
+ISSUE19 = "http"
 ISSUE19_SCENARIOS = [
     Scenario("lossy-browser", FarmSpec(loss_every=5, assets=LOSSY_ASSETS),
              {"lossy-browser-client": "client1", "lossy-browser-m3": "m3"}, lossy_browser,
@@ -451,7 +449,7 @@ def own_forwarded_for(farm: Farm) -> None:
         time.sleep(0.2)
 
 
-ISSUE18 = "issue18"
+ISSUE18 = "anywhere"
 LOOPBACK = dict(loopback=True, client_hosts=(1,), balancer_host=1, backend_hosts=(1, 1))
 ISSUE18_SCENARIOS = [
     Scenario("gateway-client",
@@ -505,7 +503,7 @@ def record(scenario: Scenario, out_dir: Path, workdir: Path) -> list[Path]:
                 scenario.post(farm, capture, src)
             if src.stat().st_size > MAX_CAPTURE_BYTES:
                 raise LabError(f"{capture}: {src.stat().st_size} bytes, over 2 MB")
-            dest = out_dir / (src.name + (STAGED_SUFFIX if scenario.subdir else ""))
+            dest = out_dir / src.name
             shutil.copyfile(src, dest)
             dest.chmod(0o644)
             truth = farm.truth(capture, scenario.name)
