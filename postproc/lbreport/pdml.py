@@ -55,6 +55,7 @@ class Record:
     scheme: str = ""
     http_version: str = ""
     encrypted: bool = False
+    lab_applied: bool = False  # frame 1 only: lblab.lab_when_seen found the configured lab
 
 
 # lblab field name → Record attribute. Integer fields are listed in _INTS.
@@ -81,9 +82,10 @@ _FIELDS = {
     "lblab.scheme": "scheme",
     "lblab.http_version": "http_version",
     "lblab.encrypted": "encrypted",
+    "lblab.lab_applied": "lab_applied",
 }
 _INTS = {"req", "status", "conn", "direct"}
-_BOOLS = {"encrypted"}  # PDML shows a boolean as "1" / "0"
+_BOOLS = {"encrypted", "lab_applied"}  # PDML shows a boolean as "1" / "0"
 # Low-cardinality labels repeat on every frame: share one str object each. Not URIs/clients.
 _INTERNED = {"src_role", "dst_role", "step", "leg", "flags", "backend", "evidence", "marker",
              "arp_target", "method", "kind", "scheme", "http_version"}
