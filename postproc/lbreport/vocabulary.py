@@ -14,9 +14,10 @@ from dataclasses import dataclass
 # -- roles ---------------------------------------------------------------------------------
 # The balancer is M3 (its name in the course); every backend is M<n> with n != 3, numbered by
 # the "Soy la máquina N" page it serves, else in address order. `broadcast`: the destination
-# of an ARP/ND broadcast or multicast. The plugin publishes these as `lblab.vocab.roles`.
-CLIENT, BALANCER, BROADCAST = "client", "M3", "broadcast"
-ROLES = (CLIENT, BALANCER, BROADCAST)  # every role but the backends
+# of an ARP/ND broadcast or multicast; `server`: a web server in a capture that shows no
+# balancer at all. The plugin publishes these as `lblab.vocab.roles`.
+CLIENT, BALANCER, BROADCAST, SERVER = "client", "M3", "broadcast", "server"
+ROLES = (CLIENT, BALANCER, BROADCAST, SERVER)  # every role but the backends
 BACKEND_PREFIX = "M"
 # Not a role: a request whose backend is unknown, and a capture whose point is unknown.
 UNKNOWN = "unknown"
