@@ -163,6 +163,7 @@ F.dup_ack = Field.new("tcp.analysis.duplicate_ack")
 F.out_of_order = Field.new("tcp.analysis.out_of_order")
 F.zero_window = Field.new("tcp.analysis.zero_window")
 F.keep_alive = Field.new("tcp.analysis.keep_alive")
+F.lost_segment = Field.new("tcp.analysis.lost_segment")
 F.http_method = Field.new("http.request.method")
 F.http_uri = Field.new("http.request.uri")
 F.http_code = Field.new("http.response.code")
@@ -217,10 +218,11 @@ end
 local TCP = { FIN = 1, SYN = 2, RST = 4, ACK = 16 }
 
 -- TCP analysis findings, stored per frame as a sum of these bits.
-local FL = { RETRANS = 1, DUP_ACK = 2, OOO = 4, ZERO_WIN = 8, KEEPALIVE = 16 }
+-- LOST: the segment before this one was never captured (lost, or the capture missed it).
+local FL = { RETRANS = 1, DUP_ACK = 2, OOO = 4, ZERO_WIN = 8, KEEPALIVE = 16, LOST = 32 }
 local FLAG_NAMES = {
     { FL.RETRANS, "retrans" }, { FL.DUP_ACK, "dup-ack" }, { FL.OOO, "out-of-order" },
-    { FL.ZERO_WIN, "zero-window" }, { FL.KEEPALIVE, "keep-alive" },
+    { FL.ZERO_WIN, "zero-window" }, { FL.KEEPALIVE, "keep-alive" }, { FL.LOST, "lost-segment" },
 }
 
 -- Steps, by number (frames store them packed).
@@ -1046,6 +1048,7 @@ local function tcp_findings()
     if F.out_of_order() then bits = bits + FL.OOO end
     if F.zero_window() then bits = bits + FL.ZERO_WIN end
     if F.keep_alive() then bits = bits + FL.KEEPALIVE end
+    if F.lost_segment() then bits = bits + FL.LOST end
     return bits
 end
 
