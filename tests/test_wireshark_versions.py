@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 CHROOT_SH = REPO / "scripts" / "wireshark-chroot.sh"
 RELEASES = {"trixie": "4.4", "forky": "4.6"}
 WHO = ("root", "user")
-CAPTURES = sorted((REPO / "captures").glob("*.pcapng"))
+CAPTURES = sorted(p for p in (REPO / "captures").rglob("*.pcapng") if "lab" not in p.parts)
 CAPTURE_IDS = [c.stem for c in CAPTURES]
 PROFILE_CAPTURE = "captures/classic-client.pcapng"
 # The labels compared: the plugin's fields (not frame.time_epoch, which is tshark's own).
@@ -51,32 +51,50 @@ RUN_TIMEOUT = 1200
 
 
 def _prefs(capture: Path) -> tuple[str, ...]:
+    """The classic truth's lab as preferences; captures/http/ and captures/anywhere/ are read
+    as a user would, roles inferred."""
     truth = capture.with_name(capture.stem + ".truth.json")
-    return prefs_from_truth(load_truth(truth)) if truth.exists() else ()
+    if capture.parent != REPO / "captures" or not truth.exists():
+        return ()
+    return prefs_from_truth(load_truth(truth))
 
 
 def label_argv(capture: Path, script: bool = True) -> list[str]:
     """The labelling command, with paths relative to the checkout (the cwd both here and in
     the chroot, where the checkout is /lblab/src). script=False: the plugin is installed."""
-    cmd = ["tshark", "-n", "-r", f"captures/{capture.name}"]
-    if script:
-        cmd += ["-X", "lua_script:plugins/lblab.lua"]
-    cmd += ["-2", "-Y", "frame"]
-    keys = capture.with_suffix(".keys")  # an HTTPS capture's TLS key log, read as the tests do
-    if keys.is_file():
-        cmd += ["-o", f"tls.keylog_file:captures/{keys.name}"]
-    for pref in _prefs(capture):
-        cmd += ["-o", pref]
+    cmd = [*_read(capture, script), "-2", "-Y", "frame"]
     cmd += ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]
     for field in LABEL_FIELDS:
         cmd += ["-e", field]
     return cmd
 
 
+def _read(capture: Path, script: bool) -> list[str]:
+    """tshark reading the capture with the plugin, its key log and its truth's preferences."""
+    cmd = ["tshark", "-n", "-r", _rel(capture)]
+    if script:
+        cmd += ["-X", "lua_script:plugins/lblab.lua"]
+    keys = capture.with_suffix(".keys")  # an HTTPS capture's TLS key log, read as the tests do
+    if keys.is_file():
+        cmd += ["-o", f"tls.keylog_file:{_rel(keys)}"]
+    for pref in _prefs(capture):
+        cmd += ["-o", pref]
+    return cmd
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def table_argv(capture: Path, script: bool = True) -> list[str]:
+    """The plugin's own request table (Tools > LB-Lab > Requests, tshark -z lblab,requests)."""
+    return [*_read(capture, script), "-q", "-z", "lblab,requests,tsv"]
+
+
 def report_argv(capture: Path) -> list[str]:
     keys = capture.with_suffix(".keys")
-    keylog = ["--keylog", f"captures/{keys.name}"] if keys.is_file() else []
-    return ["lbreport", "report", "--format", "json", *keylog, f"captures/{capture.name}"]
+    keylog = ["--keylog", _rel(keys)] if keys.is_file() else []
+    return ["lbreport", "report", "--format", "json", *keylog, _rel(capture)]
 
 
 PROFILE_ARGV = ["tshark", "-C", "LB-Lab", "-r", PROFILE_CAPTURE]
@@ -111,6 +129,8 @@ def batch_script(who: str) -> str:
     if as_root:
         lines.append("run labels-install lbreport install --system")
     lines += [f"par labels-{c.stem} {shlex.join(label_argv(c, script=not as_root))}"
+              for c in CAPTURES]
+    lines += [f"par table-{c.stem} {shlex.join(table_argv(c, script=not as_root))}"
               for c in CAPTURES]
     lines.append("wait")
     if as_root:
@@ -302,6 +322,7 @@ def _host_once(argv: list[str]) -> subprocess.CompletedProcess:
 def host_reference() -> dict[str, subprocess.CompletedProcess]:
     """Every capture's labels and JSON report here, as many at once as there are cores."""
     jobs = {f"labels-{c.stem}": label_argv(c) for c in CAPTURES}
+    jobs.update({f"table-{c.stem}": table_argv(c) for c in CAPTURES})
     jobs.update({f"report-{c.stem}": report_argv(c) for c in CAPTURES})
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         done = dict(zip(jobs, pool.map(_host_once, jobs.values()), strict=True))
@@ -424,6 +445,20 @@ def test_labels_match_wireshark_4_0(suite, who, capture):
         f"no frame has lblab.src_role: was the plugin loaded?\n{outputs.failure(name)}")
     diffs = label_differences(host_labels(capture), got)
     assert not diffs, f"labels differ from tshark 4.0 on {capture.name}:\n" + "\n".join(diffs)
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=CAPTURE_IDS)
+@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize("suite", RELEASE_PARAMS)
+def test_request_table_matches_wireshark_4_0(suite, who, capture):
+    """tshark -z lblab,requests (the GUI's Requests window) says on 4.4/4.6 what it says on 4.0."""
+    outputs = batch(suite, who)
+    name = f"table-{capture.stem}"
+    assert outputs.rc(name) == 0, outputs.failure(name)
+    no_lua_trouble(outputs, name)
+    want = host_reference()[name]
+    assert want.returncode == 0, want.stderr
+    assert outputs.out(name) == want.stdout
 
 
 @pytest.mark.parametrize("who", WHO)
