@@ -40,19 +40,8 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 CLASSIC = ROOT / "captures" / "classic-client.pcapng"
 sys.path.insert(0, str(ROOT / "bench"))
 
-# lbreport in-process: its own peak RSS (RUSAGE_SELF excludes tshark, a child).
-_MEASURE = """
-import resource, sys
-from lbreport.cli import app
-try:
-    app(sys.argv[1:], prog_name="lbreport")
-except SystemExit as exc:
-    code = exc.code or 0
-else:
-    code = 0
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-sys.exit(code)
-"""
+# lbreport in-process, printing its own peak RSS (RUSAGE_SELF excludes tshark, a child).
+from bench_report import _MEASURE  # noqa: E402
 
 
 @dataclass
