@@ -796,7 +796,10 @@ function infer.backends(roles, m3, inbound, outbound)
     end
     for addr in pairs(m3) do
         for y in pairs(outbound[addr] or {}) do
-            if not roles[y] and not cfg.clients[y] and not (inbound[addr] or {})[y] then
+            -- (Its own address:port is no backend: one host's farm names its backends
+            -- below, and a damaged frame from an address to itself names nobody.)
+            if not roles[y] and not cfg.clients[y] and not (inbound[addr] or {})[y]
+                and infer.host_of(y) ~= addr then
                 found[y] = true
             end
         end
