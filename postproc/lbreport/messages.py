@@ -7,6 +7,10 @@ data, not messages.
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
+
 EN: dict[str, str] = {
     # --- errors: input -------------------------------------------------------------------
     "err.missing": "No such file: {path}",
@@ -192,6 +196,60 @@ EN: dict[str, str] = {
     "anom.upstream-5xx": "a backend answered HTTP {status} ({backend})",
     "anom.failover": "failover between backends: {path}",
     "anom.no-upstream": "no upstream request from M3 in the capture",
+    # --- issues 18/19 (helper-7): interim answers, caches, no balancer, requests conserved ----
+    "step.interim": "interim",
+    "step.up-interim": "up-interim",
+    "step.FIN-server": "FIN-server",
+    "evidence.cache": "cache (the balancer answered from its cache)",
+    "cp.no-balancer": (
+        "no balancer: nothing in this capture shows a load balancer (a client and the web "
+        "server(s) it talked to)"
+    ),
+    "hdr.balancer": "Balancer",
+    "note.xff_only": (
+        "the only sign of a balancer is the X-Forwarded-For header, which is weak evidence: a "
+        "client can write that header itself."
+    ),
+    "req.backend_no_balancer": "n/a (no balancer: the web server answered itself)",
+    "req.backend_na": "n/a",
+    "req.by_cache": "none: answered from the balancer's cache",
+    "req.cache": "the balancer's cache",
+    "req.status_interim": "{status} (after the interim answer(s) {interim})",
+    "timing.time_to_interim": "time to the interim answer (request → interim)",
+    "noresp.lost-segment": "no response: the response's first segment was not captured (lost)",
+    "noresp.cut-short": "no response: the capture was cut short before it",
+    "sum.cache_hits": "Cache hits",
+    "sum.cache_hits_line": (
+        "{count} request(s) answered by the balancer from its cache: no backend served them, "
+        "so they are neither in the requests per backend nor in the balance verdict"
+    ),
+    "sum.backends_no_balancer": "n/a: no balancer in this capture",
+    "sum.http_requests": "HTTP requests tshark read",
+    "sum.http_requests_line": (
+        "{seen} = {front} from clients + {upstream} from M3 to backends + {direct} direct + "
+        "{outside} in no request{other} (+ {copies} retransmitted copies)"
+    ),
+    "sum.http_requests_other": " ({count} into other balancers)",
+    "sum.http_requests_missing": "; {count} of them are not in this report",
+    "sum.http_requests_orphans": (
+        " (tshark read {count} response(s) whose request headers it could not decode, as "
+        "with HTTP/2 header compression it could not follow)"
+    ),
+    "bal.not_judged_no_balancer": (
+        "not judged: this capture shows no balancer (each web server answered its own "
+        "requests)."
+    ),
+    "err.no_http_responses_only": (
+        "{path}: tshark read {count} HTTP response(s) in its {frames} frames but not the "
+        "request(s) they answer: their request headers could not be decoded (HTTP/2 header "
+        "compression that tshark could not follow, e.g. the connection's start or a HEADERS "
+        "frame is missing). Nothing to report."
+    ),
+    "roles.no_balancer": (
+        "{path}: nothing in this capture shows a load balancer (a client and the web server(s) "
+        "it talked to), so there is no lab file to write. `lbreport report {path}` reports its "
+        "requests."
+    ),
     # --- summary ----------------------------------------------------------------------------
     "sum.title": "Summary",
     "sum.requests": "Requests",
@@ -464,6 +522,15 @@ EN: dict[str, str] = {
     ),
     "install.profile_folder_removed": "removed profile folder {path}",
     "install.no_profile": "no {profile} profile at {path}",
+    "install.hosts_removed": (
+        "removed the profile's hosts file (the names an earlier `install --lab` wrote; give "
+        "--lab again to keep them): {path}"
+    ),
+    "install.hosts_no_address": "{lab} names no address: no hosts file written",
+    "install.hosts_foreign": (
+        "kept {path}: it was not written by lbreport install (its first line is not "
+        "`{marker}`), so the lab's names were not written"
+    ),
     "install.version_repo": "{version} (repository copy, not installed)",
     "install.version_unknown": "unknown",
     "install.version_at": "{version} at {path}",
@@ -517,6 +584,58 @@ EN: dict[str, str] = {
     "live.err.dumpcap": "dumpcap cannot capture on {iface}: {reason}",
     "live.no_message": "no message",
     "live.none_listed": "(none listed)",
+    # --- the command line's help (cli.py: help.<command>[.<parameter>], help.opt.<parameter>)
+    "help.app": "Explain every HTTP request's journey through a load-balanced web farm.",
+    "help.report": (
+        "Report each request's lifecycle: roles, steps, backend and evidence, timings."
+    ),
+    "help.report.keep_pdml": "Also save tshark's PDML to FILE.",
+    "help.roles": "Print the roles inferred from a capture as a ready-to-use lab file.",
+    "help.doctor": "Check tshark, its Lua support and the plugin; say how to fix what fails.",
+    "help.install": (
+        "Install the plugin and the LB-Lab profile into Wireshark's folders (tshark -G folders)."
+    ),
+    "help.install.system": "Wireshark's global Lua plugin folder (root).",
+    "help.install.uninstall": "Remove what install put there.",
+    "help.install.lab": (
+        "Lab file (TOML): name its hosts in the profile (a hosts file: M3, M1, M2…, client) for "
+        "Conversations, Endpoints, Flow Graph and the address columns."
+    ),
+    "help.bundle": (
+        "Write the student zip: plugin, LB-Lab profile (importable), guide in English and "
+        "Spanish."
+    ),
+    "help.bundle.output": "Write the zip to FILE. Default: lblab-student-VERSION.zip",
+    "help.batch": (
+        "One row per capture of a folder (a class's captures): requests, complete lifecycles, "
+        "backends and evidence, anomalies, capture point, errors. Exit 1 only when the folder "
+        "itself is unusable; a capture that fails is a row with its error."
+    ),
+    "help.batch.directory": "A folder of captures (subfolders too).",
+    "help.batch.jobs": "Captures read at once. Default: cores.",
+    "help.batch.lab": "Lab file (TOML) for every capture.",
+    "help.live": (
+        "Explain each request as it happens: capture on an interface of the running lab."
+    ),
+    "help.live.interface": "Interface to capture on.",
+    "help.live.count": "Stop after N requests.",
+    "help.live.duration": "Stop after S seconds.",
+    "help.live.write": "Also save the capture (pcapng).",
+    "help.live.bpf": "Capture filter (BPF). Default: the farm's traffic.",
+    "help.opt.capture": "A pcap or pcapng file.",
+    "help.opt.lab": "Lab file (TOML). Default: the classic lab.",
+    "help.opt.fmt": "Output format.",
+    "help.opt.output": "Write to FILE.",
+    "help.opt.lang": (
+        "Language of what is printed: en or es (JSON never changes). Default: LC_ALL, "
+        "LC_MESSAGES or LANG (es…: Spanish), else English."
+    ),
+    "help.opt.keylog": (
+        "TLS key log (NSS format, e.g. from SSLKEYLOGFILE) to read HTTPS. Default: the lab "
+        "file's tls.keylog."
+    ),
+    "help.opt.help": "Show this message and exit.",
+    "bundle.wrote": "wrote {path} (lblab {version}): {members}",
 }
 
 LANGUAGES = ("en", "es")
@@ -535,6 +654,19 @@ def set_language(lang: str) -> None:
         _catalogue = ES
     else:
         raise ValueError(f"unknown language {lang!r} (expected one of {', '.join(LANGUAGES)})")
+
+
+def environment_language(environ: Mapping[str, str] | None = None) -> str:
+    """The language the environment asks for when no --lang is given, read as gettext reads
+    the messages' locale: the first of LC_ALL, LC_MESSAGES and LANG that is set and not empty;
+    Spanish when it names Spanish (es, es_ES.UTF-8, es_AR, …), else English (C, POSIX, en_*,
+    any language lbreport does not speak)."""
+    env = os.environ if environ is None else environ
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name, "")
+        if value:
+            return "es" if re.split(r"[_.@-]", value, maxsplit=1)[0].lower() == "es" else "en"
+    return "en"
 
 
 def language() -> str:

@@ -209,6 +209,61 @@ ES: dict[str, str] = {
     "anom.upstream-5xx": "un servidor final respondió HTTP {status} ({backend})",
     "anom.failover": "el balanceador cambió de servidor final (failover): {path}",
     "anom.no-upstream": "no aparece en la captura la petición de M3 a ningún servidor final",
+    # --- issues 18/19 (helper-7): respuestas provisionales, cachés, sin balanceador, cuentas ----
+    "step.interim": "provisional",
+    "step.up-interim": "up-provisional",
+    "step.FIN-server": "FIN-servidor",
+    "evidence.cache": "caché (respondió la caché del balanceador)",
+    "cp.no-balancer": (
+        "sin balanceador: nada en esta captura muestra un balanceador de carga (un cliente y "
+        "el servidor o servidores web con los que habló)"
+    ),
+    "hdr.balancer": "Balanceador",
+    "note.xff_only": (
+        "la única señal de un balanceador es la cabecera X-Forwarded-For, un indicio débil: un "
+        "cliente puede escribir esa cabecera él mismo."
+    ),
+    "req.backend_no_balancer": "no aplica (sin balanceador: respondió el propio servidor web)",
+    "req.backend_na": "no aplica",
+    "req.by_cache": "ninguno: respondió la caché del balanceador",
+    "req.cache": "la caché del balanceador",
+    "req.status_interim": "{status} (tras la(s) respuesta(s) provisional(es) {interim})",
+    "timing.time_to_interim": "tiempo hasta la respuesta provisional (petición → provisional)",
+    "noresp.lost-segment": "sin respuesta: no se capturó el primer segmento de la respuesta (se perdió)",
+    "noresp.cut-short": "sin respuesta: la captura se cortó antes",
+    "sum.cache_hits": "Aciertos de caché",
+    "sum.cache_hits_line": (
+        "{count} petición(es) respondidas por el balanceador desde su caché: ningún servidor "
+        "final las atendió, así que no cuentan ni en las peticiones por servidor final ni en "
+        "la evaluación del balanceo"
+    ),
+    "sum.backends_no_balancer": "no aplica: no hay balanceador en esta captura",
+    "sum.http_requests": "Peticiones HTTP que leyó tshark",
+    "sum.http_requests_line": (
+        "{seen} = {front} de clientes + {upstream} de M3 a los servidores finales + {direct} "
+        "directas + {outside} fuera de toda petición{other} (+ {copies} copias retransmitidas)"
+    ),
+    "sum.http_requests_other": " ({count} hacia otros balanceadores)",
+    "sum.http_requests_missing": "; {count} de ellas no están en este informe",
+    "sum.http_requests_orphans": (
+        " (tshark leyó {count} respuesta(s) cuyas cabeceras de petición no pudo descodificar, "
+        "como con una compresión de cabeceras de HTTP/2 que no pudo seguir)"
+    ),
+    "bal.not_judged_no_balancer": (
+        "sin evaluar: esta captura no muestra ningún balanceador (cada servidor web respondió "
+        "sus propias peticiones)."
+    ),
+    "err.no_http_responses_only": (
+        "{path}: tshark leyó {count} respuesta(s) HTTP en sus {frames} tramas pero no la(s) "
+        "petición(es) a las que responden: no pudo descodificar sus cabeceras (una compresión "
+        "de cabeceras de HTTP/2 que tshark no pudo seguir, p. ej. falta el inicio de la "
+        "conexión o una trama HEADERS). No hay nada que informar."
+    ),
+    "roles.no_balancer": (
+        "{path}: nada en esta captura muestra un balanceador de carga (un cliente y el servidor "
+        "o servidores web con los que habló), así que no hay fichero de laboratorio que "
+        "escribir. `lbreport report {path}` informa de sus peticiones."
+    ),
     # --- resumen ----------------------------------------------------------------------------------
     "sum.title": "Resumen",
     "sum.requests": "Peticiones",
@@ -501,6 +556,15 @@ ES: dict[str, str] = {
     ),
     "install.profile_folder_removed": "carpeta del perfil eliminada: {path}",
     "install.no_profile": "no hay perfil {profile} en {path}",
+    "install.hosts_removed": (
+        "quitado el fichero hosts del perfil (los nombres que escribió un `install --lab` "
+        "anterior; vuelve a dar --lab para conservarlos): {path}"
+    ),
+    "install.hosts_no_address": "{lab} no da ninguna dirección: no se escribe fichero hosts",
+    "install.hosts_foreign": (
+        "se conserva {path}: no lo escribió lbreport install (su primera línea no es "
+        "`{marker}`), así que no se escriben los nombres del laboratorio"
+    ),
     "install.version_repo": "{version} (copia del repositorio, sin instalar)",
     "install.version_unknown": "desconocida",
     "install.version_at": "{version} en {path}",
@@ -557,4 +621,66 @@ ES: dict[str, str] = {
     "live.err.dumpcap": "dumpcap no puede capturar en {iface}: {reason}",
     "live.no_message": "sin mensaje",
     "live.none_listed": "(ninguna)",
+    # --- la ayuda de la línea de órdenes
+    "help.app": (
+        "Explica el recorrido de cada petición HTTP por una granja web con balanceador de carga."
+    ),
+    "help.report": (
+        "Informe del ciclo de vida de cada petición: roles, pasos, servidor final y su prueba, "
+        "tiempos."
+    ),
+    "help.report.keep_pdml": "Guarda también el PDML de tshark en FICHERO.",
+    "help.roles": (
+        "Muestra los roles deducidos de una captura como un fichero de laboratorio listo "
+        "para usar."
+    ),
+    "help.doctor": (
+        "Comprueba tshark, su soporte de Lua y el plugin; dice cómo arreglar lo que falle."
+    ),
+    "help.install": (
+        "Instala el plugin y el perfil LB-Lab en las carpetas de Wireshark (tshark -G folders)."
+    ),
+    "help.install.system": "La carpeta global de plugins Lua de Wireshark (root).",
+    "help.install.uninstall": "Quita lo que install puso allí.",
+    "help.install.lab": (
+        "Fichero de laboratorio (TOML): nombra sus equipos en el perfil (un fichero hosts: M3, "
+        "M1, M2…, client) para Conversations, Endpoints, Flow Graph y las columnas de "
+        "direcciones."
+    ),
+    "help.bundle": (
+        "Escribe el zip del alumno: plugin, perfil LB-Lab (importable), guía en inglés y "
+        "español."
+    ),
+    "help.bundle.output": "Escribe el zip en FICHERO. Por defecto: lblab-student-VERSIÓN.zip",
+    "help.batch": (
+        "Una fila por captura de una carpeta (las capturas de una clase): peticiones, ciclos "
+        "completos, servidores finales y su prueba, anomalías, punto de captura, errores. "
+        "Sale con 1 solo si la carpeta misma no sirve; una captura que falla es una fila con "
+        "su error."
+    ),
+    "help.batch.directory": "Una carpeta de capturas (también sus subcarpetas).",
+    "help.batch.jobs": "Capturas leídas a la vez. Por defecto: los núcleos.",
+    "help.batch.lab": "Fichero de laboratorio (TOML) para todas las capturas.",
+    "help.live": (
+        "Explica cada petición según ocurre: captura en una interfaz del laboratorio en marcha."
+    ),
+    "help.live.interface": "Interfaz en la que capturar.",
+    "help.live.count": "Para tras N peticiones.",
+    "help.live.duration": "Para tras S segundos.",
+    "help.live.write": "Guarda también la captura (pcapng).",
+    "help.live.bpf": "Filtro de captura (BPF). Por defecto: el tráfico de la granja.",
+    "help.opt.capture": "Un fichero pcap o pcapng.",
+    "help.opt.lab": "Fichero de laboratorio (TOML). Por defecto: el laboratorio clásico.",
+    "help.opt.fmt": "Formato de salida.",
+    "help.opt.output": "Escribe en FICHERO.",
+    "help.opt.lang": (
+        "Idioma de lo que se muestra: en o es (el JSON nunca cambia). Por defecto: LC_ALL, "
+        "LC_MESSAGES o LANG (es…: español), si no, inglés."
+    ),
+    "help.opt.keylog": (
+        "Registro de claves TLS (formato NSS, p. ej. de SSLKEYLOGFILE) para leer HTTPS. Por "
+        "defecto: tls.keylog del fichero de laboratorio."
+    ),
+    "help.opt.help": "Muestra esta ayuda y termina.",
+    "bundle.wrote": "escrito {path} (lblab {version}): {members}",
 }
