@@ -229,7 +229,9 @@ ES: dict[str, str] = {
     "req.cache": "la caché del balanceador",
     "req.status_interim": "{status} (tras la(s) respuesta(s) provisional(es) {interim})",
     "timing.time_to_interim": "tiempo hasta la respuesta provisional (petición → provisional)",
-    "noresp.lost-segment": "sin respuesta: no se capturó el primer segmento de la respuesta (se perdió)",
+    "noresp.lost-segment": (
+        "sin respuesta: no se capturó el primer segmento de la respuesta (se perdió)"
+    ),
     "noresp.cut-short": "sin respuesta: la captura se cortó antes",
     "sum.cache_hits": "Aciertos de caché",
     "sum.cache_hits_line": (
