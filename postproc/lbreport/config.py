@@ -131,7 +131,7 @@ class _LabDocument:
             raise self.bad(key, t("lab.not_list_str"))
         for v in value:
             try:
-                ipaddress.ip_address(v)
+                host_address(v)
             except ValueError:
                 raise self.bad(key, t("lab.bad_address", value=v)) from None
         return tuple(value)
@@ -218,9 +218,25 @@ def preferences(lab: Lab) -> list[str]:
     return prefs
 
 
+def host_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IP address of a lab address: an address, or an address:port identity where one
+    host runs the whole farm (`127.0.0.1:81`, `[::1]:81`: the plugin matches these as they
+    are, so they are passed on unchanged). ValueError if it is neither."""
+    host, port = value, ""
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        if not sep:
+            raise ValueError(value)
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(value)
+    return ipaddress.ip_address(host)
+
+
 def lab_addresses(lab: Lab) -> set[str]:
     """The balancer's addresses, normalised, for the "is this the classic lab?" check."""
-    return {str(ipaddress.ip_address(a)) for a in lab.balancer}
+    return {str(host_address(a)) for a in lab.balancer}
 
 
 def to_toml(
