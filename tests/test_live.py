@@ -278,9 +278,9 @@ _ORACLE_FIELDS = {
     "client": "lblab.client", "method": "lblab.method", "uri": "lblab.uri",
     "status": "lblab.status", "marker": "lblab.marker", "arp_target": "lblab.arp_target",
     "conn": "lblab.conn", "role_defs": "lblab.role_def", "client_xff": "lblab.client_xff",
-    "other_balancer": "lblab.other_balancer", "kind": "lblab.kind", "direct": "lblab.direct",
+    "other_balancers": "lblab.other_balancer", "kind": "lblab.kind", "direct": "lblab.direct",
     "scheme": "lblab.scheme", "http_version": "lblab.http_version",
-    "encrypted": "lblab.encrypted",
+    "encrypted": "lblab.encrypted", "interim": "lblab.interim",
 }  # fmt: skip
 
 
@@ -301,11 +301,11 @@ def _oracle(capture: Path, plugin: list[str]) -> list[Record]:
         for attr, text in zip(_ORACLE_FIELDS, cols, strict=True):
             if not text:
                 continue  # absent: Record's default
-            if attr == "role_defs":
+            if attr in ("role_defs", "other_balancers"):  # repeated fields
                 values[attr] = tuple(text.split("|"))
             elif attr == "encrypted":
                 values[attr] = text in ("1", "True")
-            elif attr in ("req", "status", "conn", "direct"):
+            elif attr in ("req", "status", "conn", "direct", "interim"):
                 values[attr] = int(text)
             else:
                 values[attr] = text

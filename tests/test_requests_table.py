@@ -1,7 +1,8 @@
 """The plugin's own request table (`tshark -z lblab,requests`, the GUI's Tools > LB-Lab >
-Requests) says what lbreport's JSON says, on every reference capture and every public one:
-the same requests, clients, methods, URIs, statuses, backends, evidence and anomalies. And its
-words are lbreport's catalogue's, in English and Spanish."""
+Requests) says what lbreport's JSON says, on every capture under captures/ (but the lab's
+own folder) and every public one: the same requests, clients, methods, URIs, statuses,
+backends, evidence, anomalies, capture point and frames. And its words are lbreport's
+catalogue's, in English and Spanish."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from pathlib import Path
 
 import pytest
 from lbreport import messages, messages_es, pipeline, tshark
-from lbreport.config import preferences
+from lbreport.config import classic_lab, preferences
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "plugins" / "lblab.lua"
 LBREPORT = ROOT / ".venv" / "bin" / "lbreport"
 PUBLIC = ROOT.parent / "shared" / "public-captures"
-CAPTURES = sorted(ROOT.glob("captures/*.pcapng"))
+CAPTURES = sorted(p for p in (ROOT / "captures").rglob("*.pcapng")
+                  if "lab" not in p.relative_to(ROOT / "captures").parts)
 if PUBLIC.is_dir():
     CAPTURES += sorted(p for p in PUBLIC.iterdir() if p.suffix in (".pcap", ".pcapng"))
 
@@ -39,13 +41,23 @@ def _lbreport_json(capture: Path) -> dict | None:
     return json.loads(proc.stdout)
 
 
+def _preferences(capture: Path) -> list[str]:
+    """The lab preferences lbreport gives tshark for this capture with no lab file: the
+    classic lab, applied by the plugin only where the capture shows it (a plugin that offers
+    lblab.lab_when_seen), else the lab pipeline.choose_lab picks from its first frames."""
+    runner = tshark.preflight(None).runner
+    if getattr(runner, "lab_when_seen", False):
+        return [*preferences(classic_lab()), tshark.LAB_WHEN_SEEN_PREF]
+    lab, _ = pipeline.choose_lab(None, tshark.preflight(capture).addresses)
+    return preferences(lab)
+
+
 def _table(capture: Path, *extra: str, tsv: bool = True) -> str:
     """The plugin's table with the same preferences lbreport gives tshark for this capture."""
-    lab, _ = pipeline.choose_lab(None, tshark.preflight(capture).addresses)
     keys = _keylog(capture)
     argv = ["tshark", "-n", "-q", "-X", f"lua_script:{PLUGIN}", "-r", str(capture),
             "-z", "lblab,requests,tsv" if tsv else "lblab,requests", *extra]
-    for pref in preferences(lab):
+    for pref in _preferences(capture):
         argv += ["-o", pref]
     if keys:
         argv += ["-o", f"tls.keylog_file:{keys}"]
@@ -78,6 +90,9 @@ def test_table_agrees_with_lbreport(capture: Path) -> None:
     ]
     got = [{k: row[k] for k in expected[0]} for row in rows] if expected else rows
     assert got == expected
+    # The table says "balancer" where lbreport's JSON says "M3" (its role).
+    assert meta["capture_point"] == [{"M3": "balancer"}.get(report["capture_point"],
+                                                            report["capture_point"])]
     summary = report["summary"]
     assert meta["frames"] == [str(summary["frames_total"]), str(summary["frames_in_requests"]),
                               str(summary["frames_other"])]

@@ -7,7 +7,16 @@ import subprocess
 import pytest
 from lbreport import messages, messages_es, vocabulary
 from lbreport.tshark import REPO_PLUGIN
-from lbreport.vocabulary import ARP_STEPS, EVIDENCE, LEGS, PKT_ORDER, ROLES, STEPS
+from lbreport.vocabulary import (
+    ARP_STEPS,
+    BALANCER_EVIDENCE,
+    EVIDENCE,
+    LEGS,
+    PKT_ORDER,
+    ROLES,
+    STEP_SETS,
+    STEPS,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +31,25 @@ def published() -> dict[str, dict[int, str]]:
     return found
 
 
-@pytest.mark.parametrize("leg", sorted(STEPS))
+@pytest.mark.parametrize("leg", sorted(STEP_SETS))
 def test_tcp_steps_agree_in_order(published: dict[str, dict[int, str]], leg: str) -> None:
-    """Same names, and the same meaning by position (SYN is step 1 ... ACK-FIN step 13)."""
+    """Same names, and the same meaning by position (SYN is step 1 ... interim step 18), for
+    each leg and for a web server's front leg where there is no balancer (`server`)."""
     plugin = published[leg]
-    assert [plugin[i] for i in sorted(plugin)] == list(STEPS[leg].names())
+    assert [plugin[i] for i in sorted(plugin)] == list(STEP_SETS[leg].names())
+
+
+def test_interim_and_server_steps() -> None:
+    """A 1xx answer is a step of its own on both legs; a web server closes with FIN-server."""
+    assert (STEPS["front"].interim, STEPS["back"].interim) == ("interim", "up-interim")
+    assert STEP_SETS["server"].fin_b == "FIN-server"
+    assert STEP_SETS["server"].fin_a == STEPS["front"].fin_a == "FIN-client"
+
+
+def test_balancer_evidence_agrees_in_order(published: dict[str, dict[int, str]]) -> None:
+    """What shows a balancer, strongest first (frame 1's lblab.balancer_evidence)."""
+    plugin = published["balancer_evidence"]
+    assert [plugin[i] for i in sorted(plugin)] == list(BALANCER_EVIDENCE)
 
 
 def test_arp_steps_and_evidence_agree(published: dict[str, dict[int, str]]) -> None:
@@ -50,7 +73,8 @@ def test_compact_labels_agree_in_order(published: dict[str, dict[int, str]]) -> 
 
 
 def test_the_plugin_publishes_every_leg(published: dict[str, dict[int, str]]) -> None:
-    assert set(published) == {*STEPS, "arp", "evidence", "roles", "legs", "pkt"}
+    assert set(published) == {*STEP_SETS, "arp", "evidence", "roles", "legs", "pkt",
+                              "balancer_evidence"}
 
 
 def test_backends_are_m_n_but_m3() -> None:
@@ -64,6 +88,19 @@ def test_backends_are_m_n_but_m3() -> None:
 def test_every_step_has_words(catalogue: dict[str, str]) -> None:
     missing = {n for n in vocabulary.all_step_names() if f"step.{n}" not in catalogue}
     assert not missing
+    missing = {e for e in EVIDENCE if f"evidence.{e}" not in catalogue}
+    assert not missing
+
+
+def test_new_words_are_the_plugins() -> None:
+    """The plugin's request window says these exact words (tests/test_requests_table.py
+    compares them too); the evidence word is what comes before its explanation."""
+    assert [messages_es.ES[f"step.{s}"] for s in ("interim", "up-interim", "FIN-server")] == [
+        "provisional", "up-provisional", "FIN-servidor"]
+    assert [messages.EN[f"step.{s}"] for s in ("interim", "up-interim", "FIN-server")] == [
+        "interim", "up-interim", "FIN-server"]
+    assert messages.EN["evidence.cache"].split(" (")[0] == "cache"
+    assert messages_es.ES["evidence.cache"].split(" (")[0] == "caché"
 
 
 def test_back_leg_repeats_use_back_leg_names() -> None:

@@ -14,7 +14,16 @@ from collections.abc import Iterator, Sequence
 from itertools import permutations
 
 from lbreport.model import Balance, PolicyCheck
-from lbreport.vocabulary import BACK, BALANCER, CLIENT, FRONT, RESPONSES, STEPS, UNKNOWN
+from lbreport.vocabulary import (
+    BACK,
+    BALANCER,
+    CLIENT,
+    FRONT,
+    NO_BALANCER,
+    RESPONSES,
+    STEPS,
+    UNKNOWN,
+)
 
 _FRONT_STEPS, _BACK_STEPS = STEPS[FRONT], STEPS[BACK]
 
@@ -124,6 +133,8 @@ def balance(policy: str, weights: dict[str, int], backends: Sequence[str],
         return Balance(policy, weights, verdict, reason, expected, observed, unknown, broken,
                        consistent, checks)
 
+    if capture_point == NO_BALANCER:  # a web server answers its own requests
+        return result("not-judged", "no-balancer")
     if capture_point not in (CLIENT, BALANCER, UNKNOWN):
         return result("not-judged", "backend-view")
     if n == 0:

@@ -13,13 +13,16 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
 from lbreport.balance import BackendSequence, Dispatches, balance
 from lbreport.model import (
+    INTERIM_TIMING,
     Anomaly,
     Latency,
     Report,
     Request,
+    RequestsSeen,
     Step,
     Summary,
     farm_backends,
@@ -29,11 +32,17 @@ from lbreport.store import Acc, DirectAcc, Store
 from lbreport.vocabulary import (
     BACK,
     BALANCER,
+    CACHE,
     CLIENT,
     DIRECT,
     FRONT,
+    LOST_SEGMENT,
+    NO_BALANCER,
     NO_EVIDENCE,
     RESETS,
+    RETRANS,
+    SERVER,
+    SERVER_STEPS,
     STEPS,
     TLS_STEPS,
     UNKNOWN,
@@ -43,8 +52,14 @@ from lbreport.vocabulary import (
 )
 
 _FRONT_STEPS, _BACK_STEPS = STEPS[FRONT], STEPS[BACK]
-# Capture points that see the front leg (the client's own connection to M3).
-_SEES_FRONT = (CLIENT, BALANCER)
+# Capture points that see the front leg (the client's own connection to M3, or to the web
+# server when there is no balancer).
+_SEES_FRONT = (CLIENT, BALANCER, NO_BALANCER)
+# Capture points that see no back leg at all.
+_NO_BACK = (CLIENT, UNKNOWN, NO_BALANCER)
+# Responses on a leg, any step set: a frame with one of these and no request is a response
+# whose request tshark could not read.
+_RESPONSE_STEPS = frozenset(steps.response for steps in STEPS.values())
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
@@ -69,12 +84,22 @@ class LifecycleBuilder:
         self.legs: set[str] = set()
         self.back_roles: set[str] = set()
         self.http_requests_seen = 0  # HTTP requests in the capture, in a request or not
+        # Where each HTTP request message tshark read went (frames carrying lblab.method):
+        # "front", "upstream", "direct", "outside" (in no request: health checks, another
+        # farm's); and responses in no request (their request tshark could not read).
+        self.messages: Counter[str] = Counter()
+        self.orphan_responses = 0
+        # Frame 1's word on the whole capture (two passes; None: not said): what shows a
+        # balancer, and tshark's own count of HTTP requests and of retransmitted copies.
+        self.balancer_evidence: tuple[str, ...] | None = None
+        self.tshark_requests: tuple[int, int] | None = None
         # Balancers of another farm in the same capture, left out: (address, requests).
         self.other_balancers: list[tuple[str, int]] = []
         self.other_kinds: Counter[str] = Counter()  # frames in no request, by lblab.kind
         # TLS records on the farm's HTTPS port(s): with no request found, the error names TLS.
         self.tls_frames_seen = 0
         self._direct: dict[int, DirectAcc] = {}
+        self._lost: list[tuple[int, int]] = []  # (request, frame) of each lost-segment finding
 
     def add(self, r: Record) -> None:
         self._capture_facts(r)
@@ -95,9 +120,14 @@ class LifecycleBuilder:
         self.frames_total += 1
         if r.method:
             self.http_requests_seen += 1
-        if r.other_balancer:
-            addr, _, n = r.other_balancer.rpartition("=")
-            self.other_balancers.append((addr, int(n) if n.isdigit() else 0))
+            self.messages[_place(r)] += 1
+        elif r.step in _RESPONSE_STEPS and not r.req and r.leg != DIRECT:
+            self.orphan_responses += 1
+        if r.req and LOST_SEGMENT in r.flags:
+            self._lost.append((r.req, r.frame))
+        if (r.other_balancers or r.balancer_evidence is not None
+                or r.http_requests_seen is not None):
+            self._whole_capture(r)
         if r.kind == "tls" or r.step in TLS_STEPS:
             self.tls_frames_seen += 1
         self.last_frame = r.frame
@@ -113,6 +143,16 @@ class LifecycleBuilder:
             if r.leg == BACK:
                 self.back_roles.add(backend_end(r.src_role, r.dst_role))
 
+    def _whole_capture(self, r: Record) -> None:
+        """Frame 1's facts of the whole capture (the plugin's second pass)."""
+        for other in r.other_balancers:
+            addr, _, n = other.rpartition("=")
+            self.other_balancers.append((addr, int(n) if n.isdigit() else 0))
+        if r.balancer_evidence is not None:
+            self.balancer_evidence = tuple(e for e in r.balancer_evidence.split(",") if e)
+        if r.http_requests_seen is not None:
+            self.tshark_requests = (r.http_requests_seen, r.http_request_copies or 0)
+
     def finish(self, *, policy: str = "", weights: dict[str, int] | None = None,
                configured_backends: Iterable[str] = (), capture: str = "",
                roles_source: str = "inferred", lab_source: str = "", truncated: bool = False,
@@ -122,15 +162,29 @@ class LifecycleBuilder:
         came from, how roles were chosen, whether tshark stopped early), never patched on
         afterwards. `capture_point` and `first_time`: a part of a capture (live builds one
         request alone) judged and timed as the whole capture is."""
-        capture_point = capture_point or _capture_point(self.legs, self.back_roles)
+        capture_point = capture_point or _capture_point(self.legs, self.back_roles,
+                                                        self.balancer_evidence)
         first_time = (self.first_time or 0.0) if first_time is None else first_time
         order = self._store.indexes()
         tally = _Tally(self._store, order, capture_point)
         backends = farm_backends(configured_backends, self.roles,
                                  (b for b in tally.per_backend if b != UNKNOWN))
+        requests = _Requests(self._store, order, first_time, capture_point,
+                             _Unanswered(self._lost_by_conn(), truncated))
+        return Report(
+            capture_point, {role: self.roles[role] for role in role_sort(self.roles)}, backends,
+            self._summary(len(order), tally, backends, policy, weights, capture_point),
+            requests, capture=capture,
+            roles_source=roles_source, lab_source=lab_source, truncated=truncated,
+            last_frame=self.last_frame, keylog=keylog,
+            direct_requests=tuple(self._direct[i].freeze() for i in sorted(self._direct)),
+        )
+
+    def _summary(self, requests: int, tally: _Tally, backends: tuple[str, ...], policy: str,
+                 weights: dict[str, int] | None, capture_point: str) -> Summary:
         kinds = sorted(self.other_kinds.items(), key=lambda kv: (-kv[1], kv[0]))
-        summary = Summary(
-            requests=len(order),
+        return Summary(
+            requests=requests,
             frames_total=self.frames_total,
             frames_in_requests=self.frames_in_requests,
             frames_other=self.frames_total - self.frames_in_requests,
@@ -143,14 +197,38 @@ class LifecycleBuilder:
             encrypted=tally.encrypted,
             encrypted_both_legs=tally.encrypted_both,
             other_balancers=tuple(self.other_balancers),
+            cache_hits=tally.cache_hits,
+            balancer_evidence=self.balancer_evidence,
+            requests_seen=self._requests_seen(),
         )
-        return Report(
-            capture_point, {role: self.roles[role] for role in role_sort(self.roles)}, backends,
-            summary, _Requests(self._store, order, first_time, capture_point), capture=capture,
-            roles_source=roles_source, lab_source=lab_source, truncated=truncated,
-            last_frame=self.last_frame, keylog=keylog,
-            direct_requests=tuple(self._direct[i].freeze() for i in sorted(self._direct)),
-        )
+
+    def _requests_seen(self) -> RequestsSeen | None:
+        """Every HTTP request tshark read, where it went (None: the plugin did not count)."""
+        if self.tshark_requests is None:
+            return None
+        seen, copies = self.tshark_requests
+        m = self.messages
+        placed = m["front"] + m["upstream"] + m["direct"] + m["outside"] + copies
+        other = sum(n for _, n in self.other_balancers)
+        return RequestsSeen(seen, copies, m["front"], m["upstream"], m["direct"], m["outside"],
+                            other, seen - placed, self.orphan_responses)
+
+    def _lost_by_conn(self) -> dict[int, list[int]]:
+        """Frames with a lost-segment finding, by each connection of the request they are in."""
+        found: dict[int, list[int]] = {}
+        for req, frame in self._lost:
+            for conn in self._store.get(req).conns or ():
+                found.setdefault(conn, []).append(frame)
+        return found
+
+
+def _place(r: Record) -> str:
+    """Where an HTTP request message's frame is in the report."""
+    if r.leg == DIRECT:
+        return "direct"
+    if not r.req:
+        return "outside"
+    return "upstream" if r.leg == BACK else "front"
 
 
 def _accumulate(acc: Acc, r: Record) -> None:
@@ -179,6 +257,13 @@ def _accumulate(acc: Acc, r: Record) -> None:
             acc.up_statuses.append((r.src_role, r.status))
         elif not acc.status:
             acc.status = r.status
+    if r.conn >= 0:
+        acc.add_conn(r.conn)
+    if r.interim and RETRANS not in r.flags:
+        if r.leg == BACK:
+            acc.up_interim = [*(acc.up_interim or ()), r.interim]
+        else:
+            acc.interim = [*(acc.interim or ()), r.interim]
 
 
 def _accumulate_http(acc: Acc, r: Record) -> None:
@@ -212,6 +297,8 @@ class _Tally:
         self.latencies: dict[str, array] = {"time_to_first_byte": array("d"),
                                             "backend_time": array("d")}
         self.encrypted = self.encrypted_both = 0
+        self.cache_hits = 0
+        self._no_balancer = capture_point == NO_BALANCER
         for index in order:
             acc = store.get(index)
             self._add(index, acc, store.step_times(acc), _status(acc, capture_point))
@@ -220,14 +307,19 @@ class _Tally:
         if acc.encrypted:
             self.encrypted += 1
             self.encrypted_both += acc.up_encrypted
-        self.per_backend[acc.backend or UNKNOWN] += 1
-        if acc.backend:
-            self.sequence.append(index, acc.backend)
         # An encrypted response is a response whose status is unreadable, not "none".
         unread = (not status and acc.encrypted
                   and any(n == _FRONT_STEPS.response for n, _ in steps))
         self.statuses[str(status) if status else "encrypted" if unread else "none"] += 1
-        self.dispatches.append(index, acc.backend, acc.client, steps)
+        # The balance counts only requests that reached a backend: not a cache hit (the
+        # balancer answered), nor a web server's own answer where there is no balancer.
+        if acc.evidence == CACHE:
+            self.cache_hits += 1
+        elif not self._no_balancer:
+            self.per_backend[acc.backend or UNKNOWN] += 1
+            if acc.backend:
+                self.sequence.append(index, acc.backend)
+            self.dispatches.append(index, acc.backend, acc.client, steps)
         measured = timings(steps)
         for basis, values in self.latencies.items():
             value = measured[basis]
@@ -235,32 +327,55 @@ class _Tally:
                 values.append(value)
 
 
+class _Unanswered:
+    """Why a request got no response, when the capture shows it: a segment tshark saw missing
+    on one of its connections after the request began (`lost` holds those frames by
+    connection), else the capture file cut short."""
+
+    def __init__(self, lost: dict[int, list[int]], truncated: bool) -> None:
+        self._lost = lost
+        self._truncated = truncated
+
+    def reason(self, acc: Acc, steps: tuple[Step, ...]) -> str:
+        start = steps[0].frame if steps else 0
+        if any(LOST_SEGMENT in s.flags for s in steps) or any(
+                frame > start for conn in acc.conns or () for frame in self._lost.get(conn, ())):
+            return "lost-segment"
+        return "cut-short" if self._truncated else ""
+
+
 class _Requests:
     """A finished capture's requests (`Report.source`): rebuilt in full from the store, one at
     a time, each time they are read."""
 
     def __init__(self, store: Store, order: Sequence[int], first_time: float,
-                 capture_point: str) -> None:
+                 capture_point: str, unanswered: _Unanswered | None = None) -> None:
         self._store = store
         self._order = order
         self._first_time = first_time
         self._capture_point = capture_point
+        self._unanswered = unanswered or _Unanswered({}, False)
 
     def __call__(self) -> Iterator[Request]:
         store = self._store
         for index in self._order:
             acc = store.get(index)
-            yield _request(acc, store.steps(acc, self._first_time), self._capture_point)
+            yield _request(acc, store.steps(acc, self._first_time), self._capture_point,
+                           self._unanswered)
 
 
-def _request(acc: Acc, steps: tuple[Step, ...], capture_point: str) -> Request:
+def _request(acc: Acc, steps: tuple[Step, ...], capture_point: str,
+             unanswered: _Unanswered | None = None) -> Request:
     up_statuses = tuple(acc.up_statuses or ())
     status = _status(acc, capture_point)
     sees_front = capture_point in _SEES_FRONT
-    # A redirect M3 made itself (port 80 → https://): no upstream request was ever sent,
-    # so a missing back leg is its normal lifecycle, not an anomaly.
-    by_balancer = (capture_point == BALANCER and status in REDIRECTS and not up_statuses
-                   and not any(st.leg == BACK for st in steps))
+    by_balancer = _answered_by_balancer(acc, steps, status, capture_point)
+    found = anomalies(steps, status or None, up_statuses, capture_point,
+                      answered_by_balancer=by_balancer)
+    why = ""
+    if unanswered is not None and any(a.code == "no-response" for a in found):
+        why = unanswered.reason(acc, steps)
+        found = tuple(replace(a, reason=why) if a.code == "no-response" else a for a in found)
     return Request(
         index=acc.index,
         client=acc.client,
@@ -272,8 +387,7 @@ def _request(acc: Acc, steps: tuple[Step, ...], capture_point: str) -> Request:
         upstream_statuses=up_statuses,
         steps=steps,
         timings=timings([(st.step, st.time) for st in steps]),
-        anomalies=anomalies(steps, status or None, up_statuses, capture_point,
-                            answered_by_balancer=by_balancer),
+        anomalies=found,
         client_forwarded_for=acc.client_xff,
         scheme=acc.scheme or (acc.up_scheme if not sees_front else ""),
         http_version=acc.version or (acc.up_version if not sees_front else ""),
@@ -281,7 +395,21 @@ def _request(acc: Acc, steps: tuple[Step, ...], capture_point: str) -> Request:
         status_source=("front" if acc.status else "back-leg") if status else "",
         answered_by_balancer=by_balancer,
         back_encrypted=acc.up_encrypted,
+        interim=tuple(acc.interim or (() if sees_front else acc.up_interim or ())),
+        no_response_reason=why,
+        no_balancer=capture_point == NO_BALANCER,
     )
+
+
+def _answered_by_balancer(acc: Acc, steps: tuple[Step, ...], status: int,
+                          capture_point: str) -> bool:
+    """M3 answered it itself, so no backend served it and a missing back leg is its normal
+    lifecycle: a hit of its cache (evidence `cache`), or a redirect it made (port 80 →
+    https://, seen at M3: no upstream request was ever sent)."""
+    if acc.evidence == CACHE:
+        return True
+    return (capture_point == BALANCER and status in REDIRECTS and not acc.up_statuses
+            and not any(st.leg == BACK for st in steps))
 
 
 def _status(acc: Acc, capture_point: str) -> int:
@@ -304,7 +432,9 @@ def timings(steps: Sequence[tuple[str, float]]) -> dict[str, float | None]:
     front, back = _FRONT_STEPS, _BACK_STEPS
 
     def between(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else round(b - a, 9)
+        # Never negative: steps in another order than the measure describes (an answer
+        # before the request is complete) have no such duration, not a negative one.
+        return None if a is None or b is None or b < a else round(b - a, 9)
 
     # Backend time: from the upstream request that got the first upstream response (after a
     # failover that is the last one sent before it) to that response.
@@ -319,7 +449,20 @@ def timings(steps: Sequence[tuple[str, float]]) -> dict[str, float | None]:
         "backend_time": between(up_request, up_response),
         "time_to_first_byte": between(first.get(front.request), first.get(front.response)),
         "total": between(steps[0][1], steps[-1][1]) if steps else None,
+        INTERIM_TIMING: _time_to_interim(steps, first),
     }
+
+
+def _time_to_interim(steps: Sequence[tuple[str, float]], first: dict[str, float]) -> float | None:
+    """From the request's first segment to its first interim answer (100 Continue comes
+    after the headers, before the body that completes the request: so not from `request`).
+    Before that answer, a request's only segments are the client's."""
+    front = _FRONT_STEPS
+    interim = first.get(front.interim)
+    if interim is None:
+        return None
+    start = min((t for step, t in steps if step in (front.request, front.data)), default=None)
+    return None if start is None or interim < start else round(interim - start, 9)
 
 
 def anomalies(
@@ -336,13 +479,13 @@ def anomalies(
     sees_front = capture_point in _SEES_FRONT
     if sees_front:
         front = [s for s in steps if s.leg == FRONT]
-        found += _leg_anomalies(front, _FRONT_STEPS, judge_response=True)
-    if capture_point not in (CLIENT, UNKNOWN):  # sees the back leg
+        found += _leg_anomalies(front, _front_names(front), judge_response=True)
+    if capture_point not in _NO_BACK:  # sees the back leg
         found += _back_anomalies(steps, capture_point, sees_front, answered_by_balancer)
     resets = [(s.src_role, s.dst_role) for s in steps if s.step in RESETS]
     for who in dict.fromkeys(resets):
         found.append(Anomaly("rst", path=who))
-    retrans = sum(1 for s in steps if "retrans" in s.flags)
+    retrans = sum(1 for s in steps if RETRANS in s.flags)
     if retrans:
         found.append(Anomaly("retransmission", count=retrans))
     if status is not None and status >= 500:
@@ -378,7 +521,7 @@ def _leg_anomalies(steps: list[Step], names_of: TcpSteps, judge_response: bool) 
     found: list[Anomaly] = []
     if not steps:
         return found
-    counts = Counter(s.step for s in steps if "retrans" not in s.flags)
+    counts = Counter(s.step for s in steps if RETRANS not in s.flags)
     names = set(counts)
     v = names_of
 
@@ -415,7 +558,18 @@ def _leg_anomalies(steps: list[Step], names_of: TcpSteps, judge_response: bool) 
     return found
 
 
-def _capture_point(legs: set[str], back_roles: set[str]) -> str:
+def _front_names(front: list[Step]) -> TcpSteps:
+    """The front leg's step names: a web server's (FIN-server) where there is no balancer."""
+    if any(SERVER in (s.src_role, s.dst_role) for s in front):
+        return SERVER_STEPS
+    return _FRONT_STEPS
+
+
+def _capture_point(legs: set[str], back_roles: set[str],
+                   balancer_evidence: tuple[str, ...] | None = None) -> str:
+    # The plugin found nothing that shows a balancer (frame 1 says so only when it looked).
+    if balancer_evidence == ():
+        return NO_BALANCER
     if FRONT in legs and BACK in legs:
         return BALANCER
     if FRONT in legs:

@@ -17,6 +17,9 @@ TIMING_KEYS = (
     "time_to_first_byte",
     "total",
 )
+# Only a request with an interim (1xx) answer has this one; it is shown after the time to
+# first byte (which is always to the final response).
+INTERIM_TIMING = "time_to_interim"
 # The lane of a frame's end that has no role.
 UNNAMED_LANE = "?"
 
@@ -47,7 +50,8 @@ class Anomaly:
     through the catalogue; render/json.py the contract's string). Which fields a code uses:
     missing-step: steps=(name,); repeated-step: steps=(name,), count; rst: path=(src, dst);
     retransmission: count (frames); http-5xx: status; upstream-5xx: status, backend;
-    failover: path (backends in order); no-response, no-upstream: none."""
+    failover: path (backends in order); no-response: reason (why, when the capture shows it:
+    Request.no_response_reason's values); no-upstream: none."""
 
     code: str
     steps: tuple[str, ...] = ()
@@ -55,6 +59,7 @@ class Anomaly:
     status: int | None = None
     backend: str = ""
     path: tuple[str, ...] = ()
+    reason: str = ""
 
 
 # Anomaly codes that mean a request's lifecycle did not run its course.
@@ -88,6 +93,25 @@ class Request:
     status_source: str = ""
     answered_by_balancer: bool = False
     back_encrypted: bool = False  # the back leg is TLS too and unreadable (re-encryption)
+    # Interim answers (100 Continue, 102, 103) the client got before the final response, by
+    # status (a backend view: the backend's); never the request's status.
+    interim: tuple[int, ...] = ()
+    # Why no response is in the capture, when the capture shows it: "lost-segment" (tshark
+    # saw a segment missing on its connection after the request), "cut-short" (the capture
+    # file ends in the middle of a packet); "" when answered or not known.
+    no_response_reason: str = ""
+    # The capture shows no balancer at all: the web server answered itself, so "backend"
+    # does not apply (not "unknown").
+    no_balancer: bool = False
+
+    @property
+    def timing_keys(self) -> tuple[str, ...]:
+        """The timings to show for this request, in order (time to interim only if it had
+        an interim answer)."""
+        if not self.interim:
+            return TIMING_KEYS
+        i = TIMING_KEYS.index("time_to_first_byte")
+        return (*TIMING_KEYS[:i], INTERIM_TIMING, *TIMING_KEYS[i:])
 
     @property
     def is_complete(self) -> bool:
@@ -136,7 +160,8 @@ class Balance:
     policy: str  # declared: "round-robin" | "weights" | "ip-hash" | "least-conn"; "": none
     weights: dict[str, int]
     verdict: str  # "matches" | "differs" | "not-judged"
-    # for not-judged: "backend-view" | "no-known-backend" | "single-backend" | "one-request"
+    # for not-judged: "backend-view" | "no-balancer" (the capture shows none) |
+    # "no-known-backend" | "single-backend" | "one-request"
     # | "no-overlap" | "no-repeat-client" (the declared policy cannot be told from this capture)
     # | "undecidable" (none declared, and no known policy can be told)
     reason: str
@@ -177,6 +202,34 @@ class Summary:
     encrypted_both_legs: int = 0
     # Another farm's balancer in the same capture (merged captures): address, requests it got.
     other_balancers: tuple[tuple[str, int], ...] = ()
+    # Requests the balancer answered from its cache (evidence "cache"): no backend, so neither
+    # in backend_distribution nor in the balance verdict.
+    cache_hits: int = 0
+    # What shows a balancer (vocabulary.BALANCER_EVIDENCE names, strongest first); () with
+    # capture point "no-balancer"; None when the plugin did not say (one pass, older plugin).
+    balancer_evidence: tuple[str, ...] | None = None
+    requests_seen: RequestsSeen | None = None  # None: the plugin did not count them
+
+
+@dataclass(frozen=True, slots=True)
+class RequestsSeen:
+    """Every HTTP request tshark read, accounted for as frames are: `seen` (the plugin's
+    count, HTTP/1 and HTTP/2, retransmitted copies included) = `front` (the clients' requests
+    in the report) + `upstream` (M3's to the backends, in the report) + `direct` + `outside`
+    (in no request: health checks, another farm's traffic) + `copies` + `missing` (read by
+    tshark, in no part of the report). `other_balancers`: of `outside`, the requests the
+    other balancers received; `orphan_responses`: responses tshark read whose request it could
+    not (HTTP/2 request headers it could not decode)."""
+
+    seen: int
+    copies: int
+    front: int
+    upstream: int
+    direct: int
+    outside: int
+    other_balancers: int
+    missing: int
+    orphan_responses: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,8 @@ class Record:
     conn: int = -1
     role_defs: tuple[str, ...] = ()
     client_xff: str = ""
-    other_balancer: str = ""  # frame 1 only: a balancer left out, "address=requests"
+    # Frame 1 only (two passes): each balancer left out, "address=requests" (one field each).
+    other_balancers: tuple[str, ...] = ()
     # Frames in no request: what they are (ssh, dns, arp, direct, …; an open set of names),
     # so the summary can explain "other" instead of just counting it.
     kind: str = ""
@@ -56,6 +57,13 @@ class Record:
     http_version: str = ""
     encrypted: bool = False
     lab_applied: bool = False  # frame 1 only: lblab.lab_when_seen found the configured lab
+    interim: int = 0  # an interim (1xx, not 101) answer's status, on its frame
+    # Frame 1 only (two passes), what the plugin says of the whole capture; None: not said
+    # (one pass, or an older plugin), which differs from "" (no balancer) and 0 (none seen).
+    balancer_evidence: str | None = None  # comma list (vocabulary.BALANCER_EVIDENCE)
+    http_requests_seen: int | None = None  # HTTP requests tshark dissected, copies included
+    http_request_copies: int | None = None  # of those, retransmitted copies
+    http_ports: str | None = None  # comma list of the TCP ports HTTP requests went to
 
 
 # lblab field name → Record attribute. Integer fields are listed in _INTS.
@@ -76,15 +84,20 @@ _FIELDS = {
     "lblab.arp_target": "arp_target",
     "lblab.conn": "conn",
     "lblab.client_xff": "client_xff",
-    "lblab.other_balancer": "other_balancer",
     "lblab.kind": "kind",
     "lblab.direct": "direct",
     "lblab.scheme": "scheme",
     "lblab.http_version": "http_version",
     "lblab.encrypted": "encrypted",
     "lblab.lab_applied": "lab_applied",
+    "lblab.interim": "interim",
+    "lblab.balancer_evidence": "balancer_evidence",
+    "lblab.http_requests_seen": "http_requests_seen",
+    "lblab.http_request_copies": "http_request_copies",
+    "lblab.http_ports": "http_ports",
 }
-_INTS = {"req", "status", "conn", "direct"}
+_INTS = {"req", "status", "conn", "direct", "interim", "http_requests_seen",
+         "http_request_copies"}
 _BOOLS = {"encrypted", "lab_applied"}  # PDML shows a boolean as "1" / "0"
 # Low-cardinality labels repeat on every frame: share one str object each. Not URIs/clients.
 _INTERNED = {"src_role", "dst_role", "step", "leg", "flags", "backend", "evidence", "marker",
@@ -100,6 +113,9 @@ _SLOT = {
     for name, attr in _FIELDS.items()
 }
 _ROLE_DEFS = _POSITIONS["role_defs"]
+_OTHER_BALANCERS = _POSITIONS["other_balancers"]
+# Fields that repeat on one frame: each occurrence kept, in order (Record attribute's slot).
+_REPEATED = {"lblab.role_def": _ROLE_DEFS, "lblab.other_balancer": _OTHER_BALANCERS}
 # lblab.pkt (the plugin's compact mode): the fields vocabulary.PKT_ORDER names, `;`-separated.
 _PKT_FIELDS = tuple(f"lblab.{name}" for name in PKT_ORDER)
 _PKT_SLOTS = tuple(_SLOT[name] for name in _PKT_FIELDS)
@@ -137,17 +153,18 @@ def record_from_fields(frame: int, time: float,
     packet already parsed by someone else (pyshark in live), decoded like PdmlReader does."""
     values = _DEFAULTS.copy()
     values[0], values[1] = frame, time
-    role_defs: list[str] = []
+    repeated: dict[int, list[str]] = {}
     lua_error = ""
     for name, show in fields:
         if decode_field(values, name, show, _shared_intern):
             continue
-        if name == "lblab.role_def":
-            role_defs.append(show)
+        slot = _REPEATED.get(name)
+        if slot is not None:
+            repeated.setdefault(slot, []).append(show)
         elif name.startswith("_ws.lua") or (name != "_ws.lua.fake" and "Lua Error" in show):
             lua_error = lua_error or show
-    if role_defs:
-        values[_ROLE_DEFS] = tuple(role_defs)
+    for slot, shows in repeated.items():
+        values[slot] = tuple(shows)
     return Record(*values), lua_error
 
 
@@ -181,7 +198,7 @@ class PdmlReader:
 
     def _record(self, packet: etree._Element, intern: _Interner) -> Record:
         values = _DEFAULTS.copy()
-        role_defs: list[str] | None = None
+        repeated: dict[int, list[str]] | None = None
         decode = decode_field
         for proto in packet:
             name = proto.get("name")
@@ -190,10 +207,11 @@ class PdmlReader:
                     fname = f.get("name")
                     if decode(values, fname, f.get("show", ""), intern):
                         continue
-                    if fname == "lblab.role_def":
-                        if role_defs is None:
-                            role_defs = []
-                        role_defs.append(f.get("show", ""))
+                    slot = _REPEATED.get(fname)
+                    if slot is not None:
+                        if repeated is None:
+                            repeated = {}
+                        repeated.setdefault(slot, []).append(f.get("show", ""))
                     elif fname.startswith("_ws.lua"):
                         self._lua_error(values[0], f.get("show", ""))
             elif name == "geninfo":
@@ -208,8 +226,9 @@ class PdmlReader:
                 for f in proto:
                     if f.get("name") != "_ws.lua.fake" and "Lua Error" in f.get("show", ""):
                         self._lua_error(values[0], f.get("show", ""))
-        if role_defs:
-            values[_ROLE_DEFS] = tuple(role_defs)
+        if repeated:
+            for slot, shows in repeated.items():
+                values[slot] = tuple(shows)
         return Record(*values)
 
     def _time(self, value: str | None) -> float:

@@ -51,7 +51,7 @@ class Acc:
     __slots__ = (
         "index", "client", "method", "uri", "up_method", "up_uri", "status", "up_statuses",
         "backend", "evidence", "packed", "times", "client_xff", "scheme", "version",
-        "up_scheme", "up_version", "encrypted", "up_encrypted",
+        "up_scheme", "up_version", "encrypted", "up_encrypted", "interim", "up_interim", "conns",
     )  # fmt: skip
 
     def __init__(self, index: int) -> None:
@@ -74,13 +74,20 @@ class Acc:
         self.up_version = ""
         self.encrypted = False  # front exchange seen only as TLS records
         self.up_encrypted = False
+        # Interim (1xx) answers' statuses in frame order: the client's, the back leg's.
+        self.interim: list[int] | None = None
+        self.up_interim: list[int] | None = None
+        # Its connections (lblab.conn of its request and response frames): a segment lost on
+        # one of them explains a missing response.
+        self.conns: list[int] | None = None
 
     def dumps(self) -> bytes:
         return marshal.dumps((
             self.index, self.client, self.method, self.uri, self.up_method, self.up_uri,
             self.status, self.up_statuses, self.backend, self.evidence, self.packed.tobytes(),
             self.times.tobytes(), self.client_xff, self.scheme, self.version, self.up_scheme,
-            self.up_version, self.encrypted, self.up_encrypted,
+            self.up_version, self.encrypted, self.up_encrypted, self.interim, self.up_interim,
+            self.conns,
         ))  # fmt: skip
 
     @classmethod
@@ -89,7 +96,7 @@ class Acc:
         (acc.index, acc.client, acc.method, acc.uri, acc.up_method, acc.up_uri, acc.status,
          acc.up_statuses, acc.backend, acc.evidence, packed, times,
          acc.client_xff, acc.scheme, acc.version, acc.up_scheme, acc.up_version, acc.encrypted,
-         acc.up_encrypted) = marshal.loads(data)
+         acc.up_encrypted, acc.interim, acc.up_interim, acc.conns) = marshal.loads(data)
         acc.packed = array("q")
         acc.packed.frombytes(packed)
         acc.times = array("d")
@@ -118,6 +125,18 @@ class Acc:
         if later.up_statuses:
             self.up_statuses = (self.up_statuses or []) + later.up_statuses
         self.status = self.status or later.status
+        if later.interim:
+            self.interim = (self.interim or []) + later.interim
+        if later.up_interim:
+            self.up_interim = (self.up_interim or []) + later.up_interim
+        for conn in later.conns or ():
+            self.add_conn(conn)
+
+    def add_conn(self, conn: int) -> None:
+        if self.conns is None:
+            self.conns = [conn]
+        elif conn not in self.conns:
+            self.conns.append(conn)
 
 
 class Spill:

@@ -77,6 +77,9 @@ class TcpSteps:
     tls_server_hello: str
     tls_finished: str  # the rest of the handshake (key exchange, ChangeCipherSpec, Finished)
     tls_close: str  # a TLS alert (close_notify)
+    # A 1xx answer other than 101 (100 Continue, 102, 103): the request is still waiting for
+    # its final response, so an interim answer is never the response (nor its time).
+    interim: str
 
     def names(self) -> tuple[str, ...]:
         return tuple(getattr(self, f) for f in self.__slots__)  # type: ignore[attr-defined]
@@ -90,7 +93,7 @@ class TcpSteps:
 def _tcp(prefix: str, fin_a: str, fin_b: str) -> TcpSteps:
     names = ("SYN", "SYN/ACK", "ACK", "request", "data", "response", "ACK-resp")
     tail = ("last-ACK", "RST", "ACK-req", "ACK-FIN", "TLS-ClientHello", "TLS-ServerHello",
-            "TLS-Finished", "TLS-close")
+            "TLS-Finished", "TLS-close", "interim")
     return TcpSteps(*(prefix + n for n in names), prefix + fin_a, prefix + fin_b,
                     *(prefix + n for n in tail))
 
@@ -100,14 +103,33 @@ STEPS: dict[str, TcpSteps] = {
     BACK: _tcp("up-", "FIN-M3", "FIN-backend"),
     DIRECT: _tcp("", "FIN-client", "FIN-backend"),
 }
+# Not a leg: the front leg's names in a capture with no balancer, where the client talks to a
+# web server (role `server`) that closes with FIN-server, not FIN-M3. The plugin publishes it
+# as lblab.vocab.server; a request whose front steps are a server's is judged with these.
+SERVER_STEPS = _tcp("", "FIN-client", "FIN-server")
+# Every step set the plugin publishes (lblab.vocab.<name>), by that name.
+STEP_SETS: dict[str, TcpSteps] = {**STEPS, SERVER: SERVER_STEPS}
 ARP_STEPS = ("ARP-who-has", "ARP-reply", "ND-solicit", "ND-advert")
 RESETS = frozenset(steps.rst for steps in STEPS.values())
 RESPONSES = frozenset(s for steps in STEPS.values() for s in (steps.response, steps.data))
 TLS_STEPS = frozenset(s for steps in STEPS.values() for s in (
     steps.tls_client_hello, steps.tls_server_hello, steps.tls_finished, steps.tls_close))
 
-EVIDENCE = ("back-leg", "marker", "arp", "none")
-NO_EVIDENCE = EVIDENCE[-1]
+# How a request's backend is known, strongest first; `cache`: no backend at all, the
+# balancer answered from its cache (the response's own headers, or no back leg at M3).
+CACHE, NO_EVIDENCE = "cache", "none"
+EVIDENCE = ("back-leg", CACHE, "marker", "arp", NO_EVIDENCE)
+
+# What shows a balancer in a capture, strongest first (frame 1's lblab.balancer_evidence;
+# none: there is no balancer). `x-forwarded-for` is weak: a client can write that header.
+BALANCER_EVIDENCE = ("lab-file", "back-leg", "arp-for-third-hosts", "marker", "x-forwarded-for")
+WEAK_BALANCER_EVIDENCE = "x-forwarded-for"
+# The capture point of a capture that shows no balancer (a client and plain web servers).
+NO_BALANCER = "no-balancer"
+
+# TCP findings (lblab.flags) the report reads: a retransmitted copy, and a segment before
+# this one that the capture never got.
+RETRANS, LOST_SEGMENT = "retrans", "lost-segment"
 
 # What frames outside any request are (lblab.kind); the plugin may add kinds: treat as open.
 KINDS = ("ssh", "dns", "icmp", "arp", "nd", "neighbour-refresh", "direct", "http", "tls", "ntp",
@@ -122,7 +144,7 @@ PKT_ORDER = ("req", "step", "src_role", "dst_role", "leg", "backend", "backend_e
 
 
 def all_step_names() -> set[str]:
-    return {n for steps in STEPS.values() for n in steps.names()} | set(ARP_STEPS)
+    return {n for steps in STEP_SETS.values() for n in steps.names()} | set(ARP_STEPS)
 
 
 def leg_steps(leg: str) -> tuple[str, ...]:

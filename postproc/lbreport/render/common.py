@@ -12,14 +12,31 @@ from lbreport.model import (
     Report,
     Request,
 )
-from lbreport.vocabulary import BALANCER, CLIENT, FRONT, STEPS, UNKNOWN
+from lbreport.vocabulary import (
+    BALANCER,
+    CACHE,
+    CLIENT,
+    FRONT,
+    NO_BALANCER,
+    STEPS,
+    UNKNOWN,
+    WEAK_BALANCER_EVIDENCE,
+)
 
 
 def capture_point(report: Report) -> str:
     cp = report.capture_point
-    if cp in (CLIENT, BALANCER, UNKNOWN):
+    if cp in (CLIENT, BALANCER, UNKNOWN, NO_BALANCER):
         return t(f"cp.{cp}")
     return t("cp.backend", role=cp)
+
+
+def balancer_note(report: Report) -> str:
+    """Said in the header when the only sign of a balancer is X-Forwarded-For: weak, since a
+    client can write that header itself ("" otherwise)."""
+    if report.summary.balancer_evidence == (WEAK_BALANCER_EVIDENCE,):
+        return t("note.xff_only")
+    return ""
 
 
 def roles_source(report: Report) -> str:
@@ -30,7 +47,10 @@ def roles_source(report: Report) -> str:
 
 def anomaly(a: Anomaly) -> str:
     """An anomaly in the reader's language: its details go into the catalogue's sentence, and
-    the step names in it through the step catalogue (as on the ladder)."""
+    the step names in it through the step catalogue (as on the ladder). A missing response
+    says why when the capture shows it."""
+    if a.code == "no-response" and a.reason:
+        return t(f"noresp.{a.reason}")
     return t(f"anom.{a.code}", step=", ".join(step_name(s) for s in a.steps), count=a.count,
              status=a.status, backend=a.backend, path=" → ".join(a.path),
              src=a.path[0] if a.path else "", dst=a.path[-1] if a.path else "")
@@ -79,6 +99,7 @@ _NOT_JUDGED = {
     "no-known-backend": "bal.not_judged_unknown",
     "single-backend": "bal.not_judged_single",
     "one-request": "bal.not_judged_one",
+    "no-balancer": "bal.not_judged_no_balancer",
 }
 
 
@@ -139,6 +160,34 @@ def latency(lat: Latency) -> tuple[str, str]:
     return title, value
 
 
+def backend_counts(report: Report) -> str:
+    """Requests per backend, or why there are none to count (no balancer)."""
+    if report.capture_point == NO_BALANCER:
+        return t("sum.backends_no_balancer")
+    return ", ".join(f"{b}: {n}" for b, n in report.summary.backend_distribution.items())
+
+
+def cache_hits(report: Report) -> str:
+    """The sentence on cache hits ("" without any)."""
+    n = report.summary.cache_hits
+    return t("sum.cache_hits_line", count=n) if n else ""
+
+
+def requests_seen(report: Report) -> str:
+    """Every HTTP request tshark read, accounted for like frames ("" if not counted)."""
+    r = report.summary.requests_seen
+    if r is None:
+        return ""
+    other = t("sum.http_requests_other", count=r.other_balancers) if r.other_balancers else ""
+    text = t("sum.http_requests_line", seen=r.seen, front=r.front, upstream=r.upstream,
+             direct=r.direct, outside=r.outside, other=other, copies=r.copies)
+    if r.missing > 0:
+        text += t("sum.http_requests_missing", count=r.missing)
+        if r.orphan_responses:
+            text += t("sum.http_requests_orphans", count=r.orphan_responses)
+    return text
+
+
 def status_counts(counts: dict[str, int]) -> str:
     names = {"none": t("sum.no_status"), "encrypted": t("sum.status_encrypted")}
     return ", ".join(f"{names.get(k, k)}: {v}" for k, v in counts.items())
@@ -196,11 +245,28 @@ def status_text(req: Request) -> str:
         return t("req.no_status")
     if req.encrypted and req.status_source == "back-leg":
         return t("req.status_back_leg", status=req.status)
+    if req.interim:
+        return t("req.status_interim", status=req.status,
+                 interim=", ".join(map(str, req.interim)))
     return str(req.status)
 
 
 def backend_text(req: Request, sep: str = " ") -> str:
-    """The backend and its evidence, or who answered instead (a redirect by M3 itself)."""
+    """The backend and its evidence, or who answered instead (M3's cache, a redirect by M3
+    itself, the web server where there is no balancer)."""
     if req.answered_by_balancer:
+        if req.evidence == CACHE:
+            return t("req.by_cache")
         return t("req.by_balancer", status=req.status)
+    if req.no_balancer and not req.backend:
+        return t("req.backend_no_balancer")
     return f"{req.backend or t('req.backend_unknown')}{sep}({evidence(req.evidence)})"
+
+
+def backend_name(req: Request) -> str:
+    """The backend in a word, for a table cell or a title (no evidence)."""
+    if req.backend:
+        return req.backend
+    if req.evidence == CACHE:
+        return t("req.cache")
+    return t("req.backend_na") if req.no_balancer else t("req.backend_unknown")

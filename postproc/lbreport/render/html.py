@@ -17,7 +17,7 @@ from typing import TextIO
 
 from lbreport import __version__
 from lbreport.messages import language, step_name, t
-from lbreport.model import TIMING_KEYS, Report, Request, Step, lane
+from lbreport.model import Report, Request, Step, lane
 from lbreport.render import common
 from lbreport.render.safe import printable
 from lbreport.vocabulary import ARP, BACK, FRONT, RESETS, STEPS, UNKNOWN, backend_role
@@ -71,6 +71,7 @@ class _Row:
     request: str
     status: int | None
     backend: str | None
+    backend_label: str  # the backend, or who answered instead (M3's cache; no balancer: n/a)
     evidence: str
     latency: float | None
     frames: int
@@ -210,7 +211,7 @@ def latency_chart(report: Report, rows: list[_Row], backends: Sequence[str]) -> 
         v = r.latency or 0.0
         h = max(1.0, plot_h * v / top)
         x = left + i * bar
-        tip = t("html.bar", index=r.index, backend=r.backend or t("req.backend_unknown"),
+        tip = t("html.bar", index=r.index, backend=r.backend_label,
                 value=common.ms(v))
         parts.append(f'<rect x="{x:.1f}" y="{10 + plot_h - h:.1f}" width="{bar - gap:.1f}" '
                      f'height="{h:.1f}" fill="{backend_colour(r.backend, backends)}">'
@@ -282,6 +283,7 @@ def _rows(report: Report) -> list[_Row]:
             request=common.request_text(req),
             status=req.status,
             backend=req.backend,
+            backend_label=common.backend_name(req),
             evidence=req.evidence,
             latency=req.timings.get(basis) if basis else None,
             frames=len(req.steps),
@@ -307,6 +309,9 @@ def _header(report: Report) -> str:
     note = common.encrypted_note(report)
     if note:
         pairs.append((_e(t("hdr.https")), _e(note)))
+    weak = common.balancer_note(report)
+    if weak:
+        pairs.append((_e(t("hdr.balancer")), _e(weak)))
     out = f'<h1>{_e(t("hdr.title", capture=report.capture))}</h1>{_kv(pairs)}'
     if report.truncated:
         out += f'<p class="anom"><strong>{_e(t("hdr.truncated", frame=report.last_frame))}' \
@@ -317,15 +322,18 @@ def _header(report: Report) -> str:
 def _summary(report: Report, rows: list[_Row], backends: Sequence[str]) -> str:
     s = report.summary
     title, value = common.latency(s.latency)
-    dist = ", ".join(f"{b}: {n}" for b, n in s.backend_distribution.items())
     pairs = [
         (_e(t("sum.requests")), str(s.requests)),
         (_e(t("sum.frames")), _e(common.frames(report))),
         (_e(t("sum.status_counts")), _e(common.status_counts(s.status_counts))),
-        (_e(t("sum.backends")), _e(dist)),
-        (_e(t("sum.balance")), _e(common.balance(s.balance))),
-        (_e(title), _e(value)),
+        (_e(t("sum.backends")), _e(common.backend_counts(report))),
     ]
+    if s.cache_hits:
+        pairs.append((_e(t("sum.cache_hits")), _e(common.cache_hits(report))))
+    pairs += [(_e(t("sum.balance")), _e(common.balance(s.balance))), (_e(title), _e(value))]
+    seen = common.requests_seen(report)
+    if seen:
+        pairs.append((_e(t("sum.http_requests")), _e(seen)))
     if report.direct_requests:
         pairs.append((_e(t("sum.direct")),
                       f'<a href="#direct">'
@@ -367,7 +375,7 @@ def _table(rows: list[_Row], backends: Sequence[str]) -> str:
             f"<td>{_e(r.client)}</td>"
             f'<td class="uri" title="{_e(r.request)}">{_e(r.request)}</td>'
             f"<td>{_e(r.status or t('req.no_status'))}</td>"
-            f"<td>{swatch}{_e(r.backend or t('req.backend_unknown'))}</td>"
+            f"<td>{swatch}{_e(r.backend_label)}</td>"
             f"<td>{_e(r.evidence)}</td>"
             f'<td class="num">{_e(common.ms(r.latency))}</td>'
             f'<td class="num">{r.frames}</td>'
@@ -378,7 +386,7 @@ def _table(rows: list[_Row], backends: Sequence[str]) -> str:
 
 
 def _request(report: Report, req: Request, is_open: bool) -> str:
-    backend = req.backend or t("req.backend_unknown")
+    backend = common.backend_name(req)
     status = str(req.status) if req.status else t("req.no_status")
     request = common.request_text(req)
     anomalies = "<br>".join(_e(common.anomaly(a)) for a in req.anomalies)
@@ -388,7 +396,7 @@ def _request(report: Report, req: Request, is_open: bool) -> str:
         (_e(t("req.status")), _e(common.status_text(req))),
         (_e(t("req.backend")), _e(common.backend_text(req))),
         (_e(t("req.timings")), "<br>".join(
-            _e(f"{t('timing.' + k)}: {common.ms(req.timings[k])}") for k in TIMING_KEYS)),
+            _e(f"{t('timing.' + k)}: {common.ms(req.timings[k])}") for k in req.timing_keys)),
         (_e(t("req.anomalies")),
          f'<span class="anom">{anomalies}</span>' if anomalies else _e(t("req.none"))),
     ]

@@ -60,6 +60,8 @@ def _request_head(req: Request) -> dict[str, Any]:
         "encrypted": req.encrypted,
         "status_source": req.status_source or None,
         "answered_by_balancer": req.answered_by_balancer,
+        "interim": list(req.interim),
+        "no_response_reason": req.no_response_reason or None,
     }
 
 
@@ -134,6 +136,28 @@ def summary_json(report: Report) -> dict[str, Any]:
         "encrypted": s.encrypted,
         "encrypted_both_legs": s.encrypted_both_legs,
         "other_balancers": [{"address": a, "requests": n} for a, n in s.other_balancers],
+        "cache_hits": s.cache_hits,
+        "balancer_evidence": (None if s.balancer_evidence is None
+                              else list(s.balancer_evidence)),
+        **_requests_seen(report),
+    }
+
+
+def _requests_seen(report: Report) -> dict[str, Any]:
+    """tshark's count of HTTP requests and where each went (null: the plugin did not count):
+    http_requests_seen = front + upstream + direct + outside + http_request_copies + missing."""
+    r = report.summary.requests_seen
+    if r is None:
+        return {"http_requests_seen": None, "http_request_copies": None,
+                "http_requests_accounted": None}
+    return {
+        "http_requests_seen": r.seen,
+        "http_request_copies": r.copies,
+        "http_requests_accounted": {
+            "front": r.front, "upstream": r.upstream, "direct": r.direct, "outside": r.outside,
+            "other_balancers": r.other_balancers, "missing": r.missing,
+            "orphan_responses": r.orphan_responses,
+        },
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from lbreport.messages import t
-from lbreport.model import TIMING_KEYS, Report, Request
+from lbreport.model import Report, Request
 from lbreport.render import common
 from lbreport.render.ladder import ladder
 from lbreport.render.safe import markdown_cell, printable
@@ -23,7 +23,7 @@ def _request(req: Request, out: TextIO) -> None:
     out.write(_row(t("req.request"), markdown_cell(common.request_text(req))))
     out.write(_row(t("req.status"), markdown_cell(common.status_text(req))))
     out.write(_row(t("req.backend"), markdown_cell(common.backend_text(req))))
-    for k in TIMING_KEYS:
+    for k in req.timing_keys:
         out.write(_row(t("timing." + k), common.ms(req.timings[k])))
     anomalies = "<br>".join(markdown_cell(common.anomaly(a)) for a in req.anomalies)
     out.write(_row(t("req.anomalies"), anomalies or t("req.none")))
@@ -41,6 +41,9 @@ def render(report: Report, out: TextIO) -> None:
     note = common.encrypted_note(report)
     if note:
         out.write(f"- **{t('hdr.https')}:** {markdown_cell(note)}\n")
+    weak = common.balancer_note(report)
+    if weak:
+        out.write(f"- **{t('hdr.balancer')}:** {markdown_cell(weak)}\n")
     for req in report.requests():
         _request(req, out)
     s = report.summary
@@ -48,11 +51,15 @@ def render(report: Report, out: TextIO) -> None:
     out.write(_row(t("sum.requests"), str(s.requests)))
     out.write(_row(t("sum.frames"), common.frames(report)))
     out.write(_row(t("sum.status_counts"), markdown_cell(common.status_counts(s.status_counts))))
-    out.write(_row(t("sum.backends"), ", ".join(f"{b}: {n}" for b, n in
-                                                s.backend_distribution.items())))
+    out.write(_row(t("sum.backends"), markdown_cell(common.backend_counts(report))))
+    if s.cache_hits:
+        out.write(_row(t("sum.cache_hits"), markdown_cell(common.cache_hits(report))))
     out.write(_row(t("sum.balance"), markdown_cell(common.balance(s.balance))))
     title, value = common.latency(s.latency)
     out.write(_row(title, markdown_cell(value)))
+    seen = common.requests_seen(report)
+    if seen:
+        out.write(_row(t("sum.http_requests"), markdown_cell(seen)))
     if report.direct_requests:
         out.write(_row(t("sum.direct"),
                        markdown_cell(t("sum.direct_count", count=len(report.direct_requests)))))

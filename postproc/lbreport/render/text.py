@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lbreport.messages import t
-from lbreport.model import TIMING_KEYS, Report, Request
+from lbreport.model import Report, Request
 from lbreport.render import common
 from lbreport.render.ladder import ladder
 from lbreport.render.safe import printable
@@ -38,6 +38,9 @@ def header(console: Console, report: Report) -> None:
     note = common.encrypted_note(report)
     if note:
         table.add_row(t("hdr.https"), note)
+    weak = common.balancer_note(report)
+    if weak:
+        table.add_row(t("hdr.balancer"), weak)
     console.print(table)
     if report.truncated:
         console.print(Text(t("hdr.truncated", frame=report.last_frame), style="bold red"))
@@ -88,7 +91,7 @@ def request_block(console: Console, req: Request) -> None:
     rows.append((t("req.status"), common.status_text(req)))
     rows.append((t("req.backend"), common.backend_text(req, "  ")))
     rows.append((t("req.timings"), "\n".join(
-        f"{t('timing.' + k)}: {common.ms(req.timings[k])}" for k in TIMING_KEYS)))
+        f"{t('timing.' + k)}: {common.ms(req.timings[k])}" for k in req.timing_keys)))
     # Escape each anomaly on its own: the newline between them is ours, not the packet's.
     anomalies = "\n".join(printable(common.anomaly(a)) for a in req.anomalies) or t("req.none")
     rows.append((t("req.anomalies"), anomalies))
@@ -116,14 +119,18 @@ def summary(console: Console, report: Report) -> None:
     table.add_row(t("sum.requests"), str(s.requests))
     table.add_row(t("sum.frames"), common.frames(report))
     table.add_row(t("sum.status_counts"), common.status_counts(s.status_counts))
-    table.add_row(t("sum.backends"), ", ".join(f"{b}: {n}" for b, n in
-                                               s.backend_distribution.items()))
+    table.add_row(t("sum.backends"), common.backend_counts(report))
+    if s.cache_hits:
+        table.add_row(t("sum.cache_hits"), common.cache_hits(report))
     table.add_row(t("sum.balance"), common.balance(s.balance))
     for addr, n in s.other_balancers:
         table.add_row(t("sum.other_balancer"), Text(t("sum.other_balancer_line",
                                                       address=printable(addr), requests=n),
                                                     style="bold red"))
     table.add_row(*common.latency(s.latency))
+    seen = common.requests_seen(report)
+    if seen:
+        table.add_row(t("sum.http_requests"), seen)
     if report.direct_requests:
         table.add_row(t("sum.direct"), t("sum.direct_count", count=len(report.direct_requests)))
     console.print(table)
