@@ -206,6 +206,10 @@ EN: dict[str, str] = {
         "server(s) it talked to)"
     ),
     "hdr.balancer": "Balancer",
+    "hdr.roles_inferred_partly": (
+        "inferred from the traffic ({count} of the lab's addresses are in the capture, but the "
+        "lab does not describe it: its balancer is not there as one)"
+    ),
     "note.xff_only": (
         "the only sign of a balancer is the X-Forwarded-For header, which is weak evidence: a "
         "client can write that header itself."

@@ -219,6 +219,10 @@ ES: dict[str, str] = {
         "el servidor o servidores web con los que habló)"
     ),
     "hdr.balancer": "Balanceador",
+    "hdr.roles_inferred_partly": (
+        "deducidos del tráfico ({count} direcciones del laboratorio aparecen en la captura, "
+        "pero el laboratorio no la describe: su balanceador no aparece como tal)"
+    ),
     "note.xff_only": (
         "la única señal de un balanceador es la cabecera X-Forwarded-For, un indicio débil: un "
         "cliente puede escribir esa cabecera él mismo."
