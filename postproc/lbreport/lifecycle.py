@@ -157,7 +157,7 @@ class LifecycleBuilder:
                configured_backends: Iterable[str] = (), capture: str = "",
                roles_source: str = "inferred", lab_source: str = "", truncated: bool = False,
                keylog: str = "", capture_point: str = "",
-               first_time: float | None = None) -> Report:
+               first_time: float | None = None, lab_addresses_seen: int = 0) -> Report:
         """The finished report: everything a renderer reads is set here (where the capture
         came from, how roles were chosen, whether tshark stopped early), never patched on
         afterwards. `capture_point` and `first_time`: a part of a capture (live builds one
@@ -176,7 +176,7 @@ class LifecycleBuilder:
             self._summary(len(order), tally, backends, policy, weights, capture_point),
             requests, capture=capture,
             roles_source=roles_source, lab_source=lab_source, truncated=truncated,
-            last_frame=self.last_frame, keylog=keylog,
+            last_frame=self.last_frame, keylog=keylog, lab_addresses_seen=lab_addresses_seen,
             direct_requests=tuple(self._direct[i].freeze() for i in sorted(self._direct)),
         )
 

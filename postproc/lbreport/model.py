@@ -273,6 +273,10 @@ class Report:
     capture: str = ""
     roles_source: str = "inferred"  # "configured" | "inferred"
     lab_source: str = ""
+    # Roles inferred although some of the lab's addresses are in the capture (the lab does
+    # not describe it, e.g. no balancer of it is there): how many, so that the header does
+    # not say none matched.
+    lab_addresses_seen: int = 0
     truncated: bool = False
     last_frame: int = 0
     direct_requests: tuple[DirectRequest, ...] = ()  # not through M3: listed apart

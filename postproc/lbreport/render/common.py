@@ -42,6 +42,8 @@ def balancer_note(report: Report) -> str:
 def roles_source(report: Report) -> str:
     if report.roles_source == "configured":
         return t("hdr.roles_configured", source=report.lab_source)
+    if report.lab_addresses_seen:
+        return t("hdr.roles_inferred_partly", count=report.lab_addresses_seen)
     return t("hdr.roles_inferred")
 
 
