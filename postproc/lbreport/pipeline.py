@@ -92,8 +92,10 @@ def build_report(
         policy=lab.policy, weights=lab.weights, configured_backends=list(lab.backends),
         capture=str(capture), roles_source=roles_source, lab_source=lab.source,
         truncated=outcome.truncated, keylog=str(keylog) if keylog is not None else "",
+        lab_addresses_seen=_classic_addresses_seen(lab_path, roles_source, builder),
     )
-    if report.summary.requests == 0:
+    if report.summary.requests == 0 and not report.direct_requests:
+        # Direct fetches only (a client to a backend) are a report: they are listed.
         raise _no_request(builder, lab, capture, keylog, outcome.truncated)
     return report
 
@@ -150,6 +152,18 @@ def _check_read(builder: LifecycleBuilder, reader: PdmlReader, outcome: tshark.O
         warn(t("warn.other_balancer", path=capture, address=address, requests=requests))
 
 
+def _classic_addresses_seen(lab_path: Path | None, roles_source: str,
+                            builder: LifecycleBuilder) -> int:
+    """No lab file and roles inferred: how many of the classic lab's addresses the capture has
+    anyway (the header then says so instead of "none matched")."""
+    if lab_path is not None or roles_source != "inferred":
+        return 0
+    classic = classic_lab()
+    lab = {_normalise(a) for a in (*classic.balancer, *classic.clients,
+                                   *(a for addrs in classic.backends.values() for a in addrs))}
+    return len(lab & {_normalise(a) for addrs in builder.roles.values() for a in addrs})
+
+
 def _no_request(builder: LifecycleBuilder, lab: Lab, capture: Path, keylog: Path | None,
                 truncated: bool) -> LbreportError:
     """Why a capture holds no request, as precisely as its frames tell."""
@@ -165,6 +179,10 @@ def _no_request(builder: LifecycleBuilder, lab: Lab, capture: Path, keylog: Path
                                    tls=builder.tls_frames_seen, ports=ports))
         return LbreportError(t("err.no_http_tls_keylog", path=capture, keylog=keylog,
                                tls=builder.tls_frames_seen, ports=ports))
+    if builder.http_requests_seen == 0 and builder.orphan_responses:
+        # Responses and no request: tshark could not decode the requests' headers (HTTP/2).
+        return LbreportError(t("err.no_http_responses_only", path=capture, frames=frames,
+                               count=builder.orphan_responses))
     if builder.http_requests_seen == 0:
         return LbreportError(t("err.no_http_at_all", path=capture, frames=frames,
                                ports=", ".join(map(str, lab.ports or (80,)))))
