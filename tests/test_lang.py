@@ -137,3 +137,138 @@ def test_anomalies_in_spanish_have_no_english(tmp_path: Path) -> None:
     anomalies = json.loads(_run(str(capture), "--lang", "es", "--format", "json"))[
         "requests"][0]["anomalies"]
     assert anomalies == ["missing-step: last-ACK", "retransmission: 1 frame(s)"]
+
+
+# --------------------------------------------------------------------------- every command
+
+
+def test_environment_language() -> None:
+    from lbreport.messages import environment_language
+
+    assert environment_language({}) == "en"
+    assert environment_language({"LANG": "es_ES.UTF-8"}) == "es"
+    assert environment_language({"LANG": "es"}) == "es"
+    assert environment_language({"LANG": "es_AR.UTF-8@euro"}) == "es"
+    assert environment_language({"LANG": "C.UTF-8"}) == "en"
+    assert environment_language({"LANG": "fr_FR.UTF-8"}) == "en"  # a language lbreport lacks
+    assert environment_language({"LANG": "estonian"}) == "en"
+    # POSIX order: LC_ALL, then LC_MESSAGES, then LANG; an empty one does not count.
+    assert environment_language({"LC_ALL": "C", "LANG": "es_ES.UTF-8"}) == "en"
+    assert environment_language({"LC_MESSAGES": "es_ES.UTF-8", "LANG": "en_US.UTF-8"}) == "es"
+    assert environment_language({"LC_ALL": "", "LANG": "es_ES.UTF-8"}) == "es"
+
+
+SPANISH_ENV = {"LC_ALL": None, "LC_MESSAGES": None, "LANG": "es_ES.UTF-8"}
+
+
+def _cli(*args: str, env: dict | None = None):  # noqa: ANN202 - typer's Result
+    from lbreport.cli import app
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def _flat(help_text: str) -> str:
+    """The help's words without its box and line breaks."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", help_text).split())
+
+
+def test_help_in_spanish() -> None:
+    for args in (["--lang", "es", "--help"], ["--help"]):
+        out = _cli(*args, env=SPANISH_ENV if args == ["--help"] else None).stdout
+        assert "Explica el recorrido de cada petición HTTP" in out, args
+        for command in ("report", "roles", "doctor", "install", "bundle", "batch", "live"):
+            assert re.search(rf"│ {command} +[A-ZÁÉÍÓÚ]", out), command
+        assert "Muestra esta ayuda y termina." in out
+        assert "Report each request" not in out
+    for command in ("report", "roles", "doctor", "install", "bundle", "batch", "live"):
+        out = _flat(_cli(command, "--help", "--lang", "es").stdout)
+        assert "Idioma de lo que se muestra" in out, command
+        assert "Show this message" not in out and "Language of" not in out, command
+    out = _flat(_cli("report", "--help", "--lang", "es").stdout)
+    assert "Fichero de laboratorio (TOML). Por defecto: el laboratorio clásico." in out
+    assert "Un fichero pcap o pcapng." in out
+    # English by default, and --lang en wins over the environment.
+    assert "Report each request's lifecycle" in _cli("--help").stdout
+    out = _flat(_cli("report", "--help", "--lang", "en", env=SPANISH_ENV).stdout)
+    assert "Report each request's lifecycle" in out and "Informe" not in out
+
+
+@needs_tshark
+def test_environment_picks_the_language_and_the_flag_wins() -> None:
+    out = _cli("report", CLASSIC, env=SPANISH_ENV)
+    assert out.exit_code == 0, out.output
+    assert "Petición 1" in out.stdout
+    out = _cli("report", CLASSIC, "--lang", "en", env=SPANISH_ENV)
+    assert "Request 1" in out.stdout and "Petición" not in out.stdout
+    out = _cli("report", CLASSIC, env={**SPANISH_ENV, "LC_ALL": "C.UTF-8"})
+    assert "Request 1" in out.stdout
+    # The contract never follows the environment.
+    es = _cli("report", CLASSIC, "-f", "json", env=SPANISH_ENV).stdout
+    en = _cli("report", CLASSIC, "-f", "json").stdout
+    assert json.loads(es)["requests"] == json.loads(en)["requests"]
+    assert _cli("--lang", "es", "report", CLASSIC).stdout.count("Petición 1") == 1
+
+
+@needs_tshark
+def test_roles_in_spanish() -> None:
+    out = _cli("roles", CLASSIC_M3, "--lang", "es")
+    assert out.exit_code == 0, out.output
+    assert "# Fichero de laboratorio deducido por `lbreport roles`" in out.stdout
+    en = _cli("roles", CLASSIC_M3).stdout
+    assert "lab file" in en.lower() and "Fichero" not in en
+    # Only the comments change: the lab itself is data.
+    data = [ln for ln in en.splitlines() if ln and not ln.startswith("#")]
+    assert data == [ln for ln in out.stdout.splitlines() if ln and not ln.startswith("#")]
+
+
+@needs_tshark
+def test_doctor_in_spanish() -> None:
+    out = _cli("doctor", "--lang", "es")
+    assert out.exit_code == 0, out.output
+    assert "[bien] tshark en el PATH" in out.stdout
+    assert "Todo lo que necesita lbreport está en su sitio." in out.stdout
+    assert "[  ok]" not in out.stdout
+
+
+@needs_tshark
+def test_install_and_bundle_in_spanish(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "lbreport", *args], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    out = run("install", "--lang", "es")
+    assert "plugin 0" in out and "instalado:" in out and "úsalo: wireshark -C LB-Lab" in out
+    assert "installed" not in out
+    out = run("install", "--uninstall", "--lang", "es")
+    assert "eliminado" in out and "removed" not in out
+    out = run("bundle", "-o", str(tmp_path / "b.zip"), "--lang", "es")
+    assert out.startswith(f"escrito {tmp_path / 'b.zip'} (lblab ")
+    out = run("bundle", "-o", str(tmp_path / "b.zip"))
+    assert out.startswith(f"wrote {tmp_path / 'b.zip'} (lblab ")
+
+
+@pytest.mark.skipif(not shutil.which("dumpcap") or __import__("os").geteuid() != 0,
+                    reason="needs root and dumpcap")
+def test_live_in_spanish() -> None:
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "lbreport", "live", "-i", "lo", "--duration",
+                           "1", "--filter", "tcp port 9", "--lang", "es"], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "postproc")})
+    assert proc.returncode == 0, proc.stderr
+    assert "lbreport live: no se capturó ningún paquete en lo (filtro: tcp port 9)." \
+        in proc.stderr
+    assert "capturing" not in proc.stderr and "no packet" not in proc.stderr

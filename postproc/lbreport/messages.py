@@ -638,6 +638,7 @@ EN: dict[str, str] = {
         "TLS key log (NSS format, e.g. from SSLKEYLOGFILE) to read HTTPS. Default: the lab "
         "file's tls.keylog."
     ),
+    "err.lang": "--lang {value}: expected one of {choices}",
     "help.opt.help": "Show this message and exit.",
     "bundle.wrote": "wrote {path} (lblab {version}): {members}",
 }

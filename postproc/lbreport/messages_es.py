@@ -687,6 +687,7 @@ ES: dict[str, str] = {
         "Registro de claves TLS (formato NSS, p. ej. de SSLKEYLOGFILE) para leer HTTPS. Por "
         "defecto: tls.keylog del fichero de laboratorio."
     ),
+    "err.lang": "--lang {value}: se esperaba uno de {choices}",
     "help.opt.help": "Muestra esta ayuda y termina.",
     "bundle.wrote": "escrito {path} (lblab {version}): {members}",
 }

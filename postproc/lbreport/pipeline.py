@@ -1,6 +1,11 @@
 """Capture → Report: the one place that wires tshark, PDML, the lab and the lifecycle together.
 
 The CLI calls `build_report`; a batch or live mode can call the same pieces.
+
+tshark is started before the parser and the lifecycle are imported: on a small capture most of
+tshark's time is its own start (dissectors, the plugin), which then overlaps with Python's. The
+CLI can start it earlier still (`prestart`, as soon as the command line names the capture);
+`build_report` then takes that run if it was started for the same capture, lab and key log.
 """
 
 from __future__ import annotations
@@ -8,18 +13,21 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
-
-from lxml import etree
+from typing import IO, TYPE_CHECKING
 
 from lbreport import tshark
 from lbreport.config import Lab, classic_lab, inferred_lab, lab_addresses, load_lab, preferences
 from lbreport.errors import LbreportError
-from lbreport.lifecycle import LifecycleBuilder
 from lbreport.messages import t
-from lbreport.model import Report
-from lbreport.pdml import PdmlReader
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+    from lbreport.lifecycle import LifecycleBuilder
+    from lbreport.model import Report
+    from lbreport.pdml import PdmlReader, Record
 
 # A hook the CLI passes to show progress: called with the running tshark.
 ProgressFactory = Callable[[tshark.TsharkRun], object]
@@ -27,7 +35,11 @@ ProgressFactory = Callable[[tshark.TsharkRun], object]
 
 def choose_lab(lab_path: Path | None, capture_addresses: set[str]) -> tuple[Lab, str]:
     """The lab file if given; else the classic lab when its balancer is in the capture; else
-    no addresses at all (the plugin infers roles). Returns (lab, roles_source)."""
+    no addresses at all (the plugin infers roles). Returns (lab, roles_source).
+
+    The same rule runs in the plugin (lblab.lab_when_seen) on the whole capture: the report
+    passes the classic lab that way and reads which happened afterwards (`lab_seen`); this
+    one, on the capture's first frames, serves live and a plugin older than that."""
     if lab_path is not None:
         lab = load_lab(lab_path)
         return lab, "configured" if lab.has_addresses else "inferred"
@@ -48,6 +60,13 @@ def _looks_classic(classic: Lab, seen: set[str]) -> bool:
         return True
     network = ipaddress.ip_network(f"{next(iter(lab_addresses(classic)))}/24", strict=False)
     return all(_on(a, network) for a in seen)
+
+
+def lab_seen(applied: bool) -> tuple[Lab, str]:
+    """No lab file, the classic lab passed with lblab.lab_when_seen: what choose_lab returns,
+    as the plugin decided it (frame 1's lblab.lab_applied)."""
+    classic = classic_lab()
+    return (classic, "configured") if applied else (inferred_lab(classic), "inferred")
 
 
 def _on(addr: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
@@ -73,21 +92,18 @@ def build_report(
     keylog: Path | None = None,
 ) -> Report:
     """`keylog` (--keylog) wins over the lab file's `[tls] keylog`."""
-    looks_like_capture = tshark.check_capture(capture)
-    if keylog is not None:  # before tshark: a wrong path is the user's first mistake
-        tshark.check_keylog(keylog)
-    pre = tshark.preflight(capture)
-    lab, roles_source = choose_lab(lab_path, pre.addresses)
-    keylog = keylog or lab.keylog
-    if keylog is not None:
-        tshark.check_keylog(keylog)
-    runner = pre.runner
-    reads = runner.capture_path(capture)
-    argv = tshark.pdml_command(runner, reads, preferences(lab), keylog)
-    run = tshark.TsharkRun(argv, capture, runner.env(), reads=reads)
+    plan, run = _take_prestarted(capture, lab_path, keylog)
+    if run is None:
+        plan = _plan(capture, lab_path, keylog)
+        run = plan.start()
+    from lbreport.lifecycle import LifecycleBuilder  # while tshark starts (module docstring)
+
+    lab, roles_source, keylog = plan.lab, plan.roles_source, plan.keylog
     builder = LifecycleBuilder()
-    reader, outcome = _feed(run, builder, keep_pdml, progress)
-    _check_read(builder, reader, outcome, capture, looks_like_capture, warn)
+    reader, outcome, first = _feed(run, builder, keep_pdml, progress)
+    if plan.seen_by_plugin:
+        lab, roles_source = lab_seen(first is not None and first.lab_applied)
+    _check_read(builder, reader, outcome, capture, plan.looks_like_capture, warn)
     report = builder.finish(
         policy=lab.policy, weights=lab.weights, configured_backends=list(lab.backends),
         capture=str(capture), roles_source=roles_source, lab_source=lab.source,
@@ -100,24 +116,114 @@ def build_report(
     return report
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything decided before tshark runs: the checks passed, which lab, the command."""
+
+    inputs: tuple[Path, Path | None, Path | None]  # capture, lab file, --keylog as given
+    looks_like_capture: bool
+    runner: tshark.Runner
+    lab: Lab
+    roles_source: str  # "" while the plugin decides (seen_by_plugin)
+    seen_by_plugin: bool
+    keylog: Path | None
+    reads: Path
+    argv: list[str]
+
+    def start(self) -> tshark.TsharkRun:
+        return tshark.TsharkRun(self.argv, self.inputs[0], self.runner.env(), reads=self.reads)
+
+
+def _plan(capture: Path, lab_path: Path | None, keylog: Path | None) -> _Plan:
+    given = (capture, lab_path, keylog)
+    looks_like_capture = tshark.check_capture(capture)
+    if keylog is not None:  # before tshark: a wrong path is the user's first mistake
+        tshark.check_keylog(keylog)
+    runner = tshark.preflight(None).runner
+    # No lab file: the classic lab, applied by the plugin only if the capture shows it (no
+    # tshark run beforehand to look at the capture's addresses), unless the plugin is older.
+    seen_by_plugin = lab_path is None and runner.lab_when_seen
+    if seen_by_plugin:
+        lab, roles_source = classic_lab(), ""
+    else:
+        lab, roles_source = choose_lab(
+            lab_path, tshark.capture_addresses(capture) if lab_path is None else set())
+    keylog = keylog or lab.keylog
+    if keylog is not None:
+        tshark.check_keylog(keylog)
+    reads = runner.capture_path(capture)
+    argv = tshark.pdml_command(runner, reads, preferences(lab), keylog,
+                               lab_when_seen=seen_by_plugin)
+    return _Plan(given, looks_like_capture, runner, lab, roles_source, seen_by_plugin, keylog,
+                 reads, argv)
+
+
+# The run `prestart` began, not yet taken by build_report.
+_prestarted: tuple[_Plan, tshark.TsharkRun] | None = None
+
+
+def prestart(capture: Path, lab_path: Path | None, keylog: Path | None) -> None:
+    """Start the report's tshark now (the CLI calls this as soon as the command line names the
+    capture, before converting its options). Says nothing: whatever stops it here, build_report
+    finds again and reports. The CLI calls `drop_prestarted` when the command ends."""
+    global _prestarted
+    drop_prestarted()
+    try:
+        plan = _plan(capture, lab_path, keylog)
+        _prestarted = (plan, plan.start())
+    except Exception:  # noqa: BLE001 - build_report runs the same steps and says why
+        _prestarted = None
+
+
+def drop_prestarted() -> None:
+    """Stop a prestarted tshark nobody took (the command failed before build_report)."""
+    global _prestarted
+    if _prestarted is not None:
+        _prestarted[1].close()
+        _prestarted = None
+
+
+def _take_prestarted(capture: Path, lab_path: Path | None, keylog: Path | None
+                     ) -> tuple[_Plan, tshark.TsharkRun] | tuple[None, None]:
+    """The prestarted plan and run if they were made for these inputs."""
+    global _prestarted
+    taken, _prestarted = _prestarted, None
+    if taken is not None and taken[0].inputs == (capture, lab_path, keylog):
+        return taken
+    if taken is not None:
+        taken[1].close()
+    return None, None
+
+
 def _feed(run: tshark.TsharkRun, builder: LifecycleBuilder, keep_pdml: Path | None,
-          progress: ProgressFactory | None) -> tuple[PdmlReader, tshark.Outcome]:
+          progress: ProgressFactory | None
+          ) -> tuple[PdmlReader, tshark.Outcome, Record | None]:
     """tshark's PDML into `builder`, record by record; then tshark's outcome (its warnings,
-    whether the capture was cut short)."""
+    whether the capture was cut short), and the first record (frame 1: what the plugin says
+    of the whole capture)."""
+    from lxml import etree
+
+    from lbreport.pdml import PdmlReader
+
+    first = None
     try:
         keep = _open_keep(keep_pdml)
         with keep as sink, (progress(run) if progress else nullcontext()):  # type: ignore[attr-defined]
             stream: IO[bytes] = _Tee(run.stdout, sink) if sink else run.stdout
             reader = PdmlReader(stream)
             try:
-                for record in reader:
+                records = iter(reader)
+                first = next(records, None)
+                if first is not None:
+                    builder.add(first)
+                for record in records:
                     builder.add(record)
             except etree.XMLSyntaxError as exc:
                 _unless_cut_short(run, exc)
         outcome = run.finish()
     finally:
         run.close()
-    return reader, outcome
+    return reader, outcome, first
 
 
 def _unless_cut_short(run: tshark.TsharkRun, exc: etree.XMLSyntaxError) -> None:

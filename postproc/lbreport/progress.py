@@ -7,9 +7,6 @@ import sys
 import threading
 from types import TracebackType
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
 from lbreport import tshark
 from lbreport.messages import t
 
@@ -43,6 +40,16 @@ class TsharkProgress:
             self._thread.join()
 
     def _poll(self) -> None:
+        # rich only when a bar is drawn: a report's fixed cost pays no import for it.
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                    TimeElapsedColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:

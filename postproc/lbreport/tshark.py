@@ -353,6 +353,12 @@ class PluginProbe:
     def compact(self) -> bool:
         return "lblab.pkt" in self.fields
 
+    @property
+    def lab_when_seen(self) -> bool:
+        """The preferences lblab.lab_when_seen and lblab.two_pass: the field that says which
+        lab applied came with the first (the second came just before it)."""
+        return "lblab.lab_applied" in self.fields
+
 
 def _probe_runs(tshark: str, plugin: list[str]) -> dict[str, list[str]]:
     """`-G fields` as installed (an installed copy loads by itself) and with the given copy
@@ -401,12 +407,19 @@ def _probe(outputs: dict[str, tuple[str, str, int]]) -> tuple[PluginProbe, Plugi
 @dataclass(frozen=True, slots=True)
 class Runner:
     """How every dissecting tshark is started: its path and version, the plugin copy that
-    runs, whether it offers compact labels, and the user it runs as (None: as we are)."""
+    runs, whether it offers compact labels, the user it runs as (None: as we are), and whether
+    the plugin offers lblab.lab_when_seen and lblab.two_pass (a plugin older than them refuses
+    an unknown -o)."""
 
     info: TsharkInfo
     plugin: list[str]
     compact: bool = False
     unprivileged: Unprivileged | None = None
+    lab_when_seen: bool = False
+
+    @property
+    def two_pass(self) -> bool:
+        return self.lab_when_seen
 
     def wrap(self, argv: list[str]) -> list[str]:
         return self.unprivileged.wrap(argv) if self.unprivileged else argv
@@ -463,9 +476,9 @@ def make_runner(outputs: dict[str, tuple[str, str, int]], tshark: str) -> Runner
     require(info)
     installed, repo = _probe(outputs)
     if installed.loaded:  # an installed copy wins: passing -X as well would load it twice
-        return Runner(info, [], installed.compact, None)
+        return Runner(info, [], installed.compact, None, installed.lab_when_seen)
     if repo.loaded:
-        return Runner(info, _x(REPO_PLUGIN), repo.compact, None)
+        return Runner(info, _x(REPO_PLUGIN), repo.compact, None, repo.lab_when_seen)
     if repo.lua_errors:
         raise _no_plugin_error(info, repo, False)
     drop = unprivileged()
@@ -474,7 +487,7 @@ def make_runner(outputs: dict[str, tuple[str, str, int]], tshark: str) -> Runner
         runs = {name: drop.wrap(argv) for name, argv in _probe_runs(tshark, plugin).items()}
         _, as_user = _probe(_run_parallel(runs, env=drop.env()))
         if as_user.loaded:
-            return Runner(info, plugin, as_user.compact, drop)
+            return Runner(info, plugin, as_user.compact, drop, as_user.lab_when_seen)
         if as_user.lua_errors:
             raise _no_plugin_error(info, as_user, False)
     raise _no_plugin_error(info, repo, os.geteuid() == 0)
@@ -502,12 +515,7 @@ def preflight(capture: Path | None, probe_frames: int = 500, *, cached: bool = T
         if memo and memo.folders is None:
             runs["folders"] = [tshark, "-G", "folders"]
     if capture is not None:
-        runs["addresses"] = [
-            tshark, "-n", "-r", str(capture), "-c", str(probe_frames), "-T", "fields",
-            "-E", "separator=,", "-E", "occurrence=a", "-E", "aggregator=,",
-            "-e", "ip.addr", "-e", "ipv6.addr", "-e", "arp.src.proto_ipv4",
-            "-e", "arp.dst.proto_ipv4",
-        ]  # fmt: skip
+        runs["addresses"] = _addresses_run(tshark, capture, probe_frames)
     outputs = _run_parallel(runs)
     if runner is None:
         runner = make_runner(outputs, tshark)
@@ -515,10 +523,29 @@ def preflight(capture: Path | None, probe_frames: int = 500, *, cached: bool = T
             memo.keep(runner, outputs)
     addresses: set[str] = set()
     if capture is not None:
-        out, err, code = outputs["addresses"]
-        judge_stderr(capture, err, code)
-        addresses = {a for a in re.split(r"[,\s]+", out) if a}
+        addresses = _addresses(capture, *outputs["addresses"])
     return Preflight(runner, addresses)
+
+
+def capture_addresses(capture: Path, probe_frames: int = 500) -> set[str]:
+    """The addresses in a capture's first frames, for a plugin without lblab.lab_when_seen
+    (lbreport then chooses the lab before dissecting: pipeline.choose_lab)."""
+    argv = _addresses_run(find_tshark(), capture, probe_frames)
+    return _addresses(capture, *_run_parallel({"addresses": argv})["addresses"])
+
+
+def _addresses_run(tshark: str, capture: Path, probe_frames: int) -> list[str]:
+    return [
+        tshark, "-n", "-r", str(capture), "-c", str(probe_frames), "-T", "fields",
+        "-E", "separator=,", "-E", "occurrence=a", "-E", "aggregator=,",
+        "-e", "ip.addr", "-e", "ipv6.addr", "-e", "arp.src.proto_ipv4",
+        "-e", "arp.dst.proto_ipv4",
+    ]  # fmt: skip
+
+
+def _addresses(capture: Path, out: str, err: str, code: int) -> set[str]:
+    judge_stderr(capture, err, code)
+    return {a for a in re.split(r"[,\s]+", out) if a}
 
 
 class _Memo:
@@ -538,6 +565,7 @@ class _Memo:
         try:
             info = parse_version(kept["version"], self.tshark)
             how, compact = kept["how"], bool(kept["compact"])
+            lab_when_seen = bool(kept["lab_when_seen"])  # absent: kept by an older lbreport
         except (TypeError, KeyError, LbreportError):
             return None
         drop = unprivileged() if how == "unprivileged" else None
@@ -545,7 +573,7 @@ class _Memo:
                   "unprivileged": _x(drop.plugin_copy()) if drop else None}.get(how)
         if plugin is None:
             return None
-        return Runner(info, plugin, compact, drop)
+        return Runner(info, plugin, compact, drop, lab_when_seen)
 
     def keep(self, runner: Runner, outputs: dict[str, tuple[str, str, int]]) -> None:
         if self.folders is None:
@@ -555,12 +583,19 @@ class _Memo:
         how = ("unprivileged" if runner.unprivileged else "repo" if runner.plugin
                else "installed")
         probe_cache.put("runner", self.key, {
-            "version": outputs["version"][0], "how": how, "compact": runner.compact})
+            "version": outputs["version"][0], "how": how, "compact": runner.compact,
+            "lab_when_seen": runner.lab_when_seen})
 
 
 # The plugin's compact mode: one `lblab.pkt` field per packet instead of nine, a third less
 # PDML for lxml to parse (the report's bottleneck). The GUI keeps the separate fields.
 COMPACT_PREF = "lblab.compact:TRUE"
+# With -2 the plugin's first pass only records: its labels would be discarded (two-pass runs
+# only; a single pass, live, needs the labels of the one pass there is).
+TWO_PASS_PREF = "lblab.two_pass:TRUE"
+# The configured balancer/backends/clients apply only if the capture shows that lab (else the
+# plugin infers roles); frame 1's lblab.lab_applied says which happened.
+LAB_WHEN_SEEN_PREF = "lblab.lab_when_seen:TRUE"
 
 
 def _x(plugin: Path) -> list[str]:
@@ -599,14 +634,16 @@ def _run_parallel(runs: dict[str, list[str]], env: dict[str, str] | None = None
 
 
 def pdml_command(runner: Runner, capture: Path, prefs: list[str],
-                 keylog: Path | None = None) -> list[str]:
+                 keylog: Path | None = None, *, lab_when_seen: bool = False) -> list[str]:
     """Two passes so labels may use later frames; `-Y frame` so pass 1 builds trees (without
     a filter, `-2` leaves every Field extractor nil); never `-2 -R`. `-J lblab` keeps PDML small:
     geninfo survives it and gives the frame number and timestamp. `keylog`: TLS secrets
-    (NSS key log) so that HTTPS is read as HTTP."""
+    (NSS key log) so that HTTPS is read as HTTP. `lab_when_seen`: `prefs`' addresses apply
+    only if the capture shows that lab (the runner must offer it: runner.lab_when_seen)."""
     argv = [runner.info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *runner.plugin]
     for pref in [*prefs, *runner.keylog_pref(keylog),
-                 *([COMPACT_PREF] if runner.compact else [])]:
+                 *([COMPACT_PREF] if runner.compact else []),
+                 *([LAB_WHEN_SEEN_PREF] if lab_when_seen else []), *_two_pass(runner)]:
         argv += ["-o", pref]
     return runner.wrap([*argv, "-T", "pdml", "-J", "lblab"])
 
@@ -614,12 +651,16 @@ def pdml_command(runner: Runner, capture: Path, prefs: list[str],
 def fields_command(runner: Runner, capture: Path, prefs: list[str], fields: list[str],
                    keylog: Path | None = None) -> list[str]:
     argv = [runner.info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *runner.plugin]
-    for pref in [*prefs, *runner.keylog_pref(keylog)]:
+    for pref in [*prefs, *runner.keylog_pref(keylog), *_two_pass(runner)]:
         argv += ["-o", pref]
     argv += ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]
     for name in fields:
         argv += ["-e", name]
     return runner.wrap(argv)
+
+
+def _two_pass(runner: Runner) -> list[str]:
+    return [TWO_PASS_PREF] if runner.two_pass else []
 
 
 # No progress for this long (tshark used no CPU, nothing of its output was read, lbreport
