@@ -251,3 +251,109 @@ def test_uninstall_refuses_a_foreign_lblab_lua(home: dict[str, str]) -> None:
     assert run.returncode == 1
     assert "is not the lblab plugin" in run.stderr
     assert foreign.exists()
+
+
+# --------------------------------------------------------------------------- install --lab: names
+
+CLASSIC_LAB = ROOT / "postproc" / "lbreport" / "data" / "classic.toml"
+CLASSIC_M3 = ROOT / "captures" / "classic-m3.pcapng"
+
+
+def test_host_names_from_a_lab() -> None:
+    from lbreport.config import Lab
+
+    classic = install.host_names(load_classic())
+    assert classic == [("192.168.56.103", "M3"), ("192.168.56.101", "M1"),
+                       ("192.168.56.102", "M2"), ("192.168.56.1", "client")]
+    lab = Lab(balancer=("10.0.0.3", "fd00::3"), backends={"M10": ("10.0.0.10",),
+                                                          "M2": ("10.0.0.2", "fd00::2")},
+              clients=("10.0.0.200", "fd00::1", "10.0.0.30", "10.0.0.3"))
+    # Backends in role order (M2 before M10), clients in address order (IPv4 first), numbered;
+    # an address already named (the balancer's, listed as a client too) keeps its first name.
+    assert install.host_names(lab) == [
+        ("10.0.0.3", "M3"), ("fd00::3", "M3"), ("10.0.0.2", "M2"), ("fd00::2", "M2"),
+        ("10.0.0.10", "M10"), ("10.0.0.30", "client1"), ("10.0.0.200", "client2"),
+        ("fd00::1", "client3")]
+    assert install.host_names(Lab()) == []
+
+
+def load_classic():  # noqa: ANN201 - config.Lab
+    from lbreport.config import load_lab
+
+    return load_lab(CLASSIC_LAB)
+
+
+def test_install_lab_names_the_hosts_in_conversations(home: dict[str, str]) -> None:
+    run = lbreport(home, "install", "--lab", str(CLASSIC_LAB))
+    assert run.returncode == 0, run.stderr
+    profile = folders(home).profiles / "LB-Lab"
+    assert (profile / "hosts").read_text(encoding="utf-8") == (
+        f"{install.HOSTS_MARKER}\n# {CLASSIC_LAB}\n"
+        "192.168.56.103\tM3\n192.168.56.101\tM1\n192.168.56.102\tM2\n192.168.56.1\tclient\n")
+    assert f"installed profile LB-Lab file hosts: {profile / 'hosts'}" in run.stdout
+    prefs = (profile / "preferences").read_bytes()
+    assert prefs == (install.REPO_PROFILE / "preferences").read_bytes() + \
+        install.NAMERES.encode()
+    current = run_tshark(home, "-G", "currentprefs", "-C", "LB-Lab").stdout
+    assert "\nnameres.network_name: TRUE\n" in current
+    assert "\nnameres.use_external_name_resolver: FALSE\n" in current
+    # Wireshark reads the profile's hosts file: the conversations are between names.
+    for args in (["-N", "n"], []):
+        conv = run_tshark(home, "-C", "LB-Lab", *args, "-r", str(CLASSIC_M3), "-q", "-z",
+                          "conv,ip")
+        assert conv.returncode == 0 and not lua_errors(conv.stderr), conv.stderr
+        pairs = re.findall(r"^(\S+)\s+<->\s+(\S+)\s", conv.stdout, re.MULTILINE)
+        assert pairs == [("client", "M3"), ("M3", "M1"), ("M3", "M2")], conv.stdout
+    # Without the profile, addresses as before.
+    plain = run_tshark(home, "-r", str(CLASSIC_M3), "-q", "-z", "conv,ip").stdout
+    assert "192.168.56.1 " in plain and "client" not in plain
+
+
+def test_install_without_lab_writes_no_names(home: dict[str, str]) -> None:
+    assert lbreport(home, "install", "--lab", str(CLASSIC_LAB)).returncode == 0
+    profile = folders(home).profiles / "LB-Lab"
+    run = lbreport(home, "install")  # the profile becomes what this install says
+    assert run.returncode == 0, run.stderr
+    assert not (profile / "hosts").exists()
+    assert "removed the profile's hosts file" in run.stdout
+    assert (profile / "preferences").read_bytes() == \
+        (install.REPO_PROFILE / "preferences").read_bytes()
+    conv = run_tshark(home, "-C", "LB-Lab", "-r", str(CLASSIC_M3), "-q", "-z", "conv,ip")
+    assert "192.168.56.1 " in conv.stdout and "client" not in conv.stdout
+    again = lbreport(home, "install")
+    assert "hosts" not in again.stdout
+
+
+def test_uninstall_removes_only_its_own_hosts_file(home: dict[str, str]) -> None:
+    assert lbreport(home, "install", "--lab", str(CLASSIC_LAB)).returncode == 0
+    profile = folders(home).profiles / "LB-Lab"
+    run = lbreport(home, "install", "--uninstall")
+    assert run.returncode == 0, run.stderr
+    assert f"removed profile LB-Lab file hosts: {profile / 'hosts'}" in run.stdout
+    assert not profile.exists()
+    # A hosts file someone else wrote: install --lab leaves it (and adds no name resolution),
+    # uninstall too.
+    profile.mkdir(parents=True)
+    (profile / "hosts").write_text("192.168.56.103\tbalancer\n")
+    run = lbreport(home, "install", "--lab", str(CLASSIC_LAB))
+    assert run.returncode == 0, run.stderr
+    assert f"warning: kept {profile / 'hosts'}: it was not written by lbreport install" \
+        in run.stdout
+    assert (profile / "hosts").read_text() == "192.168.56.103\tbalancer\n"
+    assert b"nameres" not in (profile / "preferences").read_bytes()
+    run = lbreport(home, "install", "--uninstall")
+    assert (profile / "hosts").exists() and "it also holds hosts" in run.stdout
+
+
+def test_install_lab_in_spanish_and_bad_lab(home: dict[str, str], tmp_path: Path) -> None:
+    run = lbreport(home, "install", "--lab", str(CLASSIC_LAB), "--lang", "es")
+    assert run.returncode == 0, run.stderr
+    assert "hosts" in run.stdout and "installed" not in run.stdout
+    empty = tmp_path / "empty.toml"
+    empty.write_text("[farm]\nports = [8080]\n")
+    run = lbreport(home, "install", "--lab", str(empty))
+    assert run.returncode == 0, run.stderr
+    assert f"warning: {empty} names no address: no hosts file written" in run.stdout
+    assert not (folders(home).profiles / "LB-Lab" / "hosts").exists()
+    bad = lbreport(home, "install", "--lab", str(tmp_path / "missing.toml"))
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr

@@ -1,24 +1,34 @@
-"""`lbreport install [--system] [--uninstall]` and the plugin-version check of `lbreport doctor`.
+"""`lbreport install [--system] [--lab LAB] [--uninstall]` and the plugin-version check of
+`lbreport doctor`.
 
 Every folder comes from `tshark -G folders` (the same answer Wireshark gives in Help → About →
 Folders), never from a guess: the personal Lua plugin folder moves with HOME, XDG_CONFIG_HOME and
 the platform, and a copy in the wrong folder silently does nothing.
+
+With `--lab`, the profile also names the lab's hosts: a `hosts` file in the profile folder
+(Wireshark 4.0 to 4.6 read one there) with M3, the backends' roles and client(s), and in its
+`preferences` network name resolution from it, never from DNS, so Conversations, Endpoints,
+Flow Graph and the address columns say M3, M1, M2, client. Without a lab no hosts file is
+written (the names would be a guess) and resolution stays off: switched on without one it would
+name addresses from /etc/hosts and the capture's DNS answers instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lbreport import tshark
+from lbreport.config import Lab
 from lbreport.errors import LbreportError
 from lbreport.messages import t
+from lbreport.vocabulary import BALANCER, CLIENT, role_sort
 
 PROFILE_NAME = "LB-Lab"
 # The repository's profile: <repo>/plugins/profiles/LB-Lab, beside the plugin.
@@ -30,6 +40,18 @@ _VERSION_RE = re.compile(r'^\s*(?:local\s+)?VERSION\s*=\s*"([^"]+)"', re.MULTILI
 _INFO_RE = re.compile(r'set_plugin_info\s*\(?\s*\{[^}]*?\bversion\s*=\s*"([^"]+)"', re.DOTALL)
 # How a file is recognised as the lblab plugin before anything deletes it.
 _PROTO_RE = re.compile(r'Proto\s*\(\s*"lblab"')
+
+# The profile's names for the lab's hosts. Its first line marks it as ours: uninstall, or an
+# install without --lab, removes a hosts file only when it starts with this line.
+HOSTS = "hosts"
+HOSTS_MARKER = "# lblab: the lab's hosts by role, written by `lbreport install --lab`"
+# Appended to the profile's preferences with a hosts file: names from it (and the capture's own
+# DNS answers), no DNS queries.
+NAMERES = (
+    "\n# lbreport install --lab: the hosts file beside this one names the lab's hosts\n"
+    "nameres.network_name: TRUE\n"
+    "nameres.use_external_name_resolver: FALSE\n"
+)
 
 _FOLDER_KEYS = {
     "Personal Lua Plugins": "personal_lua",
@@ -98,12 +120,16 @@ def _sha(path: Path) -> str | None:
 
 
 def _copy(src: Path, dst: Path) -> None:
+    _write(src.read_bytes(), dst)
+
+
+def _write(data: bytes, dst: Path) -> None:
     """Write dst next to itself, then rename: a Wireshark starting meanwhile never reads a
     half-written plugin or preferences file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
     try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
-            shutil.copyfileobj(inp, out)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a --system plugin must be readable by all
         os.replace(tmp, dst)
     except BaseException:
@@ -123,9 +149,44 @@ def profile_files() -> list[Path]:
     return sorted(p for p in REPO_PROFILE.iterdir() if p.is_file())
 
 
-def install(system: bool = False, folders: Folders | None = None) -> Outcome:
+def host_names(lab: Lab) -> list[tuple[str, str]]:
+    """(address, name) for every address of the lab: the balancer M3, each backend its role,
+    the client `client`, or client1..N in address order when there are several. An address
+    named twice keeps its first name (balancer, then backends, then clients)."""
+    named: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+    for addr in lab.balancer:
+        named.setdefault(ipaddress.ip_address(addr), BALANCER)
+    for role in role_sort(lab.backends):
+        for addr in lab.backends[role]:
+            named.setdefault(ipaddress.ip_address(addr), role)
+    clients = sorted({a for a in map(ipaddress.ip_address, lab.clients) if a not in named},
+                     key=lambda a: (a.version, a))
+    for i, addr in enumerate(clients, 1):
+        named[addr] = CLIENT if len(clients) == 1 else f"{CLIENT}{i}"
+    return [(str(addr), name) for addr, name in named.items()]
+
+
+def hosts_text(lab: Lab) -> str:
+    """The profile's hosts file for `lab` (Wireshark reads it like /etc/hosts)."""
+    lines = [HOSTS_MARKER, f"# {lab.source}"]
+    lines += [f"{addr}\t{name}" for addr, name in host_names(lab)]
+    return "\n".join(lines) + "\n"
+
+
+def _ours(path: Path) -> bool:
+    """A hosts file install wrote (its first line is the marker)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return f.readline().rstrip("\r\n") == HOSTS_MARKER
+    except OSError:
+        return False
+
+
+def install(system: bool = False, folders: Folders | None = None,
+            lab: Lab | None = None) -> Outcome:
     """Copy the plugin into the personal (or global) Lua plugin folder and the LB-Lab profile
-    into the personal profiles folder; replace older copies and say which version they were."""
+    into the personal profiles folder; replace older copies and say which version they were.
+    `lab`: also name its hosts in the profile (module docstring)."""
     folders = folders or wireshark_folders()
     if not tshark.REPO_PLUGIN.is_file():
         raise LbreportError(t("install.err.no_plugin", path=tshark.REPO_PLUGIN))
@@ -151,16 +212,14 @@ def install(system: bool = False, folders: Folders | None = None) -> Outcome:
     profile_dir = folders.profiles / PROFILE_NAME
     try:
         profile_dir.mkdir(parents=True, exist_ok=True)
+        hosts = _hosts(profile_dir / HOSTS, lab, out)
         for src in files:
-            dst = profile_dir / src.name
-            if not dst.exists():
-                key = "install.profile_installed"
-            elif _sha(dst) == _sha(src):
-                key = "install.profile_unchanged"
-            else:
-                key = "install.profile_replaced"
-            _copy(src, dst)
-            out.done.append(t(key, profile=PROFILE_NAME, name=src.name, path=dst))
+            data = src.read_bytes()
+            if hosts and src.name == "preferences":
+                data += NAMERES.encode("utf-8")
+            _write_profile_file(profile_dir / src.name, data, out)
+        if hosts:
+            _write_profile_file(profile_dir / HOSTS, hosts.encode("utf-8"), out)
     except OSError as exc:
         raise _write_error(profile_dir, exc, False) from None
 
@@ -175,6 +234,34 @@ def install(system: bool = False, folders: Folders | None = None) -> Outcome:
                                   command=command))
     out.done.append(t("install.use_it", profile=PROFILE_NAME))
     return out
+
+
+def _hosts(path: Path, lab: Lab | None, out: Outcome) -> str:
+    """The hosts file to write ("" for none): the lab's names, unless the profile holds a hosts
+    file install did not write (kept, with a warning). With no names to write, one an earlier
+    install wrote is removed: the profile is what this install says."""
+    if lab is not None and not host_names(lab):
+        out.warnings.append(t("install.hosts_no_address", lab=lab.source))
+    if lab is None or not host_names(lab):
+        if _ours(path):
+            path.unlink()
+            out.done.append(t("install.hosts_removed", path=path))
+        return ""
+    if path.exists() and not _ours(path):
+        out.warnings.append(t("install.hosts_foreign", path=path, marker=HOSTS_MARKER))
+        return ""
+    return hosts_text(lab)
+
+
+def _write_profile_file(dst: Path, data: bytes, out: Outcome) -> None:
+    if not dst.exists():
+        key = "install.profile_installed"
+    elif _sha(dst) == hashlib.sha256(data).hexdigest():
+        key = "install.profile_unchanged"
+    else:
+        key = "install.profile_replaced"
+    _write(data, dst)
+    out.done.append(t(key, profile=PROFILE_NAME, name=dst.name, path=dst))
 
 
 def _not_listed_reason(target: Path, system: bool) -> str:
@@ -214,6 +301,11 @@ def uninstall(system: bool = False, folders: Folders | None = None) -> Outcome:
             dst.unlink()
             out.done.append(t("install.profile_removed", profile=PROFILE_NAME, name=src.name,
                               path=dst))
+    hosts = profile_dir / HOSTS
+    if _ours(hosts):
+        hosts.unlink()
+        out.done.append(t("install.profile_removed", profile=PROFILE_NAME, name=HOSTS,
+                          path=hosts))
     if profile_dir.is_dir():
         left = sorted(p.name for p in profile_dir.iterdir())
         if left:
