@@ -28,7 +28,7 @@ SELF=$(readlink -f "$0")
 DEFAULT_REPO=$(cd "$(dirname "$SELF")/.." && pwd)
 PACKAGES=(tshark python3 python3-venv python3-pip ca-certificates)
 # Bump when the build steps change: chroots with another recipe are rebuilt.
-RECIPE="1 ${PACKAGES[*]} venv:typer,rich,lxml,pyshark<0.7,setuptools>=68,wheel"
+RECIPE="1 ${PACKAGES[*]} venv:typer,rich,lxml,pyshark<0.7,setuptools>=77,wheel"
 
 die() { echo "wireshark-chroot: $*" >&2; exit 1; }
 say() { echo "wireshark-chroot: $*" >&2; }
@@ -213,9 +213,9 @@ EOF
     in_chroot "$dir" 0 "${pip[@]}" --upgrade pip \
         || in_chroot "$dir" 0 "${pip[@]}" --upgrade pip
     in_chroot "$dir" 0 "${pip[@]}" 'typer>=0.12' 'rich>=13' 'lxml>=5' 'pyshark>=0.6,<0.7' \
-        'setuptools>=68' wheel \
+        'setuptools>=77' wheel \
         || in_chroot "$dir" 0 "${pip[@]}" 'typer>=0.12' 'rich>=13' 'lxml>=5' \
-            'pyshark>=0.6,<0.7' 'setuptools>=68' wheel
+            'pyshark>=0.6,<0.7' 'setuptools>=77' wheel
     mkdir -p "$dir/lblab/src"
     unmount_all
 }

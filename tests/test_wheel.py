@@ -135,6 +135,7 @@ def _both(wheel: Installed, work: tuple[Path, dict[str, str]], *args: str
     ("report", "classic-client.pcapng", "--format", "json"),
     ("report", "classic-client.pcapng", "--lang", "es", "--format", "markdown"),
     ("roles", "classic-client.pcapng"),
+    ("roles", "classic-client.pcapng", "--lang", "es"),
 ])  # fmt: skip
 def test_report_and_roles_as_from_the_checkout(wheel: Installed,
                                                work: tuple[Path, dict[str, str]],
