@@ -1610,7 +1610,8 @@ function record_tcp(frame, pinfo, stream, tvb)
     local method, code, uri, version, sid, mfi
     if len > 0 then method, code, uri, version, sid, mfi = http_message() end
     local original = not has_bit(findings, FL.RETRANS)
-    if method ~= nil then count_seen(mfi, original) end
+    -- (A server's HTTP/2 PUSH_PROMISE carries a method too: what it promises is no request.)
+    if method ~= nil and from_a then count_seen(mfi, original) end
     if (method ~= nil or code ~= nil) and cfg.https[conn.bport[c]] then conn.decrypted[c] = true end
     if method ~= nil and from_a and original then
         h = record_request(c, frame, pinfo, message_bytes(mfi, tvb), method, uri, version, sid)
