@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from craft import CAPTURES, invoke
+from lbreport.environment import Environment
 from lbreport.lifecycle import LifecycleBuilder
 from lbreport.model import Report
 from lbreport.pdml import PdmlReader, Record
@@ -115,7 +116,7 @@ def test_a_direct_frame_with_a_request_index_stays_out_of_requests() -> None:
 
 def _render(module: Any, report: Report) -> str:
     out = io.StringIO()
-    module.render(report, out)
+    module.render(report, Environment.for_output(out))
     return out.getvalue()
 
 

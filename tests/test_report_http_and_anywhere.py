@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from craft import invoke
+from lbreport.environment import Environment
 from lbreport.lifecycle import LifecycleBuilder
 from lbreport.pdml import PdmlReader, Record
 from lbreport.render import text as render_text
@@ -307,12 +308,12 @@ def test_x_forwarded_for_alone_is_said_to_be_weak(lang: str, weak: str) -> None:
     builder.add(_frame1(balancer_evidence="x-forwarded-for"))
     set_language(lang)
     out = io.StringIO()
-    render_text.render(builder.finish(), out)
+    render_text.render(builder.finish(), Environment.for_output(out))
     assert weak in " ".join(out.getvalue().split())
     builder = LifecycleBuilder()
     builder.add(_frame1(balancer_evidence="back-leg,x-forwarded-for"))
     out = io.StringIO()
-    render_text.render(builder.finish(), out)
+    render_text.render(builder.finish(), Environment.for_output(out))
     assert "X-Forwarded-For" not in out.getvalue()
 
 

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 from lbreport.config import classic_lab, parse_lab, preferences
+from lbreport.environment import Environment
 from lbreport.errors import LbreportError
 from lbreport.lifecycle import LifecycleBuilder
 from lbreport.model import Anomaly, Report
@@ -252,7 +253,7 @@ def test_spilled_requests_read_back_identically(monkeypatch: pytest.MonkeyPatch)
         texts = []
         for fmt in ("json", "csv", "markdown"):
             out = io.StringIO()
-            renderer(fmt)(rep, out)
+            renderer(fmt)(rep, Environment.for_output(out))
             texts.append(out.getvalue())
         return texts
 
@@ -285,7 +286,7 @@ def test_no_frame_lost_when_the_budget_spills_the_request_being_added(
 
     def json_report() -> str:
         out = io.StringIO()
-        renderer("json")(_report(records), out)
+        renderer("json")(_report(records), Environment.for_output(out))
         return out.getvalue()
 
     held = json_report()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lbreport import pipeline
+from lbreport.environment import Environment
 from lbreport.errors import LbreportError
 from lbreport.messages import set_language, t
 from lbreport.model import Report
@@ -176,21 +177,19 @@ class Progress:
     """A bar on stderr advancing per finished capture; nothing when stderr is not a terminal
     (a cron job's log, a pipe, CliRunner)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, env: Environment | None = None) -> None:
         self._total = total
+        self._console = (env or Environment()).progress_console()
         self._bar = None
         self._task = None
 
     def __enter__(self) -> Progress:
-        import sys
-
-        if sys.stderr.isatty():
-            from rich.console import Console
+        if self._console is not None:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as Bar
 
             self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                            TimeElapsedColumn(), console=self._console, transient=True)
             self._bar.__enter__()
             self._task = self._bar.add_task(t("batch.progress"), total=self._total)
         return self

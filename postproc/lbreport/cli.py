@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from lbreport.environment import Environment
 from lbreport.errors import LbreportError
 from lbreport.messages import (
     LANGUAGES,
@@ -184,6 +185,12 @@ def _language(lang: Lang | None) -> str:
     return language()
 
 
+def _environment(lang: Lang | None) -> Environment:
+    """This command's streams and language, decided once (environment.py). The catalogue's
+    language is set too: every message of the run, errors included, is worded in it."""
+    return Environment(lang=_language(lang))
+
+
 
 
 def _err(message: str) -> None:
@@ -226,30 +233,31 @@ def report(
 ) -> None:
     from lbreport import pipeline
 
-    _language(lang)  # before the pipeline: its errors and warnings are messages too
+    env = _environment(lang)  # before the pipeline: its errors and warnings are messages too
     with _errors_to_exit():
         result = pipeline.build_report(
-            capture, lab, keep_pdml, progress=_progress, warn=_err, keylog=keylog
+            capture, lab, keep_pdml, progress=lambda run: _progress(run, env), warn=_err,
+            keylog=keylog,
         )
         from lbreport.render import renderer
 
         with _output(output) as out:
-            _write(renderer(fmt.value), result, out)
+            _write(renderer(fmt.value), result, env.with_output(out))
     if result.truncated:
         raise typer.Exit(EXIT_TRUNCATED)
 
 
-def _progress(run: Any) -> Any:
+def _progress(run: Any, env: Environment) -> Any:
     """The progress bar for a running tshark (pipeline.ProgressFactory), imported once tshark
     runs."""
     from lbreport.progress import TsharkProgress
 
-    return TsharkProgress(run)
+    return TsharkProgress(run, env)
 
 
-def _write(render, result, out: TextIO) -> None:  # noqa: ANN001
+def _write(render, result, env: Environment) -> None:  # noqa: ANN001
     try:
-        render(result, out)
+        render(result, env)
     except BrokenPipeError:  # `lbreport report … | head`
         sys.stderr.close()
 
@@ -332,7 +340,7 @@ def batch(
 ) -> None:
     from lbreport import batch as batch_mod
 
-    language = _language(lang)
+    env = _environment(lang)
     with _errors_to_exit():
         if jobs is not None and jobs < 1:
             raise LbreportError(t("batch.err.jobs"))
@@ -342,8 +350,8 @@ def batch(
             check_keylog(keylog)
         captures = batch_mod.find_captures(directory)
         workers = min(jobs or batch_mod.default_jobs(), len(captures))
-        with batch_mod.Progress(len(captures)) as bar:
-            rows = batch_mod.run(directory, captures, workers, lab, language, bar.advance,
+        with batch_mod.Progress(len(captures), env) as bar:
+            rows = batch_mod.run(directory, captures, workers, lab, env.lang, bar.advance,
                                  keylog)
         with _output(output) as out:
             if fmt is BatchFormat.csv:
@@ -383,10 +391,10 @@ def live(
 ) -> None:
     from lbreport import live as live_mod
 
-    _language(lang)
+    env = _environment(lang)
     with _errors_to_exit():
         code = live_mod.run(live_mod.LiveOptions(
-            interface, lab, count, duration, write, fmt.value, bpf, keylog))
+            interface, lab, count, duration, write, fmt.value, bpf, keylog), env)
     raise typer.Exit(code)
 
 

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import queue
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,9 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from rich.console import Console
-
 from lbreport.config import Lab
+from lbreport.environment import Environment
 from lbreport.errors import LbreportError
 from lbreport.lifecycle import LifecycleBuilder
 from lbreport.messages import t
@@ -200,14 +198,11 @@ class _Output:
     """text: the report's per-request block + a running summary line; jsonl: one object per
     request (render/json.py's keys), then {"summary": …}."""
 
-    def __init__(self, fmt: str, out: TextIO, err: TextIO) -> None:
+    def __init__(self, fmt: str, env: Environment) -> None:
         self.fmt = fmt
-        self.out = out
-        self.err = err
-        tty = out.isatty()
-        self._sink = out if tty else render_text._RStrip(out)
-        self.console = Console(file=self._sink, highlight=False, emoji=False, markup=False,
-                               width=None if tty else 110)
+        self.out = env.stdout
+        self.err = env.stderr
+        self.console, self._sink = env.report_console()
         self.requests = 0
         self.per_backend: Counter[str] = Counter()
         self.errors = 0
@@ -275,15 +270,16 @@ class LiveOptions:
     keylog: Path | None = None  # TLS key log (--keylog; default: the lab file's [tls] keylog)
 
 
-def run(opts: LiveOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+def run(opts: LiveOptions, env: Environment | None = None,
         clock: Callable[[], float] = time.monotonic) -> int:
     """Capture until Ctrl-C / SIGTERM, --count or --duration; returns the exit code."""
     from lbreport import live_capture as lc
 
+    env = env or Environment()
     session = _prepare(opts)
-    output = _Output(opts.fmt, out, err)
+    output = _Output(opts.fmt, env)
     source = lc.LiveSource(opts.iface, session.bpf, session.runner, session.prefs, opts.write)
-    loop = _Loop(opts, session.bpf, source, output, err, clock)
+    loop = _Loop(opts, session.bpf, source, output, env.stderr, clock)
     with _signals_stop(loop.stop_reason):
         output.started(opts.iface, session.bpf, session.roles_text(), opts.write)
         loop.run()

@@ -3,19 +3,20 @@ terminal). tshark's read position comes from /proc, so the PDML loop pays nothin
 
 from __future__ import annotations
 
-import sys
 import threading
 from types import TracebackType
 
 from lbreport import tshark
+from lbreport.environment import Environment
 from lbreport.messages import t
 
 MIN_BYTES = 4 << 20  # below this a capture is read before a bar would be noticed
 
 
 class TsharkProgress:
-    def __init__(self, run: tshark.TsharkRun) -> None:
+    def __init__(self, run: tshark.TsharkRun, env: Environment | None = None) -> None:
         self._run = run
+        self._env = env or Environment()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         try:
@@ -23,12 +24,8 @@ class TsharkProgress:
         except OSError:
             self._size = 0
 
-    @staticmethod
-    def wanted() -> bool:
-        return sys.stderr.isatty()
-
     def __enter__(self) -> TsharkProgress:
-        if self._size >= MIN_BYTES and self.wanted():
+        if self._size >= MIN_BYTES and self._env.stderr_isatty:
             self._thread = threading.Thread(target=self._poll, daemon=True)
             self._thread.start()
         return self
@@ -41,7 +38,6 @@ class TsharkProgress:
 
     def _poll(self) -> None:
         # rich only when a bar is drawn: a report's fixed cost pays no import for it.
-        from rich.console import Console
         from rich.progress import (
             BarColumn,
             Progress,
@@ -52,7 +48,7 @@ class TsharkProgress:
 
         columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                    TimeElapsedColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        with Progress(*columns, console=self._env.progress_console(), transient=True) as bar:
             task = bar.add_task(t("progress.pass1"), total=self._size)
             seen_two, second_pass = False, False
             while not self._stop.wait(0.2):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-from typing import TextIO
 
+from lbreport.environment import Environment
 from lbreport.messages import t
 from lbreport.model import TIMING_KEYS, Report
 from lbreport.render.json import anomaly_text
@@ -16,7 +16,8 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def render(report: Report, out: TextIO) -> None:
+def render(report: Report, env: Environment) -> None:
+    out = env.stdout
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([t(f"csv.{c}") for c in COLUMNS])  # English: exactly COLUMNS
     for req in report.requests():

@@ -13,9 +13,9 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
 
 from lbreport import __version__
+from lbreport.environment import Environment
 from lbreport.messages import language, step_name, t
 from lbreport.model import Report, Request, Step, lane
 from lbreport.render import common
@@ -409,7 +409,8 @@ def _request(report: Report, req: Request, is_open: bool) -> str:
             f'<div class="diagram">{diagram(report, req)}</div></details>\n')
 
 
-def render(report: Report, out: TextIO) -> None:
+def render(report: Report, env: Environment) -> None:
+    out = env.stdout
     rows = _rows(report)
     backends = report.backends
     out.write(

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
-from typing import Any, TextIO
+from typing import Any
 
 from lbreport import SCHEMA
+from lbreport.environment import Environment
 from lbreport.model import Anomaly, DirectRequest, Report, Request, Step
 from lbreport.render import common
 from lbreport.vocabulary import CLIENT
@@ -166,7 +167,8 @@ def direct_json(d: DirectRequest) -> dict[str, Any]:
             "method": d.method, "uri": d.uri, "status": d.status, "frames": d.frames}
 
 
-def render(report: Report, out: TextIO) -> None:
+def render(report: Report, env: Environment) -> None:
+    out = env.stdout
     head = {
         "schema": SCHEMA,
         "capture": report.capture,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from lbreport.environment import Environment
 from lbreport.messages import t
 from lbreport.model import Report, Request
 from lbreport.render import common
@@ -30,7 +31,8 @@ def _request(req: Request, out: TextIO) -> None:
     out.write("\n```text\n" + "\n".join(ladder(req)) + "\n```\n")
 
 
-def render(report: Report, out: TextIO) -> None:
+def render(report: Report, env: Environment) -> None:
+    out = env.stdout
     out.write(f"# {markdown_cell(t('hdr.title', capture=report.capture))}\n\n")
     out.write(f"- **{t('hdr.capture_point')}:** {common.capture_point(report)}\n")
     roles = "; ".join(f"{r}: {', '.join(a)}" for r, a in report.roles.items())

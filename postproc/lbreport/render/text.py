@@ -7,7 +7,6 @@ Packet text only ever reaches rich as `Text` (never parsed as markup) and after 
 from __future__ import annotations
 
 import textwrap
-from typing import TextIO
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -15,6 +14,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from lbreport.environment import Environment
 from lbreport.messages import t
 from lbreport.model import Report, Request
 from lbreport.render import common
@@ -147,36 +147,8 @@ def summary(console: Console, report: Report) -> None:
         console.print(direct)
 
 
-class _RStrip:
-    """Drops the trailing spaces rich pads table cells with (files, pastes, diffs)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._buf = ""
-
-    def write(self, s: str) -> int:
-        lines = (self._buf + s).split("\n")
-        self._buf = lines.pop()
-        for line in lines:
-            self._out.write(line.rstrip(" ") + "\n")
-        return len(s)
-
-    def flush(self) -> None:
-        if self._buf:
-            self._out.write(self._buf.rstrip(" "))
-            self._buf = ""
-        self._out.flush()
-
-    def isatty(self) -> bool:
-        return False
-
-
-def render(report: Report, out: TextIO) -> None:
-    # Colours only on a terminal; a file gets plain text of a fixed, readable width.
-    tty = out.isatty()
-    sink = out if tty else _RStrip(out)
-    console = Console(file=sink, highlight=False, emoji=False, markup=False,
-                      width=None if tty else 110)
+def render(report: Report, env: Environment) -> None:
+    console, sink = env.report_console()
     header(console, report)
     for req in report.requests():
         request_block(console, req)
