@@ -556,17 +556,9 @@ def parse_apache_balancer_line(line: str, role_of: Any) -> dict[str, Any]:
         else None
     # Apache logs only the status it sent; a proxy error (502/503) means no backend answered.
     answered = role is not None and status not in GATEWAY_ERRORS
-    return {
-        "client": fmt_client(ip, port),
-        "method": method,
-        "uri": uri,
-        "status": int(status),
-        "backend": role if answered else None,
-        "upstreams": [role] if role else [],
-        "upstream_statuses": [status] if role else [],
-        "start": round(int(msec) / 1000, 3),  # %{msec}t: when the request arrived
-        "request_time": int(micros) / 1e6,
-    }
+    # %{msec}t: when the request arrived
+    return truth_request(fmt_client(ip, port), method, uri, status, role if answered else None,
+                         role, int(msec) / 1000, int(micros) / 1e6)
 
 
 def parse_apache_backend_line(line: str) -> dict[str, Any]:
@@ -724,15 +716,8 @@ def parse_varnishncsa_line(line: str, role_of: Any) -> dict[str, Any]:
     fetched = fetched_by if fetched_by not in ("-", "") else None
     answered = handling in ("miss", "pass", "pipe") and fetched is not None
     return {
-        "client": fmt_client(ip, port),
-        "method": method,
-        "uri": uri,
-        "status": int(status),
-        "backend": fetched if answered else None,
-        "upstreams": [fetched] if answered else [],
-        "upstream_statuses": [status] if answered else [],
-        "start": round(float(start), 3),
-        "request_time": int(micros) / 1e6,
+        **truth_request(fmt_client(ip, port), method, uri, status, fetched if answered else None,
+                        fetched if answered else None, float(start), int(micros) / 1e6),
         "cache": handling,
         "cached_from": fetched if handling == "hit" else None,
         "x_varnish": xvarnish.split(),
@@ -1712,6 +1697,23 @@ class Farm:
 
 
 # --------------------------------------------------------------------------- log parsing
+
+
+def truth_request(client: str, method: str, uri: str, status: str, backend: str | None,
+                  upstream: str | None, start: float, request_time: float) -> dict[str, Any]:
+    """One request of a truth file, from a server's log line: `backend` served it, `upstream`
+    is the backend the balancer tried (with `status` as its answer)."""
+    return {
+        "client": client,
+        "method": method,
+        "uri": uri,
+        "status": int(status),
+        "backend": backend,
+        "upstreams": [upstream] if upstream else [],
+        "upstream_statuses": [status] if upstream else [],
+        "start": round(start, 3),
+        "request_time": request_time,
+    }
 
 
 def fmt_client(ip: str, port: str | int) -> str:
