@@ -361,8 +361,29 @@ def label_rows(text: str) -> dict[int, dict[str, str]]:
     return rows
 
 
+# tshark's own TCP analysis changed after 4.0: 4.2+ flags duplicate ACKs that 4.0 does not (on
+# captures/http/lossy-browser-*, where segments were lost). The plugin only relays tshark's
+# findings in lblab.flags, so that one finding is left out of the comparison; every label the
+# plugin decides itself must still be equal.
+TSHARK_DRIFT = "dup-ack"
+
+
+def _without_drift(flags: str) -> str:
+    return ",".join(f for f in flags.split(",") if f and f != TSHARK_DRIFT)
+
+
+def _json_without_drift(report: dict) -> dict:
+    for req in report.get("requests", []):
+        for step in req.get("steps", []):
+            step["flags"] = [f for f in step.get("flags", []) if f != TSHARK_DRIFT]
+    return report
+
+
 def label_differences(want: str, got: str, limit: int = 8) -> list[str]:
     want_rows, got_rows = label_rows(want), label_rows(got)
+    for rows in (want_rows, got_rows):
+        for row in rows.values():
+            row["lblab.flags"] = _without_drift(row.get("lblab.flags", ""))
     diffs = []
     if len(want_rows) != len(got_rows):
         diffs.append(f"{len(got_rows)} frames, host has {len(want_rows)}")
@@ -487,7 +508,8 @@ def test_json_report_matches_wireshark_4_0(suite, who, capture):
         got = json.loads(outputs.out(name))
     except ValueError as exc:
         pytest.fail(f"{name}: not JSON ({exc}):\n{outputs.out(name)[:500]}")
-    diffs = json_differences(json.loads(host.stdout), got)
+    diffs = json_differences(_json_without_drift(json.loads(host.stdout)),
+                             _json_without_drift(got))
     assert not diffs, f"report differs from tshark 4.0 on {capture.name}:\n" + "\n".join(diffs)
 
 
