@@ -784,15 +784,9 @@ def parse_nginx_server_line(line: str) -> dict[str, Any]:
     rec = json.loads(line)
     request_time = float(rec["request_time"])
     return {
-        "client": fmt_client(rec["ip"], rec["port"]),
-        "method": rec["method"],
-        "uri": rec["uri"],
-        "status": int(rec["status"]),
-        "backend": None,
-        "upstreams": [],
-        "upstream_statuses": [],
-        "start": round(float(rec["msec"]) - request_time, 3),
-        "request_time": request_time,
+        **truth_request(fmt_client(rec["ip"], rec["port"]), rec["method"], rec["uri"],
+                        rec["status"], None, None, float(rec["msec"]) - request_time,
+                        request_time),
         "server": rec["server"],
         "host": rec["host"],
     }
