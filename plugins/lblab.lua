@@ -1102,6 +1102,25 @@ function safe_text(s)
 end
 end
 
+-- A message's head (up to its blank line), lower-cased for header names.
+local function http_head(raw)
+    local head_end = sfind(raw, "\r\n\r\n", 1, true)
+    return slower(head_end and string.sub(raw, 1, head_end) or raw)
+end
+
+-- The captures of `pattern` (which starts with the plain text `plain`) at its first
+-- match in s. Lua tries an unanchored pattern at every byte (tens of instructions
+-- each); a plain search (memchr) finds the candidates first.
+local function first_match(s, plain, pattern)
+    local at = sfind(s, plain, 1, true)
+    while at do
+        local a, b = smatch(s, pattern, at)
+        if a then return a, b end
+        at = sfind(s, plain, at + 1, true)
+    end
+    return nil
+end
+
 -- An address as text, or nil when it does not parse as IPv4 or IPv6.
 local function parse_address(v)
     if v == nil then return nil end
@@ -1140,8 +1159,12 @@ local function forwarded_client(raw)
         if #values > 1 then own = safe_text(tconcat(values, ", ", 1, #values - 1)) end
         return client, own, safe_text(tconcat(values, ", "))
     end
-    local last = nil
-    for v in string.gmatch(raw, "\n[Xx]%-[Rr][Ee][Aa][Ll]%-[Ii][Pp]:[ \t]*([^\r\n]*)") do last = v end
+    local head, last = http_head(raw), nil
+    local at = sfind(head, "\nx-real-ip:", 1, true)
+    while at do
+        last = smatch(head, "^\nx%-real%-ip:[ \t]*([^\r\n]*)", at)
+        at = sfind(head, "\nx-real-ip:", at + 1, true)
+    end
     if last then return parse_address(trim(last)), nil end
     return nil, nil
 end
@@ -1166,7 +1189,8 @@ local function marker_in(text)
         if sfind(text, m[2], 1, true) then return m[1] end
     end
     -- The classic lab's page ("Soy la máquina N") names its backend out of the box.
-    local n = smatch(text, "Soy la m.-quina (%d+)")
+    -- A plain search first: the pattern alone would be tried at every byte of every page.
+    local n = first_match(text, "Soy la m", "^Soy la m.-quina (%d+)")
     if n then return backend_role(n) end
     return nil
 end
@@ -1188,8 +1212,8 @@ end
 -- The backend a response names: searched in the frame's own bytes (headers
 -- and a body that fits one segment, exactly as sent), else in the body HTTP
 -- reassembled, de-chunked or decompressed.
-local function match_marker(tvb)
-    local m = marker_in(tvb:raw())
+local function match_marker(raw)
+    local m = marker_in(raw)
     if m then return m end
     local body = F.http_file_data() or F.h2_data()
     if body then return marker_in(field_bytes(body)) end
@@ -1453,10 +1477,10 @@ end
 -- above 0, X-Cache: HIT, or two transaction ids in X-Varnish (a hit names the
 -- request that filled the cache too).
 local function says_cache_hit(raw)
-    local head = slower(smatch(raw, "^(.-)\r\n\r\n") or raw)
-    local age = tonumber(smatch(head, "\nage:[ \t]*(%d+)"))
-    return (age ~= nil and age > 0) or sfind(head, "\nx%-cache:[ \t]*hit") ~= nil
-        or sfind(head, "\nx%-varnish:[ \t]*%d+[ \t]+%d+") ~= nil
+    local head = http_head(raw)
+    local age = tonumber(first_match(head, "\nage:", "^\nage:[ \t]*(%d+)"))
+    return (age ~= nil and age > 0) or first_match(head, "\nx-cache:", "^\nx%-cache:[ \t]*(hit)") ~= nil
+        or first_match(head, "\nx-varnish:", "^\nx%-varnish:[ \t]*(%d+[ \t]+%d+)") ~= nil
 end
 
 -- Returns the request answered (0: none known) and the step.
@@ -1477,7 +1501,7 @@ local function record_response(c, frame, pinfo, tvb, code, sid)
         if says_cache_hit(raw) then
             msg.cache_hit[h] = true -- the page was the cache's copy: its marker names no server
         else
-            local m = match_marker(tvb)
+            local m = match_marker(raw)
             if m then note_marker(c, h, m) end
         end
         if sid == 0 and (conn.resp_h[c] == 0 or h >= conn.resp_h[c]) then conn.resp_h[c] = msg.next[h] end
