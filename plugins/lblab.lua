@@ -192,10 +192,6 @@ F.nd_ns_target = Field.new("icmpv6.nd.ns.target_address")
 F.nd_na_target = Field.new("icmpv6.nd.na.target_address")
 F.eth_src = Field.new("eth.src")
 F.eth_dst_group = Field.new("eth.dst.ig")
-F.ip_src = Field.new("ip.src")
-F.ip_dst = Field.new("ip.dst")
-F.ipv6_src = Field.new("ipv6.src")
-F.ipv6_dst = Field.new("ipv6.dst")
 F.ip_ttl = Field.new("ip.ttl")
 F.ipv6_hlim = Field.new("ipv6.hlim")
 
@@ -1027,20 +1023,26 @@ local function field_text(field)
     return slower(tostring(fi))
 end
 
--- The innermost IP header's address: IPv4 or IPv6, whichever comes later in the frame.
-local function net_address(f4, f6)
-    local a, b = innermost(f4), innermost(f6)
-    if b ~= nil and (a == nil or b.offset > a.offset) then a = b end
-    if a == nil then return nil end
-    return slower(tostring(a))
+-- The innermost IP header's address (VXLAN, GRE/ERSPAN, IP in IP: each IP layer
+-- sets pinfo's network addresses, the innermost last), as text, or nil without IP.
+-- pinfo, not ip.src/ipv6.src extractors: an extractor makes tshark build its field
+-- on every packet, and these are read only when a connection or neighbour is new.
+local function ip_text(addr)
+    local text = slower(tostring(addr))
+    if smatch(text, "^%d+%.%d+%.%d+%.%d+$") then return text end
+    -- IPv6: "::" or eight groups (a MAC address has six, and no "::").
+    if smatch(text, "^[%x:.]+$") and (sfind(text, "::", 1, true) or select(2, sgsub(text, ":", ":")) == 7) then
+        return text
+    end
+    return nil
 end
 
-local function net_src()
-    return net_address(F.ip_src, F.ipv6_src)
+local function net_src(pinfo)
+    return ip_text(pinfo.net_src)
 end
 
-local function net_dst()
-    return net_address(F.ip_dst, F.ipv6_dst)
+local function net_dst(pinfo)
+    return ip_text(pinfo.net_dst)
 end
 
 local function tcp_findings()
@@ -1359,7 +1361,7 @@ do
 local function frame_from_a(c, frame, pinfo, flags)
     local from_a
     if conn.a[c] == nil then
-        local src, dst = net_src(), net_dst()
+        local src, dst = net_src(pinfo), net_dst(pinfo)
         if src == nil or dst == nil then return nil end
         new_conn(c, pinfo, src, dst, flags, frame)
         if conn.one_host[c] then
@@ -1373,7 +1375,7 @@ local function frame_from_a(c, frame, pinfo, flags)
         end
     else
         from_a = pinfo.src_port == conn.aport[c]
-        if conn.aport[c] == conn.bport[c] then from_a = net_src() == conn.a[c] end
+        if conn.aport[c] == conn.bport[c] then from_a = net_src(pinfo) == conn.a[c] end
     end
     -- Learn each end's MAC (for roles of link-local ND frames) and TTL once.
     local me = from_a and conn.a[c] or conn.b[c]
@@ -1706,17 +1708,18 @@ end
 
 local function record_nd(frame, pinfo, icmp_type)
     local mac = field_text(F.eth_src)
-    local src = net_src()
+    local src = net_src(pinfo)
     if src == nil then return end
     nbr.n = nbr.n + 1
     nbr.time[nbr.n], nbr.front[nbr.n] = pinfo.abs_ts, 0
     if icmp_type == 135 then
         nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S.ND_SOL, src, field_text(F.nd_ns_target)
         -- Sent to the target itself, not its solicited-node group: a refresh.
-        local dst = net_dst()
+        local dst = net_dst(pinfo)
         if dst and not sfind(dst, "^ff02:") then nbr.refresh[nbr.n] = true end
     else
-        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S.ND_ADV, net_dst(), field_text(F.nd_na_target) or src
+        local subject = field_text(F.nd_na_target) or src
+        nbr.kind[nbr.n], nbr.asker[nbr.n], nbr.subject[nbr.n] = S.ND_ADV, net_dst(pinfo), subject
     end
     note_host(src, frame, mac)
     if nbr.subject[nbr.n] then note_host(nbr.subject[nbr.n], frame, nil) end
@@ -2283,7 +2286,7 @@ function lblab.dissector(tvb, pinfo, tree)
     elseif frames.arp[frame] then
         add_arp_labels(t, frame)
     else
-        local src, dst = net_src(), net_dst()
+        local src, dst = net_src(pinfo), net_dst(pinfo)
         local rs, rd = src and role(src), dst and role(dst)
         if rs then label(t, L.src_role, rs) end
         if rd then label(t, L.dst_role, rd) end
