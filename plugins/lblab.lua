@@ -207,8 +207,9 @@ local tinsert, tsort, tconcat = table.insert, table.sort, table.concat
 local tree_add = TreeItem.add
 local tree_add_expert = TreeItem.add_proto_expert_info
 
+-- Arithmetic only: math.floor is a C call, and this runs several times a packet.
 local function has_bit(value, bit)
-    return floor(value / bit) % 2 == 1
+    return value % (bit + bit) >= bit
 end
 
 local TCP = { FIN = 1, SYN = 2, RST = 4, ACK = 16 }
@@ -474,6 +475,7 @@ local function reset_state()
     state = { roles_gen = state.roles_gen + 1, role_of = {}, mac_role = {},
               roles_dirty = true, resolved_gen = -1, record_gen = 0,
               front_count = 0, pending_front_conns = 0, last_open_front = 0, has_front = false,
+              unlinked_from = 1,
               frame_defs = {}, left_out = {}, left_out_addrs = {}, debug_log = {},
               http_seen = 0, http_copies = 0, balancer_evidence = {}, http_ports = {} }
 end
@@ -1236,7 +1238,8 @@ local function unpack_frame(x)
     local step = x % 64
     local rest = (x - step) / 64
     local c = rest % CONN_SPAN
-    return floor(c), floor(step), floor((rest - c) / CONN_SPAN)
+    -- x % 64 is already whole; the divisions give floats that Lua 5.4 would print as "3.0".
+    return floor(c), step, floor((rest - c) / CONN_SPAN)
 end
 
 local function new_conn(c, pinfo, src, dst, flags, frame)
@@ -1322,17 +1325,20 @@ local function provisional_request(h)
         msg.ndirect = msg.ndirect + 1
         msg.didx[h] = msg.ndirect
     elseif leg == LEG_BACK then
-        -- Earliest front request with the same method and URI still unlinked.
-        local f = state.last_open_front
+        -- Earliest front request with the same method and URI still unlinked, among the
+        -- last 64 HTTP messages. Messages before state.unlinked_from can match no back-leg
+        -- request (linked, or no front request) until a resolve, which resets it.
+        local last = state.last_open_front
+        local from = state.unlinked_from
+        while from <= last and (msg.fidx[from] <= 0 or msg.link[from] ~= 0) do from = from + 1 end
+        state.unlinked_from = from
         local best = 0
-        local scanned = 0
-        while f > 0 and scanned < 64 do
+        for f = math.max(from, last - 63), last do
             if msg.fidx[f] > 0 and msg.link[f] == 0
                 and (msg.encrypted[f] or (msg.method[f] == msg.method[h] and msg.uri[f] == msg.uri[h])) then
                 best = f
+                break
             end
-            f = f - 1
-            scanned = scanned + 1
         end
         msg.fidx[h] = -1
         if best > 0 then
@@ -1970,6 +1976,7 @@ local function resolve()
     local fronts = {}
     msg.didx, msg.ndirect = {}, 0
     msg.unseen = {} -- derived here each time (a live capture resolves again)
+    state.unlinked_from = 1 -- links are redone: a first visit after this scans afresh
     for h = 1, msg.n do
         msg.link[h], msg.backlink[h], msg.fail[h], msg.arp_backend[h] = 0, 0, false, false
         local leg = conn_leg(msg.conn[h])
