@@ -2045,11 +2045,12 @@ local function label(t, slot, value)
     end
 end
 
+-- Label values are strings and numbers, which table.concat joins itself: no tostring
+-- call per slot and packet.
 local function flush_compact(t)
     local parts = compact_labels
     for i = 1, NLABELS do
-        local v = parts[i]
-        parts[i] = v == nil and "" or tostring(v)
+        if parts[i] == nil then parts[i] = "" end
     end
     tree_add(t, pf.pkt, tconcat(parts, ";", 1, NLABELS))
     for i = 1, NLABELS do parts[i] = nil end
