@@ -104,6 +104,8 @@ expert_info("no_response", "Request without a response", expert.group.SEQUENCE, 
 expert_info("rst", "Connection reset (RST)", expert.group.SEQUENCE, expert.severity.WARN)
 expert_info("balancer_5xx", "5xx answered by the balancer", expert.group.RESPONSE_CODE, expert.severity.ERROR)
 expert_info("failover", "Failover: the balancer tried another backend", expert.group.SEQUENCE, expert.severity.NOTE)
+expert_info("one_pass", "tshark -2 without a filter: its first pass built no tree, so these labels "
+    .. "come from one pass (use tshark -2 -Y frame)", expert.group.PROTOCOL, expert.severity.WARN)
 lblab.experts = experts
 end
 
@@ -1747,7 +1749,14 @@ local function attach_to_waiting_request(a)
     if is_backend(rs) and not msg.arp_backend[front] then msg.arp_backend[front] = rs end
 end
 
-local function record(frame, pinfo, tvb)
+-- Whether Wireshark built no tree for this dissection: then no extractor returns
+-- anything (tshark -2's first pass without a filter). Only asked of frames that gave
+-- nothing to record.
+local function no_tree(tree)
+    return sfind(tostring(tree), "has subtree=false", 1, true) ~= nil
+end
+
+local function record(frame, pinfo, tvb, tree)
     state.record_gen = state.record_gen + 1
     frames.pk[frame] = 0
     local stream = first_value(F.tcp_stream)
@@ -1760,7 +1769,13 @@ local function record(frame, pinfo, tvb)
         return
     end
     local icmp_type = first_value(F.icmpv6_type)
-    if icmp_type == 135 or icmp_type == 136 then record_nd(frame, pinfo, icmp_type) end
+    if icmp_type == 135 or icmp_type == 136 then
+        record_nd(frame, pinfo, icmp_type)
+    elseif not pinfo.visited and no_tree(tree) then
+        -- Nothing could be read: the frame is recorded when shown (one pass, in order).
+        frames.pk[frame] = nil
+        state.treeless = true
+    end
 end
 
 ------------------------------------------------------------------------------
@@ -2276,17 +2291,23 @@ end
 function lblab.dissector(tvb, pinfo, tree)
     local frame = pinfo.number
     local visited = pinfo.visited
+    -- tshark -2 whose first pass had no tree: the second pass is the only one, labelled
+    -- as one pass is (frames in order). Not in the GUI, which shows frames in any order.
+    local late = visited and state.treeless and not gui_enabled()
+    if late then visited = false end
     -- Record each frame once, whatever the number of first-pass dissections.
     if frames.pk[frame] == nil then
-        record(frame, pinfo, tvb)
+        record(frame, pinfo, tvb, tree)
+        if frames.pk[frame] == nil then return end -- no tree: nothing to read or label
         if state.roles_dirty then infer_roles() end
         if not visited and frames.arp[frame] then attach_to_waiting_request(frames.arp[frame]) end
     end
     if visited and state.resolved_gen ~= state.record_gen then resolve() end
-    if cfg.two_pass and not visited then return end -- tshark -2 discards these labels
+    if cfg.two_pass and not visited and not late then return end -- tshark -2 discards these labels
     if state.roles_dirty then infer_roles() end
 
     local t = tree_add(tree, lblab)
+    if late and frame == 1 then tree_add_expert(t, ex.one_pass) end
     local c, step, h = unpack_frame(frames.pk[frame])
     local leg = LEG_NONE
     if c ~= 0 then

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from lblab_fields import (
+    CAPTURES,
     PLUGIN,
     Labelled,
     Row,
@@ -324,3 +325,30 @@ def test_compact_mode_carries_the_same_labels(truth_path: Path) -> None:
                 row.dst_role, row.leg, row.backend, row.evidence, row.flags, row.arp_target,
                 row.kind, str(row.direct) if row.direct is not None else ""]
         assert pkt.split(";") == want, (row.frame, pkt)
+
+
+def test_two_pass_without_a_filter_labels_as_one_pass() -> None:
+    """`tshark -2` alone builds no tree in its first pass (no extractor reads anything):
+    the plugin labels on the second pass as one pass does, never "other" everywhere, and
+    says so on frame 1 with an expert info."""
+    capture = CAPTURES / "classic-m3.pcapng"
+    fields = ["-T", "fields", "-e", "frame.number", "-e", "lblab.req", "-e", "lblab.step",
+              "-e", "lblab.src_role", "-e", "lblab.dst_role", "-e", "lblab.backend",
+              "-e", "lblab.backend_evidence", "-e", "lblab.kind"]
+
+    def run(*args: str) -> list[str]:
+        proc = subprocess.run(["tshark", "-n", *args, "-r", str(capture),
+                               "-X", f"lua_script:{PLUGIN}", *fields],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0 and "Lua:" not in proc.stderr, proc.stderr
+        return proc.stdout.splitlines()
+
+    one_pass = run()
+    assert any("\trequest\t" in line for line in one_pass)
+    assert run("-2") == one_pass
+    assert expert_frames(capture, "one_pass") == []  # with -Y: a real first pass
+    proc = subprocess.run(["tshark", "-n", "-2", "-r", str(capture), "-X", f"lua_script:{PLUGIN}",
+                           "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message"],
+                          capture_output=True, text=True, check=True)
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("1\t") and "tshark -2 without a filter" in first
