@@ -200,8 +200,9 @@ def _check_round_robin(d: Dispatches, ids: list[int]) -> PolicyCheck:
     may reach M3 in one order and get their backend in another)."""
     k = len(ids)
     # Positions in dispatch order; a request never dispatched keeps its place by index.
-    order = sorted(range(len(d.index)), key=lambda j: (
-        math.inf if math.isnan(d.start[j]) else d.start[j], d.index[j]))
+    # Two stable sorts (by index, then by start) instead of a key tuple per request.
+    order = sorted(range(len(d.index)), key=d.index.__getitem__)
+    order.sort(key=lambda j: math.inf if math.isnan(d.start[j]) else d.start[j])
     if k > _MAX_ROTATION_BACKENDS:
         # Too many orders to try: the first k known backends fix it; unknown ones are skipped.
         known = [j for j in order if d.backend[j] >= 0]
@@ -257,10 +258,14 @@ def _check_least_conn(d: Dispatches, ids: list[int]) -> PolicyCheck:
     response had not arrived, and at most those not yet released (plus, for any backend, the
     requests whose backend is unknown). Contradicted only when the chosen backend certainly
     had more than another could have had; decided only when something was in flight."""
-    order = sorted((s, i) for i, s in enumerate(d.start) if not math.isnan(s))
+    # Indexes by start (ties by index: the sort is stable), not (start, index) tuples: on a
+    # big capture this list is the end of the report's largest transient memory.
+    order = sorted((i for i, s in enumerate(d.start) if not math.isnan(s)),
+                   key=d.start.__getitem__)
     active: list[int] = []  # earlier requests not yet released
     decisions = 0
-    for start, i in order:
+    for i in order:
+        start = d.start[i]
         active = [j for j in active if d.end_hi[j] > start]
         chosen = d.backend[i]
         # A choice says something only if some earlier request was certainly in flight.

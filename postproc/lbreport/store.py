@@ -21,8 +21,8 @@ from lbreport.vocabulary import CLIENT
 _LABEL_BITS = 20  # a step is packed as frame << 20 | label id
 _MASK = (1 << _LABEL_BITS) - 1
 # Held in memory before the least recently seen requests are spilled to a temporary file.
-MAX_HELD_REQUESTS = 20_000
-MAX_HELD_STEPS = 1_000_000
+MAX_HELD_REQUESTS = 3_000
+MAX_HELD_STEPS = 150_000
 
 _STEP = 3  # a label tuple's step name
 
