@@ -1771,8 +1771,9 @@ local function record(frame, pinfo, tvb, tree)
     local icmp_type = first_value(F.icmpv6_type)
     if icmp_type == 135 or icmp_type == 136 then
         record_nd(frame, pinfo, icmp_type)
-    elseif not pinfo.visited and no_tree(tree) then
-        -- Nothing could be read: the frame is recorded when shown (one pass, in order).
+    elseif not pinfo.visited and not gui_enabled() and no_tree(tree) then
+        -- Nothing could be read: the frame is recorded when shown (one pass, in order; tshark
+        -- only: the GUI shows frames in any order).
         frames.pk[frame] = nil
         state.treeless = true
     end
