@@ -89,4 +89,5 @@ def test_keep_pdml(tmp_path: Path) -> None:
     assert text.count("<packet>") == 32
     # The report asks the plugin for its compact mode: one lblab.pkt field per packet.
     assert text.count('name="lblab.pkt"') == 32
-    assert 'show="1;SYN;client;M3;front;M1;marker;;;;"' in text
+    # Only the fields the report reads, by name (-e): a field's text is its `value`.
+    assert '<field name="lblab.pkt" value="1;SYN;client;M3;front;M1;marker;;;;"/>' in text

@@ -1,8 +1,11 @@
 """tshark's PDML → packet records, streamed with constant memory.
 
-Only two protocols matter: `geninfo` (frame number, epoch timestamp) and `lblab` (the plugin's
-labels). Protocols are found by name, never by position (a pcapng comment or the Lua
-`fake-field-wrapper` shift positions). The plugin's fields are the contract in docs/fields.md.
+Only `geninfo` (frame number, epoch timestamp) and the plugin's labels matter. tshark writes the
+labels one of two ways: as `<field>`s straight under `<packet>` when asked for them by name
+(`-T pdml -e …`, FIELDS_READ: the report's run), or inside an `lblab` protocol (`-J lblab`, the
+whole tree). Both are read; protocols and fields are found by name, never by position (a pcapng
+comment or the Lua `fake-field-wrapper` shift positions). The plugin's fields are the contract
+in docs/fields.md.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import codecs
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
-from typing import IO
-
-from lxml import etree
+from typing import IO, TYPE_CHECKING
 
 from lbreport.vocabulary import PKT_ORDER
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -119,6 +123,12 @@ _REPEATED = {"lblab.role_def": _ROLE_DEFS, "lblab.other_balancer": _OTHER_BALANC
 # lblab.pkt (the plugin's compact mode): the fields vocabulary.PKT_ORDER names, `;`-separated.
 _PKT_FIELDS = tuple(f"lblab.{name}" for name in PKT_ORDER)
 _PKT_SLOTS = tuple(_SLOT[name] for name in _PKT_FIELDS)
+# A Lua error in the plugin's dissector: wslua adds `_ws.lua.error` (a packet cannot forge it)
+# and an expert item whose message is "Lua Error: …" (asked for by name, its only carrier).
+LUA_ERROR, EXPERT_MESSAGE = "_ws.lua.error", "_ws.expert.message"
+_WRAPPED_ERROR = "fake-field-wrapper"  # -J: an unnamed "Lua Error: …" item there
+# Every field the reader reads, for `tshark -T pdml -e`.
+FIELDS_READ = (*_FIELDS, *_REPEATED, "lblab.pkt", LUA_ERROR, EXPERT_MESSAGE)
 
 
 def decode_field(values: list, name: str, show: str, intern: Callable[[str], str]) -> bool:
@@ -180,6 +190,8 @@ class PdmlReader:
         self._last_time = 0.0
 
     def __iter__(self) -> Iterator[Record]:
+        from lxml import etree  # here: pdml's field table is read before tshark starts
+
         # huge_tree: a single field can exceed libxml2's default limits on odd captures.
         # Only packets' end events (one Python iteration per frame); no whitespace nodes.
         events = etree.iterparse(
@@ -198,38 +210,61 @@ class PdmlReader:
 
     def _record(self, packet: etree._Element, intern: _Interner) -> Record:
         values = _DEFAULTS.copy()
-        repeated: dict[int, list[str]] | None = None
+        rest: list[tuple[str, str]] | None = None  # fields decode_field left (rare but experts)
         decode = decode_field
-        for proto in packet:
-            name = proto.get("name")
-            if name == "lblab":
-                for f in proto:
-                    fname = f.get("name")
-                    if decode(values, fname, f.get("show", ""), intern):
-                        continue
-                    slot = _REPEATED.get(fname)
-                    if slot is not None:
-                        if repeated is None:
-                            repeated = {}
-                        repeated.setdefault(slot, []).append(f.get("show", ""))
-                    elif fname.startswith("_ws.lua"):
-                        self._lua_error(values[0], f.get("show", ""))
-            elif name == "geninfo":
-                for f in proto:
+        for child in packet:
+            value = child.get("value")
+            if value is not None:  # -e: a field straight under <packet> (protocols have none)
+                fname = child.get("name")
+                if not decode(values, fname, value, intern):
+                    rest = rest or []
+                    rest.append((fname, value))
+                continue
+            name = child.get("name")
+            if name == "geninfo":
+                for f in child:
                     fname = f.get("name")
                     if fname == "num":
                         values[0] = int(f.get("show"))
                     elif fname == "timestamp":
                         values[1] = self._time(f.get("value"))
+            elif name == "lblab":  # -J lblab: the labels inside the plugin's protocol
+                for f in child:
+                    fname, show = f.get("name"), f.get("show", "")
+                    if not decode(values, fname, show, intern):
+                        rest = rest or []
+                        rest.append((fname, show))
             elif name == "fake-field-wrapper":
-                # A Lua error inside a dissector lands here as an unnamed "Lua Error: …" item.
-                for f in proto:
-                    if f.get("name") != "_ws.lua.fake" and "Lua Error" in f.get("show", ""):
-                        self._lua_error(values[0], f.get("show", ""))
-        if repeated:
-            for slot, shows in repeated.items():
-                values[slot] = tuple(shows)
+                # -J: a Lua error inside a dissector lands here as an unnamed "Lua Error: …" item.
+                for f in child:
+                    show = f.get("show", "")
+                    if f.get("name") != "_ws.lua.fake" and "Lua Error" in show:
+                        rest = rest or []
+                        rest.append((_WRAPPED_ERROR, show))
+        if rest:
+            self._rest(values, rest)
         return Record(*values)
+
+    def _rest(self, values: list, rest: list[tuple[str, str]]) -> None:
+        """A frame's fields that are not one-value labels: repeated ones (frame 1), and Lua
+        errors with their message (-e: the expert message beside `_ws.lua.error`)."""
+        repeated: dict[int, list[str]] = {}
+        error: str | None = None  # None: no Lua error on this frame
+        expert = ""
+        for fname, show in rest:
+            slot = _REPEATED.get(fname)
+            if slot is not None:
+                repeated.setdefault(slot, []).append(show)
+            elif fname == EXPERT_MESSAGE:
+                expert = expert or (show if show.startswith("Lua Error") else "")
+            elif fname == LUA_ERROR:
+                error = error or ""  # its value is "1": the text is the expert message's
+            elif fname.startswith("_ws.lua") or fname == _WRAPPED_ERROR:
+                error = error or show
+        for slot, shows in repeated.items():
+            values[slot] = tuple(shows)
+        if error is not None:
+            self._lua_error(values[0], error or expert or "Lua Error")
 
     def _time(self, value: str | None) -> float:
         """The frame's epoch time; a damaged timestamp (a pcap record's microseconds past one

@@ -152,8 +152,10 @@ def _plan(capture: Path, lab_path: Path | None, keylog: Path | None) -> _Plan:
     if keylog is not None:
         tshark.check_keylog(keylog)
     reads = runner.capture_path(capture)
+    from lbreport.pdml import FIELDS_READ  # the field table only; lxml comes with the reader
+
     argv = tshark.pdml_command(runner, reads, preferences(lab), keylog,
-                               lab_when_seen=seen_by_plugin)
+                               lab_when_seen=seen_by_plugin, fields=FIELDS_READ)
     return _Plan(given, looks_like_capture, runner, lab, roles_source, seen_by_plugin, keylog,
                  reads, argv)
 

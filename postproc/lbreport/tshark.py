@@ -409,13 +409,14 @@ class Runner:
     """How every dissecting tshark is started: its path and version, the plugin copy that
     runs, whether it offers compact labels, the user it runs as (None: as we are), and whether
     the plugin offers lblab.lab_when_seen and lblab.two_pass (a plugin older than them refuses
-    an unknown -o)."""
+    an unknown -o), and the lblab fields it registers (empty: not known)."""
 
     info: TsharkInfo
     plugin: list[str]
     compact: bool = False
     unprivileged: Unprivileged | None = None
     lab_when_seen: bool = False
+    fields: frozenset[str] = frozenset()
 
     @property
     def two_pass(self) -> bool:
@@ -476,9 +477,10 @@ def make_runner(outputs: dict[str, tuple[str, str, int]], tshark: str) -> Runner
     require(info)
     installed, repo = _probe(outputs)
     if installed.loaded:  # an installed copy wins: passing -X as well would load it twice
-        return Runner(info, [], installed.compact, None, installed.lab_when_seen)
+        return Runner(info, [], installed.compact, None, installed.lab_when_seen,
+                      installed.fields)
     if repo.loaded:
-        return Runner(info, _x(REPO_PLUGIN), repo.compact, None, repo.lab_when_seen)
+        return Runner(info, _x(REPO_PLUGIN), repo.compact, None, repo.lab_when_seen, repo.fields)
     if repo.lua_errors:
         raise _no_plugin_error(info, repo, False)
     drop = unprivileged()
@@ -487,7 +489,8 @@ def make_runner(outputs: dict[str, tuple[str, str, int]], tshark: str) -> Runner
         runs = {name: drop.wrap(argv) for name, argv in _probe_runs(tshark, plugin).items()}
         _, as_user = _probe(_run_parallel(runs, env=drop.env()))
         if as_user.loaded:
-            return Runner(info, plugin, as_user.compact, drop, as_user.lab_when_seen)
+            return Runner(info, plugin, as_user.compact, drop, as_user.lab_when_seen,
+                          as_user.fields)
         if as_user.lua_errors:
             raise _no_plugin_error(info, as_user, False)
     raise _no_plugin_error(info, repo, os.geteuid() == 0)
@@ -566,6 +569,7 @@ class _Memo:
             info = parse_version(kept["version"], self.tshark)
             how, compact = kept["how"], bool(kept["compact"])
             lab_when_seen = bool(kept["lab_when_seen"])  # absent: kept by an older lbreport
+            fields = frozenset(map(str, kept["fields"]))  # likewise
         except (TypeError, KeyError, LbreportError):
             return None
         drop = unprivileged() if how == "unprivileged" else None
@@ -573,7 +577,7 @@ class _Memo:
                   "unprivileged": _x(drop.plugin_copy()) if drop else None}.get(how)
         if plugin is None:
             return None
-        return Runner(info, plugin, compact, drop, lab_when_seen)
+        return Runner(info, plugin, compact, drop, lab_when_seen, fields)
 
     def keep(self, runner: Runner, outputs: dict[str, tuple[str, str, int]]) -> None:
         if self.folders is None:
@@ -584,7 +588,7 @@ class _Memo:
                else "installed")
         probe_cache.put("runner", self.key, {
             "version": outputs["version"][0], "how": how, "compact": runner.compact,
-            "lab_when_seen": runner.lab_when_seen})
+            "lab_when_seen": runner.lab_when_seen, "fields": sorted(runner.fields)})
 
 
 # The plugin's compact mode: one `lblab.pkt` field per packet instead of nine, a third less
@@ -634,18 +638,28 @@ def _run_parallel(runs: dict[str, list[str]], env: dict[str, str] | None = None
 
 
 def pdml_command(runner: Runner, capture: Path, prefs: list[str],
-                 keylog: Path | None = None, *, lab_when_seen: bool = False) -> list[str]:
+                 keylog: Path | None = None, *, lab_when_seen: bool = False,
+                 fields: tuple[str, ...] = ()) -> list[str]:
     """Two passes so labels may use later frames; `-Y frame` so pass 1 builds trees (without
-    a filter, `-2` leaves every Field extractor nil); never `-2 -R`. `-J lblab` keeps PDML small:
-    geninfo survives it and gives the frame number and timestamp. `keylog`: TLS secrets
+    a filter, `-2` leaves every Field extractor nil); never `-2 -R`. `keylog`: TLS secrets
     (NSS key log) so that HTTPS is read as HTTP. `lab_when_seen`: `prefs`' addresses apply
-    only if the capture shows that lab (the runner must offer it: runner.lab_when_seen)."""
+    only if the capture shows that lab (the runner must offer it: runner.lab_when_seen).
+
+    `fields`: what the reader reads. PDML with `-e` holds geninfo (frame number, timestamp)
+    and those fields only, a third of `-J lblab`'s bytes (which still writes a stub for every
+    other protocol of the packet): lxml's parse is the report's bottleneck. Only the lblab
+    fields the plugin registers are asked for (tshark refuses an unknown `-e`); with none
+    known, `-J lblab`."""
     argv = [runner.info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *runner.plugin]
     for pref in [*prefs, *runner.keylog_pref(keylog),
                  *([COMPACT_PREF] if runner.compact else []),
                  *([LAB_WHEN_SEEN_PREF] if lab_when_seen else []), *_two_pass(runner)]:
         argv += ["-o", pref]
-    return runner.wrap([*argv, "-T", "pdml", "-J", "lblab"])
+    asked = [name for name in fields
+             if name in runner.fields or not name.startswith("lblab.")] if runner.fields else []
+    if not asked:
+        return runner.wrap([*argv, "-T", "pdml", "-J", "lblab"])
+    return runner.wrap([*argv, "-T", "pdml", *(arg for name in asked for arg in ("-e", name))])
 
 
 def fields_command(runner: Runner, capture: Path, prefs: list[str], fields: list[str],
