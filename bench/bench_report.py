@@ -38,9 +38,9 @@ MIN_PACKETS = 500_000
 # tshark, which is a child).
 _MEASURE = """
 import resource, sys
-from lbreport.cli import app
+from lbreport.launch import main
 try:
-    app(sys.argv[1:], prog_name="lbreport")
+    main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code or 0
 else:

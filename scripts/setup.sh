@@ -40,4 +40,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+# An editable install compiles nothing, and where PYTHONDONTWRITEBYTECODE is set (CI images
+# often do) every run would compile lbreport from source again (~40 ms before tshark starts):
+# compiled once here, as a wheel's install does (a .pyc older than its source is ignored).
+.venv/bin/python -m compileall -q postproc/lbreport >/dev/null
 echo "setup: ready ($(tshark --version | head -1))" >&2

@@ -1,3 +1,3 @@
-from lbreport.cli import app
+from lbreport.launch import main
 
-app(prog_name="lbreport")
+main()

@@ -58,9 +58,9 @@ def _translate(command: Any, name: str) -> None:
 
 
 def _drop_prestarted() -> None:
-    from lbreport import pipeline
-
-    pipeline.drop_prestarted()
+    pipeline = sys.modules.get("lbreport.pipeline")  # not imported: nothing was started
+    if pipeline is not None:
+        pipeline.drop_prestarted()
 
 
 def _help_option(option: Any) -> Any:
@@ -126,6 +126,8 @@ class _Group(TyperGroup):
             del args[:1 if args[0] != "--lang" else 2]
         command = self.commands.get(args[0]) if args else None
         started = isinstance(command, _ReportCommand) and _prestart(command, args[0], args[1:])
+        if not started:  # launch.py's guess, if any, is not what this parser read
+            _drop_prestarted()
         try:
             ctx = super().make_context(info_name, args, parent, **extra)
         except BaseException:

@@ -167,8 +167,12 @@ _prestarted: tuple[_Plan, tshark.TsharkRun] | None = None
 def prestart(capture: Path, lab_path: Path | None, keylog: Path | None) -> None:
     """Start the report's tshark now (the CLI calls this as soon as the command line names the
     capture, before converting its options). Says nothing: whatever stops it here, build_report
-    finds again and reports. The CLI calls `drop_prestarted` when the command ends."""
+    finds again and reports. The CLI calls `drop_prestarted` when the command ends. A run
+    already started for the same inputs (launch.py's guess, confirmed by the CLI's parser) is
+    kept."""
     global _prestarted
+    if _prestarted is not None and _prestarted[0].inputs == (capture, lab_path, keylog):
+        return
     drop_prestarted()
     try:
         plan = _plan(capture, lab_path, keylog)
