@@ -88,3 +88,38 @@ def test_one_dissecting_tshark_per_report(tmp_path: Path, args: list[str]) -> No
     assert '"requests"' in proc.stdout
     dissecting = [ln for ln in log.read_text().splitlines() if " -T pdml " in ln]
     assert len(dissecting) == 1, dissecting
+
+
+def _entry_point(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "lbreport", *args], capture_output=True,
+                          cwd=ROOT, check=False)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_a_report_ends_with_its_exit_status_and_all_its_output(tmp_path: Path) -> None:
+    """launch ends a report without the interpreter's teardown (os._exit): the status is the
+    command's, and everything written reaches the pipe and the file."""
+    import json
+
+    whole = _entry_point("report", str(CLASSIC), "-f", "json")
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout)["summary"]["requests"] == 3
+    text = _entry_point("report", str(CLASSIC))
+    assert text.returncode == 0, text.stderr
+    assert b"HTTP requests tshark read" in text.stdout  # the summary's last block: all written
+    to_file = tmp_path / "r.json"
+    assert _entry_point("report", str(CLASSIC), "-f", "json", "-o", str(to_file)).returncode == 0
+    assert json.loads(to_file.read_text()) == json.loads(whole.stdout)
+
+    missing = _entry_point("report", str(tmp_path / "nothing.pcapng"))
+    assert missing.returncode == 1 and b"No such file" in missing.stderr
+    assert b"Traceback" not in missing.stderr
+
+    data = (ROOT / "captures" / "classic-m3.pcapng").read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[: len(data) - 40])  # in the middle of the last packet
+    truncated = _entry_point("report", str(cut), "-f", "json")
+    assert truncated.returncode == 3, truncated.stderr
+    assert json.loads(truncated.stdout)["truncated"] is True
+    assert b"cut short" in truncated.stderr
+    assert _entry_point("report", str(CLASSIC), "--format", "nonsense").returncode == 2
