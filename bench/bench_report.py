@@ -34,19 +34,15 @@ PLUGIN = ROOT / "plugins" / "lblab.lua"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 MIN_PACKETS = 500_000
 
-# Runs the CLI in-process and reports this process's own peak RSS (RUSAGE_SELF excludes
-# tshark, which is a child).
+# Runs the CLI in-process, through its entry point, and reports this process's own peak RSS
+# (RUSAGE_SELF excludes tshark, which is a child) from an exit handler: a report ends with
+# os._exit after running them (launch._exit_now).
 _MEASURE = """
-import resource, sys
+import atexit, resource, sys
+atexit.register(lambda: print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                              file=sys.stderr))
 from lbreport.launch import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code or 0
-else:
-    code = 0
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-sys.exit(code)
+main(sys.argv[1:])
 """
 
 
