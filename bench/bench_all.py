@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every speed and memory figure of the product, as ratios measured in one run.
 
-    python3 bench/bench_all.py [--big CAPTURE] [--cut N] [--repeat 3] [--million]
+    python3 bench/bench_all.py [--big CAPTURE] [--cut N] [--repeat 3] [--million] [--sections 1234]
 
 1. Fixed cost: `lbreport report` against tshark with the plugin (two passes, PDML) on the
    small classic capture (wall time), and lbreport's own peak RSS there.
@@ -157,6 +157,14 @@ register_postdissector(p)
 """
 
 
+# Less still: a Lua postdissector that does nothing. What Wireshark's Lua bridge costs a
+# packet before any plugin code runs (the Tvb, Pinfo and TreeItem objects of each call).
+EMPTY_SCRIPT = """local p = Proto("lbempty", "empty")
+function p.dissector() end
+register_postdissector(p)
+"""
+
+
 def floor_script(workdir: Path) -> Path:
     lines = re.findall(r'^F\.\w+ = Field\.new\("[\w.]+"\)$', PLUGIN.read_text(), re.M)
     path = workdir / "floor.lua"
@@ -171,8 +179,11 @@ def plugin_cost(capture: Path, repeat: int) -> None:
     plugin = ["-X", f"lua_script:{PLUGIN}"]
     with tempfile.TemporaryDirectory(prefix="lbbench-") as work:
         floor = ["-X", f"lua_script:{floor_script(Path(work))}"]
+        (Path(work) / "empty.lua").write_text(EMPTY_SCRIPT)
+        empty = ["-X", f"lua_script:{Path(work) / 'empty.lua'}"]
         r = best({
             "plain": tshark(*base),
+            "empty": tshark(*base, *empty),
             "fields": tshark(*base, *read),
             "floor": tshark(*base, *floor, *labels),
             "plugin": tshark(*base, *plugin, *labels),
@@ -184,6 +195,8 @@ def plugin_cost(capture: Path, repeat: int) -> None:
     print(f"   plain tshark {plain:.2f} s; with the {len(read) // 2} fields the plugin reads "
           f"{fields:.2f} s ({ratio(fields, plain)}); with the plugin {plugin_cpu:.2f} s "
           f"({ratio(plugin_cpu, plain)}, target <= 1.5x): its own Lua {plugin_cpu - fields:.2f} s")
+    print(f"   an empty Lua postdissector {r['empty'].cpu:.2f} s "
+          f"({ratio(r['empty'].cpu, plain)}): Wireshark's Lua bridge alone")
     print(f"   the floor (any Lua postdissector adding the same 8 items a packet, constant "
           f"values) {floor_cpu:.2f} s ({ratio(floor_cpu, plain)}): the plugin's work above it "
           f"{plugin_cpu - floor_cpu:.2f} s; compact labels (lbreport's, one field a packet) "
@@ -241,6 +254,8 @@ def main() -> None:
     ap.add_argument("--cut", type=int, default=20000, help="packets for the pyshark peer")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--million", action="store_true", help="also the ~1M-packet capture")
+    ap.add_argument("--sections", default="1234",
+                    help="which of sections 1-4 to run (default: all), e.g. 34")
     args = ap.parse_args()
     big = args.big
     if big is None:
@@ -249,10 +264,14 @@ def main() -> None:
         big = make(10000, 20)
     print(f"bench_all: {os.cpu_count()} cores, best of {args.repeat} interleaved runs; "
           f"load average {os.getloadavg()[0]:.1f}")
-    fixed_cost(args.repeat)
-    plugin_cost(big, args.repeat)
-    end_to_end(big, args.repeat)
-    against_pyshark(big, min(args.cut, packets(big)), args.repeat)
+    if "1" in args.sections:
+        fixed_cost(args.repeat)
+    if "2" in args.sections:
+        plugin_cost(big, args.repeat)
+    if "3" in args.sections:
+        end_to_end(big, args.repeat)
+    if "4" in args.sections:
+        against_pyshark(big, min(args.cut, packets(big)), args.repeat)
     if args.million:
         million(args.repeat)
 
