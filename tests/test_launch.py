@@ -123,3 +123,18 @@ def test_a_report_ends_with_its_exit_status_and_all_its_output(tmp_path: Path) -
     assert json.loads(truncated.stdout)["truncated"] is True
     assert b"cut short" in truncated.stderr
     assert _entry_point("report", str(CLASSIC), "--format", "nonsense").returncode == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="the unprivileged run's folder is made as root only")
+def test_ending_without_teardown_still_removes_the_unprivileged_folder() -> None:
+    """A report run as root may dissect as an unprivileged user from a folder removed at
+    exit (tshark.unprivileged): launch's os._exit runs the exit handlers first."""
+    code = ("from lbreport import tshark, launch\n"
+            "print(tshark.unprivileged().home, flush=True)\n"
+            "launch._exit_now(4)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 4, proc.stderr
+    home = Path(proc.stdout.strip())
+    assert home.name.startswith("lbreport-") and not home.exists()
