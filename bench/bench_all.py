@@ -26,6 +26,7 @@ import argparse
 import os
 import re
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -230,12 +231,27 @@ def against_pyshark(capture: Path, n: int, repeat: int) -> None:
             # What tshark alone takes for lbreport's kind of run (two passes, PDML), with
             # no plugin and nobody reading: the bound of any two-pass report.
             "tshark": tshark("-2", "-Y", "frame", "-r", str(small), "-T", "pdml", "-J", "frame"),
+            # lbreport's own tshark command, nobody reading: the bound of any report that
+            # runs the plugin (what is left above it is Python's start, reading and writing).
+            "report's tshark": lambda: run(report_command(small)),
         }, repeat)
         py, lb, alone = r["pyshark"].wall, r["lbreport"].wall, r["tshark"].wall
+        with_plugin = r["report's tshark"].wall
         print(f"4. against a naive pyshark script, first {packets(small):,} packets, wall:")
         print(f"   pyshark {py:.2f} s, lbreport {lb:.2f} s: lbreport {ratio(py, lb)} faster "
               f"(target >= 30x); tshark's own two-pass PDML run without the plugin "
               f"{alone:.2f} s ({ratio(py, alone)} faster than pyshark: the bound)")
+        print(f"   lbreport's tshark command alone (the plugin, two passes, nobody reading) "
+              f"{with_plugin:.2f} s ({ratio(py, with_plugin)} faster than pyshark)")
+
+
+def report_command(capture: Path) -> list[str]:
+    """The tshark command `lbreport report CAPTURE` runs, as lbreport builds it."""
+    code = ("import shlex, sys; from pathlib import Path; from lbreport import pipeline; "
+            "print(shlex.join(pipeline._plan(Path(sys.argv[1]), None, None).argv))")
+    out = subprocess.run([str(PYTHON), "-c", code, str(capture)], capture_output=True,
+                         text=True, check=True).stdout
+    return shlex.split(out)
 
 
 def million(repeat: int) -> None:
