@@ -54,6 +54,25 @@ def test_anything_unsure_starts_nothing(args: list[str]) -> None:
     assert launch.report_inputs(args) is None
 
 
+def test_prestart_tries_the_same_inputs_once(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure (here a missing capture) is not repeated when the CLI's parser confirms
+    launch's guess: build_report plans once more and says why."""
+    planned = []
+    real_plan = pipeline._plan
+    monkeypatch.setattr(pipeline, "_plan", lambda *a: (planned.append(a), real_plan(*a))[1])
+    missing = tmp_path / "missing.pcapng"
+    try:
+        pipeline.prestart(missing, None, None)
+        pipeline.prestart(missing, None, None)
+        assert len(planned) == 1 and pipeline._prestarted is None
+        assert pipeline._take_prestarted(missing, None, None) == (None, None)
+        pipeline.prestart(missing, None, None)  # a new command: tried again
+        assert len(planned) == 2
+    finally:
+        pipeline.drop_prestarted()
+
+
 def test_prestart_keeps_a_run_for_the_same_inputs_and_replaces_another() -> None:
     try:
         pipeline.prestart(CLASSIC, None, None)

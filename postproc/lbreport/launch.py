@@ -65,14 +65,12 @@ def main(args: Sequence[str] | None = None) -> None:
         pipeline.prestart(*inputs)
     from lbreport.cli import app
 
-    if inputs is None:
-        app(args, prog_name="lbreport")
-        return
     try:
-        app(args, prog_name="lbreport")
+        app(args, prog_name="lbreport")  # standalone: it ends with SystemExit
     except SystemExit as done:
+        if inputs is None:  # other commands end as Python ends
+            raise
         _exit_now(done.code)
-    _exit_now(0)
 
 
 def _exit_now(code: object) -> None:

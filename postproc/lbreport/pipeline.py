@@ -21,13 +21,13 @@ from lbreport import tshark
 from lbreport.config import Lab, classic_lab, inferred_lab, lab_addresses, load_lab, preferences
 from lbreport.errors import LbreportError
 from lbreport.messages import t
+from lbreport.pdml import FIELDS_READ, PdmlReader, Record  # lxml comes with the first read
 
 if TYPE_CHECKING:
     from lxml import etree
 
     from lbreport.lifecycle import LifecycleBuilder
     from lbreport.model import Report
-    from lbreport.pdml import PdmlReader, Record
 
 # A hook the CLI passes to show progress: called with the running tshark.
 ProgressFactory = Callable[[tshark.TsharkRun], object]
@@ -152,8 +152,6 @@ def _plan(capture: Path, lab_path: Path | None, keylog: Path | None) -> _Plan:
     if keylog is not None:
         tshark.check_keylog(keylog)
     reads = runner.capture_path(capture)
-    from lbreport.pdml import FIELDS_READ  # the field table only; lxml comes with the reader
-
     argv = tshark.pdml_command(runner, reads, preferences(lab), keylog,
                                lab_when_seen=seen_by_plugin, fields=FIELDS_READ)
     return _Plan(given, looks_like_capture, runner, lab, roles_source, seen_by_plugin, keylog,
@@ -162,18 +160,23 @@ def _plan(capture: Path, lab_path: Path | None, keylog: Path | None) -> _Plan:
 
 # The run `prestart` began, not yet taken by build_report.
 _prestarted: tuple[_Plan, tshark.TsharkRun] | None = None
+# The inputs prestart last tried, whether tshark started or not: asked again for the same ones
+# (launch.py's guess, then the CLI's parser), it neither restarts tshark nor repeats a failure.
+_prestart_tried: tuple[Path, Path | None, Path | None] | None = None
 
 
 def prestart(capture: Path, lab_path: Path | None, keylog: Path | None) -> None:
     """Start the report's tshark now (the CLI calls this as soon as the command line names the
     capture, before converting its options). Says nothing: whatever stops it here, build_report
-    finds again and reports. The CLI calls `drop_prestarted` when the command ends. A run
-    already started for the same inputs (launch.py's guess, confirmed by the CLI's parser) is
-    kept."""
-    global _prestarted
-    if _prestarted is not None and _prestarted[0].inputs == (capture, lab_path, keylog):
+    finds again and reports. The CLI calls `drop_prestarted` when the command ends. Called
+    again with the inputs it last tried (launch.py's guess, confirmed by the CLI's parser), it
+    keeps that run, or that failure."""
+    global _prestarted, _prestart_tried
+    inputs = (capture, lab_path, keylog)
+    if _prestart_tried == inputs:
         return
     drop_prestarted()
+    _prestart_tried = inputs
     try:
         plan = _plan(capture, lab_path, keylog)
         _prestarted = (plan, plan.start())
@@ -183,7 +186,8 @@ def prestart(capture: Path, lab_path: Path | None, keylog: Path | None) -> None:
 
 def drop_prestarted() -> None:
     """Stop a prestarted tshark nobody took (the command failed before build_report)."""
-    global _prestarted
+    global _prestarted, _prestart_tried
+    _prestart_tried = None
     if _prestarted is not None:
         _prestarted[1].close()
         _prestarted = None
@@ -192,8 +196,8 @@ def drop_prestarted() -> None:
 def _take_prestarted(capture: Path, lab_path: Path | None, keylog: Path | None
                      ) -> tuple[_Plan, tshark.TsharkRun] | tuple[None, None]:
     """The prestarted plan and run if they were made for these inputs."""
-    global _prestarted
-    taken, _prestarted = _prestarted, None
+    global _prestarted, _prestart_tried
+    taken, _prestarted, _prestart_tried = _prestarted, None, None
     if taken is not None and taken[0].inputs == (capture, lab_path, keylog):
         return taken
     if taken is not None:
@@ -208,8 +212,6 @@ def _feed(run: tshark.TsharkRun, builder: LifecycleBuilder, keep_pdml: Path | No
     whether the capture was cut short), and the first record (frame 1: what the plugin says
     of the whole capture)."""
     from lxml import etree
-
-    from lbreport.pdml import PdmlReader
 
     first = None
     try:
