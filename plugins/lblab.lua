@@ -92,6 +92,8 @@ field("http_ports", ProtoField.string, "TCP ports the capture's HTTP requests we
 field("lab_applied", ProtoField.bool, "The configured lab's addresses were used (lblab.lab_when_seen)")
 field("other_balancer", ProtoField.string,
     "Another balancer in the capture, left out: address=HTTP requests it received")
+field("lua_error", ProtoField.string,
+    "The plugin's Lua error on this frame, in -z lblab,labels (a tree carries _ws.lua.error)")
 
 local experts = {}
 local function expert_info(name, text, group, severity)
@@ -196,6 +198,7 @@ F.eth_src = Field.new("eth.src")
 F.eth_dst_group = Field.new("eth.dst.ig")
 F.ip_ttl = Field.new("ip.ttl")
 F.ipv6_hlim = Field.new("ipv6.hlim")
+F.frame_time = Field.new("frame.time_epoch")
 
 ------------------------------------------------------------------------------
 -- Small helpers (no bit operators: they differ between Lua 5.2 and 5.4)
@@ -406,6 +409,13 @@ local FRAME_COLUMNS = {
     "arp",   -- the ARP/ND record of the frame (sparse)
     "req",   -- cache: the request the frame belongs to, once resolved
     "interim", -- the status of a 1xx answer (sparse)
+    -- Only for -z lblab,labels (labels written once the capture is read, no second pass):
+    -- what labelling reads from the packet itself, noted in the only pass.
+    "secs", "nsecs", -- its time, as PDML writes it (pinfo.abs_ts is a double: it rounds)
+    "src", "dst",    -- a frame in no connection and no ARP/ND: its innermost IP addresses
+    "other",         -- such a frame's kind (udp, dns, icmp, ...)
+    "mac", "group",  -- an ARP/ND frame: its source MAC, and whether it went to a group
+    "error",         -- the plugin's Lua error on the frame
 }
 -- Connections, indexed by tcp.stream + 1. A opened the connection, B answered.
 local CONN_COLUMNS = {
@@ -474,8 +484,11 @@ local function reset_state()
     conn.n, msg.n, nbr.n, msg.ndirect = 0, 0, 0, 0
     nbr.refresh_pair = {} -- "asker|subject" of a refresh: its answer is part of it
     -- roles_gen only grows: a connection's cached roles never match a newer set by accident.
-    state = { roles_gen = state.roles_gen + 1, role_of = {}, mac_role = {},
-              roles_dirty = true, resolved_gen = -1, record_gen = 0,
+    -- labels_wanted (-z lblab,labels) is asked before the capture opens: it outlives a reset.
+    state = { roles_gen = state.roles_gen + 1, labels_wanted = state.labels_wanted,
+              role_of = {}, mac_role = {},
+              roles_dirty = true, resolved_gen = -1, record_gen = 0, last_frame = 0,
+              drawing = false,
               front_count = 0, pending_front_conns = 0, last_open_front = 0, has_front = false,
               unlinked_from = 1,
               frame_defs = {}, left_out = {}, left_out_addrs = {}, debug_log = {},
@@ -1780,6 +1793,55 @@ local function record(frame, pinfo, tvb, tree)
 end
 
 ------------------------------------------------------------------------------
+-- What labelling reads from the packet itself rather than from the tables: from the
+-- frame being dissected, or, while -z lblab,labels writes every frame's labels once the
+-- capture is read (state.drawing: no packet at hand), as the only pass noted it.
+------------------------------------------------------------------------------
+local packet = {}
+
+-- Every frame, first: its time as PDML writes it ("%d.%09d" of the int secs and nsecs).
+function packet.note_time(frame)
+    if frame > state.last_frame then state.last_frame = frame end
+    local fi = F.frame_time()
+    if fi == nil then return end
+    local t = fi.value
+    frames.secs[frame], frames.nsecs[frame] = t.secs, t.nsecs
+end
+
+-- After recording: what the labels will read of this frame.
+function packet.note(frame, pinfo)
+    local pk = frames.pk[frame]
+    if pk == nil then return end
+    if frames.arp[frame] then
+        frames.mac[frame] = field_text(F.eth_src) or false
+        frames.group[frame] = first_value(F.eth_dst_group) and true or false
+    elseif unpack_frame(pk) == 0 then
+        frames.src[frame], frames.dst[frame] = net_src(pinfo) or false, net_dst(pinfo) or false
+        frames.other[frame] = packet.other_kind_now()
+    end
+end
+
+function packet.to_group(frame)
+    if state.drawing then return frames.group[frame] end
+    return first_value(F.eth_dst_group)
+end
+
+function packet.src_mac(frame)
+    if state.drawing then return frames.mac[frame] or nil end
+    return field_text(F.eth_src)
+end
+
+function packet.addresses(frame, pinfo)
+    if state.drawing then return frames.src[frame] or nil, frames.dst[frame] or nil end
+    return net_src(pinfo), net_dst(pinfo)
+end
+
+function packet.other_kind(frame)
+    if state.drawing then return frames.other[frame] end
+    return packet.other_kind_now()
+end
+
+------------------------------------------------------------------------------
 -- Resolving (once, before frames are shown again): links that need the future
 ------------------------------------------------------------------------------
 -- The front request a back-leg request h serves: the earliest unlinked front
@@ -2190,7 +2252,7 @@ local function add_arp_labels(t, frame)
     local rs = role(is_answer and subject or asker)
     if rs == nil then
         -- ND from a link-local address: the sender's MAC tells its role.
-        local mac = field_text(F.eth_src)
+        local mac = packet.src_mac(frame)
         if mac then rs = state.mac_role[mac] end
     end
     if rs then label(t, L.src_role, rs) end
@@ -2199,7 +2261,7 @@ local function add_arp_labels(t, frame)
         if rd then label(t, L.dst_role, rd) end
     else
         local rsub = subject and role(subject)
-        if first_value(F.eth_dst_group) then
+        if packet.to_group(frame) then
             label(t, L.dst_role, ROLE_BROADCAST)
         elseif rsub then
             label(t, L.dst_role, rsub)
@@ -2262,6 +2324,11 @@ local function frame_kind(frame, c, leg)
         if nbr.kind[a] == S.ND_SOL or nbr.kind[a] == S.ND_ADV then return "nd" end
         return "arp"
     end
+    return packet.other_kind(frame)
+end
+
+-- A frame in no connection and no ARP/ND, from the packet being dissected.
+function packet.other_kind_now()
     local sport = first_value(F.udp_srcport)
     if sport then return KIND_BY_PORT[first_value(F.udp_dstport)] or KIND_BY_PORT[sport] or "udp" end
     if F.icmp_type() or F.icmpv6_type() then return "icmp" end
@@ -2289,24 +2356,10 @@ function debuglog.add(t, frame, visited, c, step, h, front)
     end
 end
 
-function lblab.dissector(tvb, pinfo, tree)
-    local frame = pinfo.number
-    local visited = pinfo.visited
-    -- tshark -2 whose first pass had no tree: the second pass is the only one, labelled
-    -- as one pass is (frames in order). Not in the GUI, which shows frames in any order.
-    local late = visited and state.treeless and not gui_enabled()
-    if late then visited = false end
-    -- Record each frame once, whatever the number of first-pass dissections.
-    if frames.pk[frame] == nil then
-        record(frame, pinfo, tvb, tree)
-        if frames.pk[frame] == nil then return end -- no tree: nothing to read or label
-        if state.roles_dirty then infer_roles() end
-        if not visited and frames.arp[frame] then attach_to_waiting_request(frames.arp[frame]) end
-    end
-    if visited and state.resolved_gen ~= state.record_gen then resolve() end
-    if cfg.two_pass and not visited and not late then return end -- tshark -2 discards these labels
+do
+-- One frame's labels under `tree` (pinfo: nil while -z lblab,labels writes them).
+local function label_frame(tree, frame, visited, late, pinfo)
     if state.roles_dirty then infer_roles() end
-
     local t = tree_add(tree, lblab)
     if late and frame == 1 then tree_add_expert(t, ex.one_pass) end
     local c, step, h = unpack_frame(frames.pk[frame])
@@ -2316,7 +2369,7 @@ function lblab.dissector(tvb, pinfo, tree)
     elseif frames.arp[frame] then
         add_arp_labels(t, frame)
     else
-        local src, dst = net_src(pinfo), net_dst(pinfo)
+        local src, dst = packet.addresses(frame, pinfo)
         local rs, rd = src and role(src), dst and role(dst)
         if rs then label(t, L.src_role, rs) end
         if rd then label(t, L.dst_role, rd) end
@@ -2364,6 +2417,137 @@ function lblab.dissector(tvb, pinfo, tree)
     if cfg.debug then debuglog.add(t, frame, visited, c, step, h, front) end
     if cfg.compact then flush_compact(t) end
 end
+
+-- The postdissector's work (lblab.dissector, at the end, runs it: with -z lblab,labels it
+-- also notes each frame's time and catches its Lua errors).
+local function record_and_label(tvb, pinfo, tree)
+    local frame = pinfo.number
+    local visited = pinfo.visited
+    -- tshark -2 whose first pass had no tree: the second pass is the only one, labelled
+    -- as one pass is (frames in order). Not in the GUI, which shows frames in any order.
+    local late = visited and state.treeless and not gui_enabled()
+    if late then visited = false end
+    -- Record each frame once, whatever the number of first-pass dissections.
+    if frames.pk[frame] == nil then
+        record(frame, pinfo, tvb, tree)
+        if state.labels_wanted then packet.note(frame, pinfo) end
+        if frames.pk[frame] == nil then return end -- no tree: nothing to read or label
+        if state.roles_dirty then infer_roles() end
+        if not visited and frames.arp[frame] then attach_to_waiting_request(frames.arp[frame]) end
+    end
+    if visited and state.resolved_gen ~= state.record_gen then resolve() end
+    if cfg.two_pass and not visited and not late then return end -- tshark -2 discards these labels
+    label_frame(tree, frame, visited, late, pinfo)
+end
+
+------------------------------------------------------------------------------
+-- lbreport's labels: `tshark -n -q -Y frame -o lblab.two_pass:TRUE -z lblab,labels`. The
+-- only pass records (a tree for the extractors, no label items); once the capture is read
+-- every frame's labels are written, one line each: frame, time, then name=value for each
+-- label field its tree would carry (docs/fields.md). One dissection instead of tshark -2's
+-- two, and no tree items or PDML: the same labels, at about half the cost.
+------------------------------------------------------------------------------
+local out = {
+    HEADER = "lblab-labels\t1", FOOTER = "lblab-labels-end",
+    -- Values are the plugin's own text (packet bytes went through safe_text): only the
+    -- line's separators and the escape character are escaped.
+    ESCAPES = { ["\\"] = "\\\\", ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r" },
+    NAME = {},  -- a ProtoField → its name in the line
+    ITEM = {},  -- stands for every tree item while the labels are written
+    items = {}, -- the frame being written: "name=value"
+}
+for name, field in pairs(pf) do out.NAME[field] = name end
+
+function out.text(v)
+    local kind = type(v)
+    if kind == "number" then
+        if v == floor(v) then return sformat("%d", v) end
+        return tostring(v)
+    elseif kind == "boolean" then
+        return v and "1" or "0"
+    end
+    return (sgsub(tostring(v), "[\\\t\n\r]", out.ESCAPES))
+end
+
+-- TreeItem.add's stand-in while writing: the item goes into the line.
+function out.add(_, field, value)
+    local name = out.NAME[field]
+    if name ~= nil and value ~= nil then out.items[#out.items + 1] = name .. "=" .. out.text(value) end
+    return out.ITEM
+end
+
+function out.nothing() end
+
+function out.time(frame)
+    local secs, nsecs = frames.secs[frame], frames.nsecs[frame]
+    if secs == nil then return "" end
+    secs = secs % 4294967296 -- PDML prints (int)secs
+    if secs >= 2147483648 then secs = secs - 4294967296 end
+    return sformat("%d.%09d", secs, nsecs)
+end
+
+function out.line(frame)
+    local items = out.items
+    for i = #items, 1, -1 do items[i] = nil end
+    if frames.pk[frame] ~= nil then
+        local ok, err = pcall(label_frame, out.ITEM, frame, true, false, nil)
+        if not ok then
+            for i = 1, NLABELS do compact_labels[i] = nil end
+            frames.error[frame] = frames.error[frame] or tostring(err)
+        end
+    end
+    if frames.error[frame] then
+        items[#items + 1] = "lua_error=" .. out.text("Lua Error: " .. frames.error[frame])
+    end
+    return frame .. "\t" .. out.time(frame) .. "\t" .. tconcat(items, "\t")
+end
+
+function out.write_all()
+    local stdout = io.stdout
+    stdout:write(out.HEADER, "\n")
+    if state.roles_dirty then infer_roles() end
+    if state.resolved_gen ~= state.record_gen then resolve() end
+    local lines = {}
+    for frame = 1, state.last_frame do
+        lines[#lines + 1] = out.line(frame)
+        if #lines == 512 then
+            stdout:write(tconcat(lines, "\n"), "\n")
+            lines = {}
+        end
+    end
+    if #lines > 0 then stdout:write(tconcat(lines, "\n"), "\n") end
+    stdout:write(out.FOOTER, "\t", state.last_frame, "\n")
+end
+
+function out.draw()
+    local saved_add, saved_expert = tree_add, tree_add_expert
+    tree_add, tree_add_expert, state.drawing = out.add, out.nothing, true
+    local ok, err = pcall(out.write_all)
+    tree_add, tree_add_expert, state.drawing = saved_add, saved_expert, false
+    if not ok then io.stdout:write("\nlblab-labels-error\t", out.text(tostring(err)), "\n") end
+    io.stdout:flush()
+end
+
+if register_stat_cmd_arg then
+    register_stat_cmd_arg("lblab,labels", function()
+        state.labels_wanted = true
+        local tap = Listener.new("frame")
+        tap.draw = out.draw
+    end)
+end
+
+function lblab.dissector(tvb, pinfo, tree)
+    if not state.labels_wanted then return record_and_label(tvb, pinfo, tree) end
+    local frame = pinfo.number
+    packet.note_time(frame)
+    local ok, err = pcall(record_and_label, tvb, pinfo, tree)
+    if not ok then
+        frames.error[frame] = frames.error[frame] or tostring(err)
+        error(err, 0)
+    end
+end
+end
+
 
 ------------------------------------------------------------------------------
 -- Every request's lifecycle in one table: the GUI's Tools > LB-Lab > Requests and

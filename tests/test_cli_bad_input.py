@@ -185,9 +185,8 @@ def _broken_plugin(tmp_path: Path, kind: str) -> Path:
     if kind == "syntax":
         broken = source + "\nlocal x = = 1\n"
     else:
-        m = re.search(r"function\s+\w+\.dissector\s*\(\s*\w+\s*,\s*(\w+)[^)]*\)", source)
-        if m is None:
-            pytest.skip("cannot find the plugin's dissector function to break")
+        m = re.search(r"local function record_and_label\s*\(\s*\w+\s*,\s*(\w+)[^)]*\)", source)
+        assert m is not None, "the plugin's recording and labelling function"
         inject = f"\n    if {m.group(1)}.number == 3 then error('injected by the test') end"
         broken = source[: m.end()] + inject + source[m.end():]
     path = tmp_path / "lblab.lua"

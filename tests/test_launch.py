@@ -105,7 +105,8 @@ def test_one_dissecting_tshark_per_report(tmp_path: Path, args: list[str]) -> No
                           text=True, env=env, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr
     assert '"requests"' in proc.stdout
-    dissecting = [ln for ln in log.read_text().splitlines() if " -T pdml " in ln]
+    dissecting = [ln for ln in log.read_text().splitlines()
+                  if " -T pdml " in ln or " -z lblab,labels" in ln]
     assert len(dissecting) == 1, dissecting
 
 

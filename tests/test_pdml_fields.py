@@ -39,7 +39,7 @@ def _whole_subtree(argv: list[str]) -> list[str]:
 def test_fields_by_name_read_as_the_whole_subtree(name: str) -> None:
     capture = CAPTURES / f"{name}.pcapng"
     keys = capture.with_suffix(".keys")
-    plan = pipeline._plan(capture, None, keys if keys.exists() else None)
+    plan = pipeline._plan(capture, None, keys if keys.exists() else None, pdml=True)
     asked = [plan.argv[i + 1] for i, a in enumerate(plan.argv) if a == "-e"]
     assert set(asked) <= set(FIELDS_READ) and "lblab.req" in asked and "_ws.lua.error" in asked
     by_name, error = _records(plan.argv)
@@ -53,8 +53,8 @@ def test_a_lua_error_is_read_from_the_fields_by_name(tmp_path: Path) -> None:
     """`_ws.lua.error` marks the frame, the expert message carries the text: the same frame
     and message as the `-J lblab` tree's error item."""
     source = tshark.REPO_PLUGIN.read_text()
-    m = re.search(r"function\s+\w+\.dissector\s*\(\s*\w+\s*,\s*(\w+)[^)]*\)", source)
-    assert m is not None, "the plugin's dissector function"
+    m = re.search(r"local function record_and_label\s*\(\s*\w+\s*,\s*(\w+)[^)]*\)", source)
+    assert m is not None, "the plugin's recording and labelling function"
     inject = f"\n    if {m.group(1)}.number == 2 then error('broken on purpose') end"
     broken = tmp_path / "lblab.lua"
     broken.write_text(source[: m.end()] + inject + source[m.end():])

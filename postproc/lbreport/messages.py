@@ -97,6 +97,10 @@ EN: dict[str, str] = {
         "The lblab plugin failed in tshark (a Lua error):\n{detail}\n"
         "This is a bug in plugins/lblab.lua; please report it with the capture."
     ),
+    "err.labels_cut": (
+        "tshark stopped while the lblab plugin was writing its labels (after {frames} "
+        "frame(s)); the report would be incomplete. Please report it with the capture."
+    ),
     "err.plugin_frames": (
         "The lblab plugin raised a Lua error on {count} frame(s) (first: frame {frame}: "
         "{detail}). The report would be wrong; please report it with the capture."

@@ -96,6 +96,10 @@ ES: dict[str, str] = {
         "El plugin lblab falló dentro de tshark (un error de Lua):\n{detail}\n"
         "Es un fallo de plugins/lblab.lua; por favor, notifícalo junto con la captura."
     ),
+    "err.labels_cut": (
+        "tshark se detuvo mientras el plugin lblab escribía sus etiquetas (tras {frames} "
+        "trama(s)); el informe quedaría incompleto. Por favor, infórmalo con la captura."
+    ),
     "err.plugin_frames": (
         "El plugin lblab dio un error de Lua en {count} trama(s) (la primera: trama {frame}: "
         "{detail}). El informe saldría mal; por favor, notifícalo junto con la captura."

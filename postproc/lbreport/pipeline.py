@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING
 from lbreport import tshark
 from lbreport.config import Lab, classic_lab, inferred_lab, lab_addresses, load_lab, preferences
 from lbreport.errors import LbreportError
+from lbreport.labels import LabelsReader
 from lbreport.messages import t
 from lbreport.pdml import FIELDS_READ, PdmlReader, Record  # lxml comes with the first read
 
@@ -91,16 +92,23 @@ def build_report(
     warn: Callable[[str], None] = lambda _msg: None,
     keylog: Path | None = None,
 ) -> Report:
-    """`keylog` (--keylog) wins over the lab file's `[tls] keylog`."""
+    """`keylog` (--keylog) wins over the lab file's `[tls] keylog`. `keep_pdml`: the report
+    reads tshark's two-pass PDML (and saves it) instead of the plugin's own labels."""
     plan, run = _take_prestarted(capture, lab_path, keylog)
+    if run is not None and keep_pdml is not None and plan.labels:
+        run.close()  # started for the plugin's labels: --keep-pdml wants the PDML run
+        run = None
     if run is None:
-        plan = _plan(capture, lab_path, keylog)
+        plan = _plan(capture, lab_path, keylog, pdml=keep_pdml is not None)
         run = plan.start()
     from lbreport.lifecycle import LifecycleBuilder  # while tshark starts (module docstring)
 
     lab, roles_source, keylog = plan.lab, plan.roles_source, plan.keylog
     builder = LifecycleBuilder()
-    reader, outcome, first = _feed(run, builder, keep_pdml, progress)
+    if plan.labels:
+        reader, outcome, first = _feed_labels(run, builder, progress)
+    else:
+        reader, outcome, first = _feed(run, builder, keep_pdml, progress)
     if plan.seen_by_plugin:
         lab, roles_source = lab_seen(first is not None and first.lab_applied)
     _check_read(builder, reader, outcome, capture, plan.looks_like_capture, warn)
@@ -129,12 +137,15 @@ class _Plan:
     keylog: Path | None
     reads: Path
     argv: list[str]
+    labels: bool  # the plugin writes the labels (labels.py); else tshark's PDML (pdml.py)
 
     def start(self) -> tshark.TsharkRun:
         return tshark.TsharkRun(self.argv, self.inputs[0], self.runner.env(), reads=self.reads)
 
 
-def _plan(capture: Path, lab_path: Path | None, keylog: Path | None) -> _Plan:
+def _plan(capture: Path, lab_path: Path | None, keylog: Path | None, *, pdml: bool = False
+          ) -> _Plan:
+    """`pdml`: tshark's two-pass PDML even where the plugin could write its labels itself."""
     given = (capture, lab_path, keylog)
     looks_like_capture = tshark.check_capture(capture)
     if keylog is not None:  # before tshark: a wrong path is the user's first mistake
@@ -152,10 +163,15 @@ def _plan(capture: Path, lab_path: Path | None, keylog: Path | None) -> _Plan:
     if keylog is not None:
         tshark.check_keylog(keylog)
     reads = runner.capture_path(capture)
-    argv = tshark.pdml_command(runner, reads, preferences(lab), keylog,
-                               lab_when_seen=seen_by_plugin, fields=FIELDS_READ)
+    labels = runner.writes_labels and not pdml
+    if labels:
+        argv = tshark.labels_command(runner, reads, preferences(lab), keylog,
+                                     lab_when_seen=seen_by_plugin)
+    else:
+        argv = tshark.pdml_command(runner, reads, preferences(lab), keylog,
+                                   lab_when_seen=seen_by_plugin, fields=FIELDS_READ)
     return _Plan(given, looks_like_capture, runner, lab, roles_source, seen_by_plugin, keylog,
-                 reads, argv)
+                 reads, argv, labels)
 
 
 # The run `prestart` began, not yet taken by build_report.
@@ -234,6 +250,31 @@ def _feed(run: tshark.TsharkRun, builder: LifecycleBuilder, keep_pdml: Path | No
     return reader, outcome, first
 
 
+def _feed_labels(run: tshark.TsharkRun, builder: LifecycleBuilder,
+                 progress: ProgressFactory | None
+                 ) -> tuple[LabelsReader, tshark.Outcome, Record | None]:
+    """The plugin's labels into `builder`, as _feed does with the PDML; then whether the
+    plugin wrote them all."""
+    first = None
+    try:
+        with progress(run) if progress else nullcontext():  # type: ignore[attr-defined]
+            reader = LabelsReader(run.stdout)
+            records = iter(reader)
+            first = next(records, None)
+            if first is not None:
+                builder.add(first)
+            for record in records:
+                builder.add(record)
+        outcome = run.finish()
+    finally:
+        run.close()
+    if reader.write_error:
+        raise LbreportError(t("err.plugin_lua", detail=reader.write_error))
+    if reader.started and not reader.complete:
+        raise LbreportError(t("err.labels_cut", frames=reader.frames))
+    return reader, outcome, first
+
+
 def _unless_cut_short(run: tshark.TsharkRun, exc: etree.XMLSyntaxError) -> None:
     """Unreadable PDML: fine after a capture cut short in the middle of a packet (what was
     read is reported); else tshark usually refused the file, and its stderr says why. Stops
@@ -245,7 +286,8 @@ def _unless_cut_short(run: tshark.TsharkRun, exc: etree.XMLSyntaxError) -> None:
         ) from None
 
 
-def _check_read(builder: LifecycleBuilder, reader: PdmlReader, outcome: tshark.Outcome,
+def _check_read(builder: LifecycleBuilder, reader: PdmlReader | LabelsReader,
+                outcome: tshark.Outcome,
                 capture: Path, looks_like_capture: bool, warn: Callable[[str], None]) -> None:
     """tshark's warnings, and what was read: frames the plugin failed on, none at all, or
     not a capture."""

@@ -422,6 +422,11 @@ class Runner:
     def two_pass(self) -> bool:
         return self.lab_when_seen
 
+    @property
+    def writes_labels(self) -> bool:
+        """The plugin writes every frame's labels itself (`-z lblab,labels`)."""
+        return LABELS_FIELD in self.fields and self.two_pass
+
     def wrap(self, argv: list[str]) -> list[str]:
         return self.unprivileged.wrap(argv) if self.unprivileged else argv
 
@@ -600,6 +605,10 @@ TWO_PASS_PREF = "lblab.two_pass:TRUE"
 # The configured balancer/backends/clients apply only if the capture shows that lab (else the
 # plugin infers roles); frame 1's lblab.lab_applied says which happened.
 LAB_WHEN_SEEN_PREF = "lblab.lab_when_seen:TRUE"
+# The plugin's labels of every frame, written once the capture is read (labels.py).
+LABELS_STAT = "lblab,labels"
+# Its registration says the plugin offers LABELS_STAT (the field its output carries errors in).
+LABELS_FIELD = "lblab.lua_error"
 
 
 def _x(plugin: Path) -> list[str]:
@@ -651,16 +660,36 @@ def pdml_command(runner: Runner, capture: Path, prefs: list[str],
     the machine's cores; tshark itself writes it a little faster. Only the lblab
     fields the plugin registers are asked for (tshark refuses an unknown `-e`); with none
     known, `-J lblab`."""
-    argv = [runner.info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *runner.plugin]
-    for pref in [*prefs, *runner.keylog_pref(keylog),
-                 *([COMPACT_PREF] if runner.compact else []),
-                 *([LAB_WHEN_SEEN_PREF] if lab_when_seen else []), *_two_pass(runner)]:
-        argv += ["-o", pref]
+    argv = [runner.info.path, "-n", "-2", "-Y", "frame", "-r", str(capture), *runner.plugin,
+            *_report_prefs(runner, prefs, keylog, lab_when_seen)]
     asked = [name for name in fields
              if name in runner.fields or not name.startswith("lblab.")] if runner.fields else []
     if not asked:
         return runner.wrap([*argv, "-T", "pdml", "-J", "lblab"])
     return runner.wrap([*argv, "-T", "pdml", *(arg for name in asked for arg in ("-e", name))])
+
+
+def labels_command(runner: Runner, capture: Path, prefs: list[str],
+                   keylog: Path | None = None, *, lab_when_seen: bool = False) -> list[str]:
+    """The report's run where the plugin offers it (runner.writes_labels): one dissection,
+    the plugin recording only (lblab.two_pass), then writing every frame's labels once the
+    capture is read (`-z lblab,labels`, read by labels.py). `-Y frame` so the only pass
+    builds trees (the extractors read nothing without one); `-q`: tshark writes nothing of
+    its own. Half the work of pdml_command's two passes, tree items and PDML."""
+    return runner.wrap([runner.info.path, "-n", "-q", "-Y", "frame", "-r", str(capture),
+                        *runner.plugin, *_report_prefs(runner, prefs, keylog, lab_when_seen),
+                        "-z", LABELS_STAT])
+
+
+def _report_prefs(runner: Runner, prefs: list[str], keylog: Path | None,
+                  lab_when_seen: bool) -> list[str]:
+    """-o arguments of the report's run: the lab, the key log, what the plugin offers."""
+    argv: list[str] = []
+    for pref in [*prefs, *runner.keylog_pref(keylog),
+                 *([COMPACT_PREF] if runner.compact else []),
+                 *([LAB_WHEN_SEEN_PREF] if lab_when_seen else []), *_two_pass(runner)]:
+        argv += ["-o", pref]
+    return argv
 
 
 def fields_command(runner: Runner, capture: Path, prefs: list[str], fields: list[str],
