@@ -214,9 +214,10 @@ def test_report_uses_installed_plugin_without_X(home: dict[str, str], tmp_path: 
     after = lbreport(env, "report", str(CLASSIC), "--format", "json")
     assert after.returncode == 0, after.stderr
     runs = log.read_text().splitlines()
-    assert any(" -T pdml " in ln for ln in runs)  # the report's real run went through the shim
+    # The report's real run went through the shim.
+    assert any(" -z lblab,labels" in ln for ln in runs)
     # The dissecting run loads the installed copy alone (the probe may try -X beside it).
-    assert not any("-X" in ln.split() for ln in runs if " -T pdml " in ln), runs
+    assert not any("-X" in ln.split() for ln in runs if " -z lblab,labels" in ln), runs
     report = json.loads(after.stdout)
     assert [r["backend"] for r in report["requests"]] == ["M1", "M2", "M1"]
 

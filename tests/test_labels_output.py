@@ -8,6 +8,7 @@ the fuzz corpus (damaged times, cut files, odd link types). Real tshark, the rea
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -149,3 +150,24 @@ def test_escaped_values_read_back() -> None:
                                                                       "back-leg")
     assert second.uri == "/a\tb\\x41\nc" and second.encrypted is False
     assert second.time == 1700000000.5 and second.method == "GET"
+
+
+def _json(capture: Path) -> dict:
+    from lbreport.environment import Environment
+    from lbreport.render import json as json_out
+
+    out = io.StringIO()
+    json_out.render(pipeline.build_report(capture), Environment.for_output(out))
+    return json.loads(out.getvalue())
+
+
+def test_a_plugin_without_the_labels_gets_the_pdml_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin older than `-z lblab,labels` (installed in Wireshark's folder, say) registers
+    no `lblab.lua_error`: the report runs the two-pass PDML, and says the same."""
+    capture = ROOT / "captures" / "classic-m3.pcapng"
+    labelled = _json(capture)
+    monkeypatch.setattr(tshark.Runner, "writes_labels", property(lambda _self: False))
+    plan = pipeline._plan(capture, None, None)
+    assert not plan.labels and plan.argv.count("pdml") == 1 and "-2" in plan.argv
+    assert _json(capture) == labelled
+    assert labelled["summary"]["requests"] > 0

@@ -65,7 +65,7 @@ def test_the_probe_runs_once_then_again_when_the_plugin_folder_changes(
     assert again.stdout == first.stdout
     lines = runs(env)
     assert probes(lines) == [], lines  # the kept answer: no -v, no -G
-    assert any(" -T pdml " in ln and "-X lua_script:" in ln for ln in lines), lines
+    assert any(" -z lblab,labels" in ln and "-X lua_script:" in ln for ln in lines), lines
 
     # Installing the plugin changes what Wireshark loads: asked again, and the installed copy
     # then runs alone (no -X).
@@ -75,7 +75,7 @@ def test_the_probe_runs_once_then_again_when_the_plugin_folder_changes(
     assert installed.stdout == first.stdout
     lines = runs(env)
     assert any(ln.startswith("-G fields") for ln in lines), lines
-    assert not any("-X" in ln.split() for ln in lines if " -T pdml " in ln), lines
+    assert not any("-X" in ln.split() for ln in lines if " -z lblab,labels" in ln), lines
     lbreport(env, "report", str(CLASSIC), "--format", "json")
     assert probes(runs(env)) == []
 
@@ -84,7 +84,7 @@ def test_the_probe_runs_once_then_again_when_the_plugin_folder_changes(
     runs(env)
     lbreport(env, "report", str(CLASSIC), "--format", "json")
     lines = runs(env)
-    assert any("-X lua_script:" in ln for ln in lines if " -T pdml " in ln), lines
+    assert any("-X lua_script:" in ln for ln in lines if " -z lblab,labels" in ln), lines
 
 
 def test_doctor_and_lbreport_cache_0_always_ask(env: dict[str, str]) -> None:
@@ -121,8 +121,9 @@ def test_fields_are_filtered_as_they_stream() -> None:
         assert tshark._fields(kept) == {"lblab.req", "lblab.pkt"}
 
 
-def _pdml(lines: list[str]) -> list[str]:
-    return [ln for ln in lines if " -T pdml " in ln]
+def _report_runs(lines: list[str]) -> list[str]:
+    """The report's dissecting runs: the plugin's labels, or (an older plugin) the PDML."""
+    return [ln for ln in lines if " -z lblab,labels" in ln or " -T pdml " in ln]
 
 
 def test_one_tshark_per_report_the_plugin_decides_the_lab(env: dict[str, str]) -> None:
@@ -139,7 +140,8 @@ def test_one_tshark_per_report_the_plugin_decides_the_lab(env: dict[str, str]) -
         assert out.returncode == 0, out.stderr
         seen[name] = json.loads(out.stdout)
         lines = runs(env)
-        assert len(lines) == 1 and _pdml(lines) == lines, lines  # the dissecting run only
+        assert len(lines) == 1 and _report_runs(lines) == lines, lines  # the dissecting run only
+        assert " -z lblab,labels" in lines[0] and " -2 " not in lines[0], lines  # one pass
         argv = lines[0].split()
         for pref in ("lblab.lab_when_seen:TRUE", "lblab.two_pass:TRUE",
                      "lblab.balancer:192.168.56.103"):
@@ -177,8 +179,9 @@ def test_a_plugin_without_lab_when_seen_gets_the_address_probe(
     classic = pipeline.build_report(CLASSIC)
     lines = runs(env)
     assert any(" -c 500 " in ln for ln in lines), lines  # the address probe
-    pdml = _pdml(lines)
+    pdml = _report_runs(lines)
     assert len(pdml) == 1 and "lab_when_seen" not in pdml[0] and "two_pass" not in pdml[0]
+    assert " -T pdml " in pdml[0]  # such a plugin writes no labels of its own either
     assert classic.roles_source == "configured"
     assert pipeline.build_report(ROOT / "captures" / "ipv6.pcapng").roles_source == "inferred"
 

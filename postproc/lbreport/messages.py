@@ -131,6 +131,8 @@ EN: dict[str, str] = {
     # --- progress ---------------------------------------------------------------------------
     "progress.pass1": "Labelling packets (pass 1/2)",
     "progress.pass2": "Reading requests (pass 2/2)",
+    "progress.one_pass": "Reading packets (the plugin records them)",
+    "progress.labels": "Reading the plugin's labels",
     # --- report header ----------------------------------------------------------------------
     "hdr.title": "lbreport: {capture}",
     "hdr.capture_point": "Capture point",
@@ -597,7 +599,8 @@ EN: dict[str, str] = {
     "help.report": (
         "Report each request's lifecycle: roles, steps, backend and evidence, timings."
     ),
-    "help.report.keep_pdml": "Also save tshark's PDML to FILE.",
+    "help.report.keep_pdml": ("Read tshark's two-pass PDML (not the plugin's own labels) and "
+                               "save it to FILE."),
     "help.roles": "Print the roles inferred from a capture as a ready-to-use lab file.",
     "help.doctor": "Check tshark, its Lua support and the plugin; say how to fix what fails.",
     "help.install": (

@@ -134,6 +134,8 @@ ES: dict[str, str] = {
     # --- progreso ---------------------------------------------------------------------------------
     "progress.pass1": "Etiquetando paquetes (pasada 1/2)",
     "progress.pass2": "Leyendo peticiones (pasada 2/2)",
+    "progress.one_pass": "Leyendo paquetes (el plugin los registra)",
+    "progress.labels": "Leyendo las etiquetas del plugin",
     # --- cabecera del informe ---------------------------------------------------------------------
     "hdr.title": "lbreport: {capture}",
     "hdr.capture_point": "Punto de captura",
@@ -639,7 +641,8 @@ ES: dict[str, str] = {
         "Informe del ciclo de vida de cada petición: roles, pasos, servidor final y su prueba, "
         "tiempos."
     ),
-    "help.report.keep_pdml": "Guarda también el PDML de tshark en FICHERO.",
+    "help.report.keep_pdml": ("Lee el PDML de dos pasadas de tshark (no las etiquetas del "
+                               "propio plugin) y lo guarda en FICHERO."),
     "help.roles": (
         "Muestra los roles deducidos de una captura como un fichero de laboratorio listo "
         "para usar."

@@ -49,7 +49,11 @@ class TsharkProgress:
         columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                    TimeElapsedColumn())
         with Progress(*columns, console=self._env.progress_console(), transient=True) as bar:
-            task = bar.add_task(t("progress.pass1"), total=self._size)
+            # One dissection (the plugin writes its labels at the end) or two passes.
+            one_pass = tshark.LABELS_STAT in self._run.argv
+            first, then = (("progress.one_pass", "progress.labels") if one_pass
+                           else ("progress.pass1", "progress.pass2"))
+            task = bar.add_task(t(first), total=self._size)
             seen_two, second_pass = False, False
             while not self._stop.wait(0.2):
                 positions = tshark.read_positions(self._run.proc.pid, self._run.reads)
@@ -59,5 +63,5 @@ class TsharkProgress:
                 if not second_pass and (positions[0] >= self._size
                                         or (seen_two and len(positions) == 1)):
                     second_pass = True
-                    bar.update(task, description=t("progress.pass2"))
+                    bar.update(task, description=t(then))
                 bar.update(task, completed=positions[-1] if second_pass else positions[0])

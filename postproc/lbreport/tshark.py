@@ -719,6 +719,7 @@ class TsharkRun:
 
     def __init__(self, argv: list[str], capture: Path, env: dict[str, str] | None = None,
                  stall_seconds: float = STALL_SECONDS, reads: Path | None = None) -> None:
+        self.argv = argv
         self.capture = capture  # as the user named it (messages)
         self.reads = reads or capture  # the file tshark reads (a private copy when unprivileged)
         self.stalled = False
