@@ -171,3 +171,20 @@ def test_a_plugin_without_the_labels_gets_the_pdml_run(monkeypatch: pytest.Monke
     assert not plan.labels and plan.argv.count("pdml") == 1 and "-2" in plan.argv
     assert _json(capture) == labelled
     assert labelled["summary"]["requests"] > 0
+
+
+def test_a_lua_error_while_writing_the_labels_stops_the_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolving (once the capture is read, before any label is written) fails: the plugin
+    ends its output with the error instead of the footer, and the report says so and stops."""
+    from craft import CAPTURES as REFERENCE
+    from craft import assert_clean_failure, invoke
+
+    source = tshark.REPO_PLUGIN.read_text()
+    head = "local function resolve()\n"
+    assert source.count(head) == 1, "the plugin's resolve function"
+    broken = tmp_path / "lblab.lua"
+    broken.write_text(source.replace(head, head + "    error('resolve broken on purpose')\n"))
+    monkeypatch.setattr(tshark, "REPO_PLUGIN", broken)
+    result = invoke("report", str(REFERENCE / "classic-client.pcapng"))
+    assert_clean_failure(result, "Lua", "resolve broken on purpose")
