@@ -2452,11 +2452,11 @@ local out = {
     -- Values are the plugin's own text (packet bytes went through safe_text): only the
     -- line's separators and the escape character are escaped.
     ESCAPES = { ["\\"] = "\\\\", ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r" },
-    NAME = {},  -- a ProtoField → its name in the line
+    PREFIX = {}, -- a ProtoField → "name=", its name in the line
     ITEM = {},  -- stands for every tree item while the labels are written
     items = {}, -- the frame being written: "name=value"
 }
-for name, field in pairs(pf) do out.NAME[field] = name end
+for name, field in pairs(pf) do out.PREFIX[field] = name .. "=" end
 
 function out.text(v)
     local kind = type(v)
@@ -2466,13 +2466,18 @@ function out.text(v)
     elseif kind == "boolean" then
         return v and "1" or "0"
     end
-    return (sgsub(tostring(v), "[\\\t\n\r]", out.ESCAPES))
+    v = tostring(v)
+    if not sfind(v, "[\\\t\n\r]") then return v end
+    return (sgsub(v, "[\\\t\n\r]", out.ESCAPES))
 end
 
 -- TreeItem.add's stand-in while writing: the item goes into the line.
 function out.add(_, field, value)
-    local name = out.NAME[field]
-    if name ~= nil and value ~= nil then out.items[#out.items + 1] = name .. "=" .. out.text(value) end
+    local prefix = out.PREFIX[field]
+    if prefix ~= nil and value ~= nil then
+        local items = out.items
+        items[#items + 1] = prefix .. out.text(value)
+    end
     return out.ITEM
 end
 
