@@ -32,6 +32,9 @@
 --     requests, ARPs and failed upstream connections to front requests, and
 --     caches each frame's request index. Labels then come from those tables,
 --     so they never depend on the order in which frames are re-visited.
+--   * tshark -q -z lblab,labels (lbreport's run): one pass that only records,
+--     then, once the capture is read, every frame's labels written one line each
+--     from the same tables (the same labels as a second pass, without it).
 
 local VERSION = "0.1.0"
 
