@@ -7,6 +7,7 @@ terminal escape sequences or a spreadsheet formula.
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -117,3 +118,21 @@ def assert_clean_failure(result, *needles: str) -> None:  # noqa: ANN001
     assert "Traceback" not in result.output
     for needle in needles:
         assert needle in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- a broken plugin
+
+PLUGIN = Path(__file__).resolve().parent.parent / "plugins" / "lblab.lua"
+
+
+def plugin_failing_on(frame: int, message: str, folder: Path) -> Path:
+    """A copy of the plugin, in `folder`, whose recording and labelling raises a Lua error on
+    `frame`: what a bug in the plugin looks like to tshark and lbreport."""
+    source = PLUGIN.read_text()
+    m = re.search(r"local function record_and_label\s*\(\s*\w+\s*,\s*(\w+)[^)]*\)", source)
+    assert m is not None, "the plugin's recording and labelling function"
+    inject = f"\n    if {m.group(1)}.number == {frame} then error('{message}') end"
+    path = folder / "lblab.lua"
+    path.write_text(source[: m.end()] + inject + source[m.end():])
+    return path
+

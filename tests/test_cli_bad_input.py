@@ -4,13 +4,12 @@ Real tshark and real (sometimes deliberately damaged) files throughout."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from craft import CAPTURES, assert_clean_failure, invoke
+from craft import CAPTURES, assert_clean_failure, invoke, plugin_failing_on
 from lbreport import tshark
 from lbreport.errors import LbreportError
 
@@ -181,16 +180,10 @@ def test_missing_lab_file(tmp_path: Path) -> None:
 
 
 def _broken_plugin(tmp_path: Path, kind: str) -> Path:
-    source = tshark.REPO_PLUGIN.read_text()
-    if kind == "syntax":
-        broken = source + "\nlocal x = = 1\n"
-    else:
-        m = re.search(r"local function record_and_label\s*\(\s*\w+\s*,\s*(\w+)[^)]*\)", source)
-        assert m is not None, "the plugin's recording and labelling function"
-        inject = f"\n    if {m.group(1)}.number == 3 then error('injected by the test') end"
-        broken = source[: m.end()] + inject + source[m.end():]
+    if kind != "syntax":
+        return plugin_failing_on(3, "injected by the test", tmp_path)
     path = tmp_path / "lblab.lua"
-    path.write_text(broken)
+    path.write_text(tshark.REPO_PLUGIN.read_text() + "\nlocal x = = 1\n")
     return path
 
 

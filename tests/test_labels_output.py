@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from craft import HOSTILE_REQUEST_LINES, exchange, write_pcap
+from craft import HOSTILE_REQUEST_LINES, exchange, plugin_failing_on, write_pcap
 from fuzz.gen import DEFAULT_SEED, Builder, plan
 from lbreport import pipeline, tshark
 from lbreport.labels import HEADER, LabelsReader
@@ -116,12 +115,7 @@ def test_fuzz_corpus_gives_the_same_records(case, fuzz_builder: Builder) -> None
 def test_a_lua_error_is_read_from_the_labels(tmp_path: Path) -> None:
     """A Lua error while recording a frame: that frame's `lua_error`, with the message; the
     report refuses to go on (tests/test_cli_bad_input.py runs that through the CLI)."""
-    source = tshark.REPO_PLUGIN.read_text()
-    m = re.search(r"local function record_and_label\s*\(\s*\w+\s*,\s*(\w+)[^)]*\)", source)
-    assert m is not None, "the plugin's recording and labelling function"
-    inject = f"\n    if {m.group(1)}.number == 2 then error('broken on purpose') end"
-    broken = tmp_path / "lblab.lua"
-    broken.write_text(source[: m.end()] + inject + source[m.end():])
+    broken = plugin_failing_on(2, "broken on purpose", tmp_path)
     argv = [shutil.which("tshark") or "tshark", "-n", "-q", "-Y", "frame",
             "-r", str(ROOT / "captures" / "classic-client.pcapng"), "-X", f"lua_script:{broken}",
             "-o", tshark.TWO_PASS_PREF, "-z", tshark.LABELS_STAT]

@@ -6,13 +6,13 @@ Real tshark and the real plugin on captures that carry every kind of field: repe
 from __future__ import annotations
 
 import io
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from lbreport import pipeline, tshark
+from craft import plugin_failing_on
+from lbreport import pipeline
 from lbreport.pdml import FIELDS_READ, PdmlReader, Record
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -52,12 +52,7 @@ def test_fields_by_name_read_as_the_whole_subtree(name: str) -> None:
 def test_a_lua_error_is_read_from_the_fields_by_name(tmp_path: Path) -> None:
     """`_ws.lua.error` marks the frame, the expert message carries the text: the same frame
     and message as the `-J lblab` tree's error item."""
-    source = tshark.REPO_PLUGIN.read_text()
-    m = re.search(r"local function record_and_label\s*\(\s*\w+\s*,\s*(\w+)[^)]*\)", source)
-    assert m is not None, "the plugin's recording and labelling function"
-    inject = f"\n    if {m.group(1)}.number == 2 then error('broken on purpose') end"
-    broken = tmp_path / "lblab.lua"
-    broken.write_text(source[: m.end()] + inject + source[m.end():])
+    broken = plugin_failing_on(2, "broken on purpose", tmp_path)
     argv = [shutil.which("tshark") or "tshark", "-n", "-r", str(CAPTURES / "classic-client.pcapng"),
             "-X", f"lua_script:{broken}", "-T", "pdml",
             *(a for f in FIELDS_READ if f != "lblab.pkt" for a in ("-e", f))]

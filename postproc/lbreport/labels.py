@@ -11,12 +11,11 @@ PdmlReader reads from the two-pass PDML (tests/test_labels_output.py compares th
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterator
 from typing import IO
 
-from lbreport.pdml import _DEFAULTS, _REPEATED, Record, _Interner, decode_field
+from lbreport.pdml import _DEFAULTS, _REPEATED, Record, RecordReader, _Interner, decode_field
 
 HEADER = b"lblab-labels\t1"
 FOOTER = b"lblab-labels-end"
@@ -33,20 +32,15 @@ def _unescape(value: str) -> str:
     return _ESCAPED.sub(lambda m: _UNESCAPE.get(m.group(1), m.group(0)), value)
 
 
-class LabelsReader:
+class LabelsReader(RecordReader):
     """Iterate `Record`s from the plugin's labels (bytes); keeps counters the caller checks
     afterwards, like PdmlReader, and whether the labels were complete."""
 
     def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self.frames = 0
-        self.lua_errors = 0
-        self.first_lua_error_frame = 0
-        self.first_lua_error = ""
+        super().__init__(stream)
         self.started = False  # the header was read: the plugin wrote its labels
         self.complete = False  # the footer was read: every frame's labels were written
         self.write_error = ""  # the plugin failed while writing them
-        self._last_time = 0.0
 
     def __iter__(self) -> Iterator[Record]:
         intern = _Interner()
@@ -66,6 +60,8 @@ class LabelsReader:
             if not line[:1].isdigit():
                 continue
             record = self._record(line.decode("utf-8", "replace"), intern, names)
+            if not self.frames:
+                self.first = record
             self.frames += 1
             yield record
 
@@ -94,15 +90,3 @@ class LabelsReader:
             for slot, shown in repeated.items():
                 values[slot] = tuple(shown)
         return Record(*values)
-
-    def _time(self, value: str) -> float:
-        """As PdmlReader's: a damaged timestamp keeps the previous frame's time."""
-        with contextlib.suppress(ValueError):
-            self._last_time = float(value)
-        return self._last_time
-
-    def _lua_error(self, frame: int, message: str) -> None:
-        self.lua_errors += 1
-        if not self.first_lua_error_frame:
-            self.first_lua_error_frame = frame
-            self.first_lua_error = message

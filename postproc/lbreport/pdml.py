@@ -178,8 +178,9 @@ def record_from_fields(frame: int, time: float,
     return Record(*values), lua_error
 
 
-class PdmlReader:
-    """Iterate `Record`s from a PDML byte stream; keeps counters the caller checks afterwards."""
+class RecordReader:
+    """What a reader of tshark's output keeps beside the records it yields: frames read, the
+    plugin's Lua errors (how many, the first frame and message), the last good time."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
@@ -187,7 +188,25 @@ class PdmlReader:
         self.lua_errors = 0
         self.first_lua_error_frame = 0
         self.first_lua_error = ""
+        self.first: Record | None = None  # frame 1: what the plugin says of the whole capture
         self._last_time = 0.0
+
+    def _time(self, value: str | None) -> float:
+        """The frame's epoch time; a damaged timestamp (a pcap record's microseconds past one
+        second prints as `1700000000.-…`) keeps the previous frame's time."""
+        with contextlib.suppress(TypeError, ValueError):
+            self._last_time = float(value)  # type: ignore[arg-type]
+        return self._last_time
+
+    def _lua_error(self, frame: int, message: str) -> None:
+        self.lua_errors += 1
+        if not self.first_lua_error_frame:
+            self.first_lua_error_frame = frame
+            self.first_lua_error = message
+
+
+class PdmlReader(RecordReader):
+    """Iterate `Record`s from a PDML byte stream; keeps counters the caller checks afterwards."""
 
     def __iter__(self) -> Iterator[Record]:
         from lxml import etree  # here: pdml's field table is read before tshark starts
@@ -205,6 +224,8 @@ class PdmlReader:
             # Constant memory: drop this packet (already parsed; earlier ones are gone too).
             elem.clear()
             elem.getparent().remove(elem)
+            if not self.frames:
+                self.first = rec
             self.frames += 1
             yield rec
 
@@ -265,20 +286,6 @@ class PdmlReader:
             values[slot] = tuple(shows)
         if error is not None:
             self._lua_error(values[0], error or expert or "Lua Error")
-
-    def _time(self, value: str | None) -> float:
-        """The frame's epoch time; a damaged timestamp (a pcap record's microseconds past one
-        second prints as `1700000000.-…`) keeps the previous frame's time."""
-        with contextlib.suppress(TypeError, ValueError):
-            self._last_time = float(value)  # type: ignore[arg-type]
-        return self._last_time
-
-    def _lua_error(self, frame: int, message: str) -> None:
-        self.lua_errors += 1
-        if not self.first_lua_error_frame:
-            self.first_lua_error_frame = frame
-            self.first_lua_error = message
-
 
 class _Interner(dict):
     """Share one str object per distinct label."""

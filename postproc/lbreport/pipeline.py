@@ -22,7 +22,7 @@ from lbreport.config import Lab, classic_lab, inferred_lab, lab_addresses, load_
 from lbreport.errors import LbreportError
 from lbreport.labels import LabelsReader
 from lbreport.messages import t
-from lbreport.pdml import FIELDS_READ, PdmlReader, Record  # lxml comes with the first read
+from lbreport.pdml import FIELDS_READ, PdmlReader  # lxml comes with the first read
 
 if TYPE_CHECKING:
     from lxml import etree
@@ -106,10 +106,11 @@ def build_report(
     lab, roles_source, keylog = plan.lab, plan.roles_source, plan.keylog
     builder = LifecycleBuilder()
     if plan.labels:
-        reader, outcome, first = _feed_labels(run, builder, progress)
+        reader, outcome = _feed_labels(run, builder, progress)
     else:
-        reader, outcome, first = _feed(run, builder, keep_pdml, progress)
+        reader, outcome = _feed(run, builder, keep_pdml, progress)
     if plan.seen_by_plugin:
+        first = reader.first  # frame 1: what the plugin says of the whole capture
         lab, roles_source = lab_seen(first is not None and first.lab_applied)
     _check_read(builder, reader, outcome, capture, plan.looks_like_capture, warn)
     report = builder.finish(
@@ -223,47 +224,36 @@ def _take_prestarted(capture: Path, lab_path: Path | None, keylog: Path | None
 
 def _feed(run: tshark.TsharkRun, builder: LifecycleBuilder, keep_pdml: Path | None,
           progress: ProgressFactory | None
-          ) -> tuple[PdmlReader, tshark.Outcome, Record | None]:
+          ) -> tuple[PdmlReader, tshark.Outcome]:
     """tshark's PDML into `builder`, record by record; then tshark's outcome (its warnings,
-    whether the capture was cut short), and the first record (frame 1: what the plugin says
-    of the whole capture)."""
+    whether the capture was cut short)."""
     from lxml import etree
 
-    first = None
     try:
         keep = _open_keep(keep_pdml)
         with keep as sink, (progress(run) if progress else nullcontext()):  # type: ignore[attr-defined]
             stream: IO[bytes] = _Tee(run.stdout, sink) if sink else run.stdout
             reader = PdmlReader(stream)
             try:
-                records = iter(reader)
-                first = next(records, None)
-                if first is not None:
-                    builder.add(first)
-                for record in records:
+                for record in reader:
                     builder.add(record)
             except etree.XMLSyntaxError as exc:
                 _unless_cut_short(run, exc)
         outcome = run.finish()
     finally:
         run.close()
-    return reader, outcome, first
+    return reader, outcome
 
 
 def _feed_labels(run: tshark.TsharkRun, builder: LifecycleBuilder,
                  progress: ProgressFactory | None
-                 ) -> tuple[LabelsReader, tshark.Outcome, Record | None]:
+                 ) -> tuple[LabelsReader, tshark.Outcome]:
     """The plugin's labels into `builder`, as _feed does with the PDML; then whether the
     plugin wrote them all."""
-    first = None
     try:
         with progress(run) if progress else nullcontext():  # type: ignore[attr-defined]
             reader = LabelsReader(run.stdout)
-            records = iter(reader)
-            first = next(records, None)
-            if first is not None:
-                builder.add(first)
-            for record in records:
+            for record in reader:
                 builder.add(record)
         outcome = run.finish()
     finally:
@@ -272,7 +262,7 @@ def _feed_labels(run: tshark.TsharkRun, builder: LifecycleBuilder,
         raise LbreportError(t("err.plugin_lua", detail=reader.write_error))
     if reader.started and not reader.complete:
         raise LbreportError(t("err.labels_cut", frames=reader.frames))
-    return reader, outcome, first
+    return reader, outcome
 
 
 def _unless_cut_short(run: tshark.TsharkRun, exc: etree.XMLSyntaxError) -> None:
