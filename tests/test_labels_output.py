@@ -130,12 +130,14 @@ def test_a_lua_error_is_read_from_the_labels(tmp_path: Path) -> None:
 
 def test_escaped_values_read_back() -> None:
     """The line format itself: separators and the escape character inside values, repeated
-    fields, booleans, and lines that are not labels (another plugin's output) skipped."""
+    fields, booleans, and lines that are not labels (another plugin's output, before the
+    header or after the footer) skipped."""
     data = (b"someone else's line\n" + HEADER + b"\n"
             b"1\t1700000000.000000001\trole_def=M1=10.0.0.1\trole_def=M3=10.0.0.3\t"
             b"lab_applied=1\tpkt=1;request;client;M3;front;M1;back-leg;;;;\n"
             b"2\t1700000000.5\turi=/a\\tb\\\\x41\\nc\tencrypted=0\tmethod=GET\n"
-            b"lblab-labels-end\t2\n")
+            b"lblab-labels-end\t2\n"
+            b"3\tanother plugin's table after ours\n")
     reader = LabelsReader(io.BytesIO(data))
     first, second = list(reader)
     assert reader.complete and reader.frames == 2

@@ -47,9 +47,10 @@ class LabelsReader(RecordReader):
         names: dict[str, str] = {}  # "req" → "lblab.req", built as names appear
         for raw in self._stream:
             line = raw.rstrip(b"\n")
-            if not self.started:
-                # Anything before the header is someone else's (another plugin's output).
-                self.started = line == HEADER
+            if not self.started or self.complete:
+                # Anything before the header or after the footer is someone else's (another
+                # plugin's own statistics, say).
+                self.started = self.started or line == HEADER
                 continue
             if line.startswith(FOOTER):
                 self.complete = True
