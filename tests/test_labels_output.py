@@ -136,6 +136,7 @@ def test_escaped_values_read_back() -> None:
             b"1\t1700000000.000000001\trole_def=M1=10.0.0.1\trole_def=M3=10.0.0.3\t"
             b"lab_applied=1\tpkt=1;request;client;M3;front;M1;back-leg;;;;\n"
             b"2\t1700000000.5\turi=/a\\tb\\\\x41\\nc\tencrypted=0\tmethod=GET\n"
+            b"2b\tnot a frame\n\n"
             b"lblab-labels-end\t2\n"
             b"3\tanother plugin's table after ours\n")
     reader = LabelsReader(io.BytesIO(data))

@@ -58,16 +58,19 @@ class LabelsReader(RecordReader):
             if line.startswith(WRITE_ERROR):
                 self.write_error = _unescape(line.partition(b"\t")[2].decode("utf-8", "replace"))
                 continue
-            if not line[:1].isdigit():
-                continue
             record = self._record(line.decode("utf-8", "replace"), intern, names)
+            if record is None:
+                continue
             if not self.frames:
                 self.first = record
             self.frames += 1
             yield record
 
-    def _record(self, line: str, intern: _Interner, names: dict[str, str]) -> Record:
+    def _record(self, line: str, intern: _Interner, names: dict[str, str]) -> Record | None:
+        """A frame's line, or None for a line that is not one (never the plugin's)."""
         parts = line.split("\t")
+        if not (parts[0].isascii() and parts[0].isdigit()):
+            return None
         values = _DEFAULTS.copy()
         values[0] = int(parts[0])
         values[1] = self._time(parts[1] if len(parts) > 1 else "")
