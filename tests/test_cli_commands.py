@@ -91,3 +91,7 @@ def test_keep_pdml(tmp_path: Path) -> None:
     assert text.count('name="lblab.pkt"') == 32
     # Only the fields the report reads, by name (-e): a field's text is its `value`.
     assert '<field name="lblab.pkt" value="1;SYN;client;M3;front;M1;marker;;;;"/>' in text
+    # The PDML run (two passes) and the default one (the plugin's own labels, one pass)
+    # report the same.
+    default = invoke("report", str(CLASSIC_CLIENT), "--format", "json")
+    assert json.loads(result.stdout) == json.loads(default.stdout)
