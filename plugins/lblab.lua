@@ -1811,16 +1811,18 @@ function packet.note_time(frame)
     frames.secs[frame], frames.nsecs[frame] = t.secs, t.nsecs
 end
 
--- After recording: what the labels will read of this frame.
+-- After recording, the frame still at hand: what labelling will read of it, read now by
+-- the same accessors (state.drawing is false) and kept for when it is not.
 function packet.note(frame, pinfo)
     local pk = frames.pk[frame]
     if pk == nil then return end
     if frames.arp[frame] then
-        frames.mac[frame] = field_text(F.eth_src) or false
-        frames.group[frame] = first_value(F.eth_dst_group) and true or false
+        frames.mac[frame] = packet.src_mac(frame) or false
+        frames.group[frame] = packet.to_group(frame) and true or false
     elseif unpack_frame(pk) == 0 then
-        frames.src[frame], frames.dst[frame] = net_src(pinfo) or false, net_dst(pinfo) or false
-        frames.other[frame] = packet.other_kind_now()
+        local src, dst = packet.addresses(frame, pinfo)
+        frames.src[frame], frames.dst[frame] = src or false, dst or false
+        frames.other[frame] = packet.other_kind(frame)
     end
 end
 
@@ -1839,10 +1841,7 @@ function packet.addresses(frame, pinfo)
     return net_src(pinfo), net_dst(pinfo)
 end
 
-function packet.other_kind(frame)
-    if state.drawing then return frames.other[frame] end
-    return packet.other_kind_now()
-end
+-- packet.other_kind(frame): beside frame_kind, which reads it.
 
 ------------------------------------------------------------------------------
 -- Resolving (once, before frames are shown again): links that need the future
@@ -2330,8 +2329,9 @@ local function frame_kind(frame, c, leg)
     return packet.other_kind(frame)
 end
 
--- A frame in no connection and no ARP/ND, from the packet being dissected.
-function packet.other_kind_now()
+-- A frame in no connection and no ARP/ND: what kind of traffic it is.
+function packet.other_kind(frame)
+    if state.drawing then return frames.other[frame] end
     local sport = first_value(F.udp_srcport)
     if sport then return KIND_BY_PORT[first_value(F.udp_dstport)] or KIND_BY_PORT[sport] or "udp" end
     if F.icmp_type() or F.icmpv6_type() then return "icmp" end

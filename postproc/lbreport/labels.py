@@ -21,8 +21,6 @@ HEADER = b"lblab-labels\t1"
 FOOTER = b"lblab-labels-end"
 WRITE_ERROR = b"lblab-labels-error"
 LUA_ERROR_FIELD = "lua_error"
-# The field whose registration says the plugin offers `-z lblab,labels`.
-CAPABILITY_FIELD = "lblab.lua_error"
 
 _UNESCAPE = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
 _ESCAPED = re.compile(r"\\(.)")
